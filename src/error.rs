@@ -1,0 +1,153 @@
+//! The one error type of the public API.
+//!
+//! Every variant says what failed and where (file, byte position, offset), so a
+//! message can be shown to an operator as it is. This module only describes
+//! errors; it never decides how to recover from them.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in eventfabric.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`"write"`, `"sync"`, `"open"`...).
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk is full: the space for the next segment chunk could not be reserved.
+    /// Nothing was written; records accepted before are intact and the log stays usable.
+    #[error(
+        "no space left to grow {path} to {wanted} bytes: free some disk space and retry; nothing was written"
+    )]
+    NoSpace {
+        /// The segment that could not grow.
+        path: PathBuf,
+        /// The file length that was asked for.
+        wanted: u64,
+    },
+
+    /// Bytes on disk fail their checksum or structure in a place where a torn
+    /// write is impossible (a sealed segment, or a damaged batch followed by
+    /// data that was already durable).
+    #[error("corruption in {path} at byte {position}: {reason}")]
+    Corrupted {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the damage within that file.
+        position: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+
+    /// A previous write or sync failed; the log refuses appends until it is reopened.
+    #[error(
+        "log {path} is poisoned by an earlier failed {cause}; reopen it to recover from what is on disk"
+    )]
+    Poisoned {
+        /// The log directory.
+        path: PathBuf,
+        /// Which operation failed first.
+        cause: String,
+    },
+
+    /// Another writer holds the directory lock.
+    #[error("{path} is locked by pid {pid}: another writer has it open; stop it or open read-only")]
+    Locked {
+        /// The locked directory.
+        path: PathBuf,
+        /// The pid recorded by the holder (0 if unknown).
+        pid: u32,
+    },
+
+    /// A single record is larger than the configured maximum.
+    #[error(
+        "record of {size} bytes exceeds the maximum record size of {max} bytes; nothing was written"
+    )]
+    RecordTooLarge {
+        /// The record's size.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// A batch is larger than one on-disk batch may be.
+    #[error(
+        "batch of {size} bytes exceeds the maximum batch size of {max} bytes; split it, nothing was written"
+    )]
+    BatchTooLarge {
+        /// The encoded batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The log was opened read-only and a write was attempted.
+    #[error("log {path} is open read-only; open it as the writer to {op}")]
+    ReadOnly {
+        /// The log directory.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+
+    /// An offset outside the log's retained range was asked for.
+    #[error("offset {offset} is out of range: the log holds offsets {earliest}..{next}")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: u64,
+        /// The earliest offset still retained.
+        earliest: u64,
+        /// The next offset to be assigned.
+        next: u64,
+    },
+
+    /// A configuration value or argument is invalid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// The setting or argument.
+        what: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupted(
+        path: impl Into<PathBuf>,
+        position: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corrupted {
+            path: path.into(),
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! eventfabric: an embeddable event-log storage engine.
+//!
+//! The core is the partition [`Log`]: a directory of memory-mapped,
+//! append-only segments with sparse offset/time indexes, CRC-checked record
+//! batches, three durability modes, crash recovery that scans only the
+//! unsynced tail, one writer and any number of readers (in this process or
+//! others). The on-disk format is specified in `docs/FORMAT.md`.
+//!
+//! ```
+//! use eventfabric::{Log, LogConfig, ReadLimit};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path(), LogConfig::default())?;
+//! let first = log.append(b"billing.invoice.issued")?;
+//! let more = log.append_batch(&[&b"a"[..], b"b", b"c"])?;
+//! assert_eq!((first, more), (0, 1..4));
+//! log.flush()?;
+//!
+//! let records = log.read(0, ReadLimit::records(10))?;
+//! assert_eq!(records.len(), 4);
+//! assert_eq!(&records[0].value[..], b"billing.invoice.issued");
+//! log.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod batch;
+mod checkpoint;
+mod error;
+mod flusher;
+mod index;
+pub mod io;
+mod lock;
+mod log;
+mod mmap;
+mod segment;
+
+pub use crate::error::{Error, Result};
+pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
+pub use crate::log::{
+    Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
+    RecoveryReport, SegmentInfo, Truncation,
+};

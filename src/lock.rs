@@ -1,0 +1,56 @@
+//! The exclusive writer lock of a log directory.
+//!
+//! Owns the `writer.lock` file: an `flock` held for as long as a writer has the
+//! directory open, with the holder's pid written inside so a refused writer can
+//! name it. `flock` locks belong to the open file, so a second writer in the
+//! same process is refused exactly like one in another process, and the lock
+//! disappears with the process, even on kill -9. It never blocks readers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Holds the lock until dropped.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Takes the lock of `dir`, or fails with [`Error::Locked`] naming the holder.
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+        let path = dir.join("writer.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                    pid: text.trim().parse().unwrap_or(0),
+                });
+            }
+            Err(e) => return Err(Error::io("lock", &path, e.into())),
+        }
+        file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(|e| Error::io("write", &path, e))?;
+        Ok(DirLock { _file: file, path })
+    }
+
+    /// The lock file's path.
+    #[allow(dead_code)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
