@@ -245,13 +245,13 @@ pub(crate) struct Shared {
     poison: Mutex<Option<String>>,
     poisoned: AtomicBool,
     pub(crate) flush_scheduled: AtomicBool,
+    crashed: AtomicBool,
     unsynced_bytes: AtomicU64,
     appended: Condvar,
     appended_lock: Mutex<()>,
     report: RecoveryReport,
 }
 
-#[derive(Debug)]
 struct Writer {
     segment: Arc<Segment>,
     file: Arc<File>,
@@ -263,6 +263,16 @@ struct Writer {
     encoder: BatchEncoder,
     checkpointed_len: u64,
     _lock: DirLock,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("segment", &self.segment)
+            .field("position", &self.position)
+            .field("next_offset", &self.next_offset)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -439,6 +449,15 @@ impl Log {
         Ok(())
     }
 
+    /// Test support: drops the handle the way a killed process would, with no
+    /// final sync and no checkpoint, releasing the directory lock.
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        self.shared.crashed.store(true, Ordering::Release);
+        *self.shared.writer.lock() = None;
+        *self.shared.active_file.lock() = None;
+    }
+
     /// Flushes, writes the recovery checkpoint and releases the writer lock.
     /// Readers created from this log keep working.
     pub fn close(self) -> Result<()> {
@@ -570,7 +589,7 @@ impl Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
-        if !self.shared.read_only {
+        if !self.shared.read_only && !self.shared.crashed.load(Ordering::Acquire) {
             let _ = self.shared.close();
         }
     }
@@ -602,6 +621,7 @@ impl Shared {
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
             unsynced_bytes: AtomicU64::new(0),
             appended: Condvar::new(),
             appended_lock: Mutex::new(()),
@@ -866,7 +886,10 @@ impl Shared {
     /// Called by the background flusher for `GroupCommit` logs.
     pub(crate) fn background_flush(&self) {
         self.flush_scheduled.store(false, Ordering::Release);
-        if self.read_only || self.poisoned.load(Ordering::Acquire) {
+        if self.read_only
+            || self.poisoned.load(Ordering::Acquire)
+            || self.crashed.load(Ordering::Acquire)
+        {
             return;
         }
         let target = self.next_offset.load(Ordering::Acquire);
@@ -923,10 +946,30 @@ impl Shared {
             let target = self.next_offset.load(Ordering::Acquire);
             self.wait_durable(target)
                 .and_then(|()| self.checkpoint_if_due(true))
+                .and_then(|()| self.trim_reserved())
         };
         *self.writer.lock() = None;
         *self.active_file.lock() = None;
         result
+    }
+
+    /// On a clean close, gives back most of the reserved space so the next
+    /// open has almost nothing past the data to check. Keeps the page that
+    /// holds the next header position whole, so a reader in another process
+    /// that looks for a new batch there never touches a page past the end
+    /// (mmap invariant 1).
+    fn trim_reserved(&self) -> Result<()> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        let keep = (w.position + FOOTER_LEN as u64).next_multiple_of(4096);
+        if keep < w.reserved {
+            self.io.set_len(&w.file, &w.segment.path, keep)?;
+            self.io.sync_all(&w.file, &w.segment.path)?;
+            w.reserved = keep;
+        }
+        Ok(())
     }
 
     fn truncate(&self, offset: u64) -> Result<()> {
@@ -1296,8 +1339,8 @@ fn recover_active(
         Some((c, b)) => (c.trusted_len, c.next_offset, b),
         None => (0, base, IndexBuilder::new(interval)),
     };
-    report.scanned_bytes += len.saturating_sub(start);
     let scan = segment::scan(&map, base, start, next, &mut builder);
+    report.scanned_bytes += scan.end.saturating_sub(start);
     if let Some(footer) = scan.footer {
         // Sealed, but the trim past the footer did not reach the disk.
         if writable {

@@ -264,7 +264,6 @@ struct Loaded {
 }
 
 /// Shared state of one segment, read by any number of threads.
-#[derive(Debug)]
 pub(crate) struct Segment {
     pub base: u64,
     pub path: PathBuf,
@@ -278,6 +277,18 @@ pub(crate) struct Segment {
     index: RwLock<SegmentIndex>,
     /// For sealed segments opened from disk: what to load lazily.
     lazy: Mutex<Option<LazySealed>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("base", &self.base)
+            .field("next_offset", &self.next_offset())
+            .field("committed_len", &self.committed_len())
+            .field("sealed", &self.is_sealed())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

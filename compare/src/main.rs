@@ -64,7 +64,10 @@ fn parse_args() -> Result<Args, String> {
             _ => (arg.clone(), None),
         };
         let mut val = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next()).ok_or(format!("{name} needs a value"))
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{name} needs a value"))
         };
         match key.as_str() {
             "--quick" => a.quick = true,
@@ -73,12 +76,21 @@ fn parse_args() -> Result<Args, String> {
             "--out" => a.out = Some(PathBuf::from(val("--out")?)),
             "--data-dir" => a.data_dir = Some(PathBuf::from(val("--data-dir")?)),
             "--runs" => {
-                a.runs = val("--runs")?.parse().map_err(|_| "--runs needs a number")?;
+                a.runs = val("--runs")?
+                    .parse()
+                    .map_err(|_| "--runs needs a number")?;
                 if a.runs == 0 {
                     return Err("--runs must be at least 1".into());
                 }
             }
-            "--only" => a.only = Some(val("--only")?.split(',').map(|s| s.trim().to_string()).collect()),
+            "--only" => {
+                a.only = Some(
+                    val("--only")?
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect(),
+                )
+            }
             "--workloads" => {
                 let mut ws = Vec::new();
                 for s in val("--workloads")?.split(',') {
@@ -111,14 +123,23 @@ pub struct Outcome {
 impl Outcome {
     /// Median of each metric over the timed runs.
     pub fn median(&self) -> Sample {
-        let Some(first) = self.runs.first() else { return Vec::new() };
+        let Some(first) = self.runs.first() else {
+            return Vec::new();
+        };
         first
             .iter()
             .map(|&(k, _)| {
-                let mut v: Vec<f64> =
-                    self.runs.iter().filter_map(|s| s.iter().find(|(n, _)| *n == k).map(|x| x.1)).collect();
+                let mut v: Vec<f64> = self
+                    .runs
+                    .iter()
+                    .filter_map(|s| s.iter().find(|(n, _)| *n == k).map(|x| x.1))
+                    .collect();
                 v.sort_by(f64::total_cmp);
-                let m = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
+                let m = if v.len() % 2 == 1 {
+                    v[v.len() / 2]
+                } else {
+                    (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+                };
                 (k, m)
             })
             .collect()
@@ -192,7 +213,14 @@ impl Ctx<'_> {
             }
             Workload::RandomRead => {
                 let dir = self.ensure_dataset(spec, Dataset::Small)?;
-                workload::random_read(spec, &dir, workload::SMALL, s.small_n, s.reads, 0x5EED + rep as u64)
+                workload::random_read(
+                    spec,
+                    &dir,
+                    workload::SMALL,
+                    s.small_n,
+                    s.reads,
+                    0x5EED + rep as u64,
+                )
             }
             Workload::Reopen => {
                 let dir = self.ensure_dataset(spec, Dataset::Small)?;
@@ -202,8 +230,18 @@ impl Ctx<'_> {
                 let dir = self.engine_dir(spec.name, &format!("fsync-run{rep}"));
                 remove_dir(&dir)?;
                 self.payloads(Dataset::Small);
-                let limit = if rep == 0 { s.fsync_warmup_time } else { s.fsync_time };
-                let r = workload::fsync(spec, &dir, &self.payloads[&Dataset::Small], s.fsync_batches, limit);
+                let limit = if rep == 0 {
+                    s.fsync_warmup_time
+                } else {
+                    s.fsync_time
+                };
+                let r = workload::fsync(
+                    spec,
+                    &dir,
+                    &self.payloads[&Dataset::Small],
+                    s.fsync_batches,
+                    limit,
+                );
                 remove_dir(&dir)?;
                 r
             }
@@ -214,7 +252,12 @@ impl Ctx<'_> {
         let mut out: Vec<Outcome> = self
             .engines
             .iter()
-            .map(|e| Outcome { workload: w, engine: e.name, runs: Vec::new(), error: None })
+            .map(|e| Outcome {
+                workload: w,
+                engine: e.name,
+                runs: Vec::new(),
+                error: None,
+            })
             .collect();
         eprintln!("== {} — {}", w.id(), w.title(&self.sizes));
         // Data sets first, so that building them is not interleaved with timing.
@@ -237,8 +280,16 @@ impl Ctx<'_> {
                 let spec = self.engines[i];
                 match self.run_once(w, spec, rep) {
                     Ok(sample) => {
-                        let label = if rep == 0 { "warm-up".to_string() } else { format!("run {rep}/{}", self.runs) };
-                        eprintln!("  {label:>9} {:<12} {}", spec.name, report::format_sample(w, &sample, true));
+                        let label = if rep == 0 {
+                            "warm-up".to_string()
+                        } else {
+                            format!("run {rep}/{}", self.runs)
+                        };
+                        eprintln!(
+                            "  {label:>9} {:<12} {}",
+                            spec.name,
+                            report::format_sample(w, &sample, true)
+                        );
                         if rep > 0 {
                             out[i].runs.push(sample);
                         }
@@ -295,7 +346,10 @@ fn main() -> ExitCode {
                     Some(e) => v.push(e),
                     None => {
                         let known: Vec<_> = all.iter().map(|e| e.name).collect();
-                        eprintln!("compare: unknown engine `{n}` (compiled in: {})", known.join(", "));
+                        eprintln!(
+                            "compare: unknown engine `{n}` (compiled in: {})",
+                            known.join(", ")
+                        );
                         return ExitCode::from(2);
                     }
                 }
@@ -314,7 +368,11 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let machine = report::Machine::collect(&root);
-    eprintln!("data directory: {} ({})", root.display(), machine.filesystem);
+    eprintln!(
+        "data directory: {} ({})",
+        root.display(),
+        machine.filesystem
+    );
 
     let mut ctx = Ctx {
         root: root.clone(),
@@ -334,7 +392,13 @@ fn main() -> ExitCode {
         let _ = remove_dir(&root);
     }
 
-    let rep = report::Report { args: &args, machine, sizes, engines: &engines, outcomes: &outcomes };
+    let rep = report::Report {
+        args: &args,
+        machine,
+        sizes,
+        engines: &engines,
+        outcomes: &outcomes,
+    };
     if args.json {
         println!("{}", rep.json());
     } else {
@@ -350,5 +414,9 @@ fn main() -> ExitCode {
         }
         eprintln!("wrote {}", out.display());
     }
-    if outcomes.iter().any(|o| o.error.is_some()) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if outcomes.iter().any(|o| o.error.is_some()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -29,7 +29,9 @@ impl Machine {
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_else(|| "unknown".into());
-        let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        let nproc = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
         let memory = read("/proc/meminfo")
             .lines()
             .find(|l| l.starts_with("MemTotal:"))
@@ -40,7 +42,11 @@ impl Machine {
         let kernel = {
             let v = read("/proc/version");
             let r = read("/proc/sys/kernel/osrelease");
-            if r.trim().is_empty() { v.trim().to_string() } else { format!("Linux {}", r.trim()) }
+            if r.trim().is_empty() {
+                v.trim().to_string()
+            } else {
+                format!("Linux {}", r.trim())
+            }
         };
         Machine {
             cpu,
@@ -69,7 +75,8 @@ fn filesystem_of(p: &Path) -> String {
             best = Some((mp.len(), format!("{} on {} mounted at {}", f[2], f[0], mp)));
         }
     }
-    best.map(|b| b.1).unwrap_or_else(|| "unknown filesystem".into())
+    best.map(|b| b.1)
+        .unwrap_or_else(|| "unknown filesystem".into())
 }
 
 fn cmd_out(cmd: &str, args: &[&str]) -> Option<String> {
@@ -82,8 +89,11 @@ fn cmd_out(cmd: &str, args: &[&str]) -> Option<String> {
 
 fn git_rev() -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    cmd_out("git", &["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"])
-        .unwrap_or_else(|| "no commit yet".into())
+    cmd_out(
+        "git",
+        &["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"],
+    )
+    .unwrap_or_else(|| "no commit yet".into())
 }
 
 /// Human-friendly rate: 1.23M, 456k, 789.
@@ -110,21 +120,32 @@ fn num(x: f64) -> String {
 }
 
 fn get(s: &Sample, k: &str) -> f64 {
-    s.iter().find(|(n, _)| *n == k).map(|x| x.1).unwrap_or(f64::NAN)
+    s.iter()
+        .find(|(n, _)| *n == k)
+        .map(|x| x.1)
+        .unwrap_or(f64::NAN)
 }
 
 /// One cell: the metrics the workload reports.
 pub fn format_sample(w: Workload, s: &Sample, verbose: bool) -> String {
     match w {
         Workload::Append100 | Workload::Append1k | Workload::Scan100 | Workload::Scan1k => {
-            let mut c = format!("{} rec/s · {} MB/s", rate(get(s, "rec_per_s")), num(get(s, "mb_per_s")));
+            let mut c = format!(
+                "{} rec/s · {} MB/s",
+                rate(get(s, "rec_per_s")),
+                num(get(s, "mb_per_s"))
+            );
             if verbose {
                 let _ = write!(c, " ({:.3} s)", get(s, "secs"));
             }
             c
         }
         Workload::RandomRead => {
-            let mut c = format!("{} reads/s · p99 {} µs", rate(get(s, "reads_per_s")), num(get(s, "p99_us")));
+            let mut c = format!(
+                "{} reads/s · p99 {} µs",
+                rate(get(s, "reads_per_s")),
+                num(get(s, "p99_us"))
+            );
             if verbose {
                 let _ = write!(c, " (p50 {} µs)", num(get(s, "p50_us")));
             }
@@ -132,9 +153,18 @@ pub fn format_sample(w: Workload, s: &Sample, verbose: bool) -> String {
         }
         Workload::Reopen => format!("{} ms", num(get(s, "ms"))),
         Workload::Fsync => {
-            let mut c = format!("{} rec/s · p99 {} ms", rate(get(s, "rec_per_s")), num(get(s, "p99_ms")));
+            let mut c = format!(
+                "{} rec/s · p99 {} ms",
+                rate(get(s, "rec_per_s")),
+                num(get(s, "p99_ms"))
+            );
             if verbose {
-                let _ = write!(c, " (p50 {} ms, {} batches)", num(get(s, "p50_ms")), get(s, "batches"));
+                let _ = write!(
+                    c,
+                    " (p50 {} ms, {} batches)",
+                    num(get(s, "p50_ms")),
+                    get(s, "batches")
+                );
             }
             c
         }
@@ -155,7 +185,9 @@ fn cell_escape(s: &str) -> String {
 
 impl Report<'_> {
     fn outcome(&self, w: Workload, engine: &str) -> Option<&Outcome> {
-        self.outcomes.iter().find(|o| o.workload == w && o.engine == engine)
+        self.outcomes
+            .iter()
+            .find(|o| o.workload == w && o.engine == engine)
     }
 
     /// The markdown table: rows = workloads, columns = engines, cells = medians.
@@ -173,7 +205,9 @@ impl Report<'_> {
             let _ = write!(t, "| {} |", w.title(&self.sizes));
             for e in self.engines {
                 let c = match self.outcome(w, e.name) {
-                    Some(Outcome { error: Some(err), .. }) => {
+                    Some(Outcome {
+                        error: Some(err), ..
+                    }) => {
                         let mut m: String = err.chars().take(80).collect();
                         if err.chars().count() > 80 {
                             m.push('…');
@@ -193,7 +227,10 @@ impl Report<'_> {
     fn command(&self) -> String {
         std::env::args()
             .map(|a| {
-                if a.is_empty() || a.chars().any(|c| c.is_whitespace() || "'\"$`\\*?;&|<>()".contains(c)) {
+                if a.is_empty()
+                    || a.chars()
+                        .any(|c| c.is_whitespace() || "'\"$`\\*?;&|<>()".contains(c))
+                {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 } else {
                     a
@@ -207,7 +244,10 @@ impl Report<'_> {
         let m = &self.machine;
         let mut s = String::new();
         let _ = writeln!(s, "# eventfabric compared with other log engines\n");
-        let _ = writeln!(s, "Generated by the `compare` harness (`compare/` in this repository).\n");
+        let _ = writeln!(
+            s,
+            "Generated by the `compare` harness (`compare/` in this repository).\n"
+        );
         let _ = writeln!(s, "- Date: {}", utc_now());
         let _ = writeln!(s, "- Command: `{}`", self.command());
         let _ = writeln!(s, "- CPU: {} ({} logical CPUs available)", m.cpu, m.nproc);
@@ -215,12 +255,25 @@ impl Report<'_> {
         let _ = writeln!(s, "- Kernel: {}", m.kernel);
         let _ = writeln!(s, "- Data directory filesystem: {}", m.filesystem);
         let _ = writeln!(s, "- eventfabric revision: {}", m.eventfabric_rev);
-        let _ = writeln!(s, "- Compiler: {}{}", m.rustc, if cfg!(debug_assertions) { " (DEBUG build!)" } else { "" });
+        let _ = writeln!(
+            s,
+            "- Compiler: {}{}",
+            m.rustc,
+            if cfg!(debug_assertions) {
+                " (DEBUG build!)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             s,
             "- Runs: {} timed run(s) per cell after one untimed warm-up; cells are medians{}\n",
             self.args.runs,
-            if self.args.quick { "; `--quick` sizes (1/20)" } else { "" }
+            if self.args.quick {
+                "; `--quick` sizes (1/20)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(s, "## Results\n");
         s.push_str(&self.table());
@@ -233,7 +286,13 @@ impl Report<'_> {
         if !errors.is_empty() {
             let _ = writeln!(s, "\n### Errors\n");
             for o in errors {
-                let _ = writeln!(s, "- {} / {}: {}", o.workload.id(), o.engine, o.error.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    s,
+                    "- {} / {}: {}",
+                    o.workload.id(),
+                    o.engine,
+                    o.error.as_deref().unwrap_or("")
+                );
             }
         }
         let _ = writeln!(s, "\n## Engines\n");
@@ -258,7 +317,14 @@ impl Report<'_> {
         let _ = writeln!(s, "\n## All runs\n");
         for o in self.outcomes {
             for (i, r) in o.runs.iter().enumerate() {
-                let _ = writeln!(s, "- {} / {} / run {}: {}", o.workload.id(), o.engine, i + 1, format_sample(o.workload, r, true));
+                let _ = writeln!(
+                    s,
+                    "- {} / {} / run {}: {}",
+                    o.workload.id(),
+                    o.engine,
+                    i + 1,
+                    format_sample(o.workload, r, true)
+                );
             }
         }
         s
@@ -315,7 +381,11 @@ fn sample_json(s: &Sample) -> String {
         if i > 0 {
             o.push(',');
         }
-        let v = if v.is_finite() { format!("{v}") } else { "null".into() };
+        let v = if v.is_finite() {
+            format!("{v}")
+        } else {
+            "null".into()
+        };
         let _ = write!(o, "{}:{v}", js(k));
     }
     o.push('}');
@@ -360,5 +430,10 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

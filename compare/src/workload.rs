@@ -69,8 +69,14 @@ impl Workload {
                 "append {} × 1 KiB, batches of {BATCH}, one sync at end",
                 count(s.large_n)
             ),
-            Workload::Scan100 => format!("scan {} × {SMALL} B after reopen, checksums verified", count(s.small_n)),
-            Workload::Scan1k => format!("scan {} × 1 KiB after reopen, checksums verified", count(s.large_n)),
+            Workload::Scan100 => format!(
+                "scan {} × {SMALL} B after reopen, checksums verified",
+                count(s.small_n)
+            ),
+            Workload::Scan1k => format!(
+                "scan {} × 1 KiB after reopen, checksums verified",
+                count(s.large_n)
+            ),
             Workload::RandomRead => format!(
                 "{} random reads by offset after reopen ({} × {SMALL} B log)",
                 count(s.reads),
@@ -118,9 +124,9 @@ impl Dataset {
 }
 
 pub fn count(n: usize) -> String {
-    if n >= 1_000_000 && n % 100_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(100_000) {
         format!("{}M", n as f64 / 1e6)
-    } else if n >= 1000 && n % 1000 == 0 {
+    } else if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -147,8 +153,16 @@ impl Sizes {
             large_n: 500_000 / d,
             reads: 100_000 / d,
             fsync_batches: 20_000 / d,
-            fsync_time: if quick { Duration::from_secs(1) } else { Duration::from_secs(5) },
-            fsync_warmup_time: if quick { Duration::from_millis(250) } else { Duration::from_secs(1) },
+            fsync_time: if quick {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(5)
+            },
+            fsync_warmup_time: if quick {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            },
         }
     }
     pub fn n(&self, ds: Dataset) -> usize {
@@ -203,7 +217,10 @@ impl SplitMix {
 pub type Sample = Vec<(&'static str, f64)>;
 
 fn opts(size: usize, sync_each_batch: bool) -> Opts {
-    Opts { sync_each_batch, max_payload: size }
+    Opts {
+        sync_each_batch,
+        max_payload: size,
+    }
 }
 
 /// Appends `n` records from `p` in batches of [`BATCH`], then one sync.
@@ -259,7 +276,14 @@ pub fn scan(spec: &EngineSpec, dir: &Path, size: usize, n: usize) -> Res<Sample>
 
 /// Opens the data set (untimed), reads `reads` uniformly random offsets, each
 /// timed on its own for the percentiles.
-pub fn random_read(spec: &EngineSpec, dir: &Path, size: usize, n: usize, reads: usize, seed: u64) -> Res<Sample> {
+pub fn random_read(
+    spec: &EngineSpec,
+    dir: &Path,
+    size: usize,
+    n: usize,
+    reads: usize,
+    seed: u64,
+) -> Res<Sample> {
     let mut rng = SplitMix(seed);
     let offsets: Vec<u64> = (0..reads).map(|_| rng.next() % n as u64).collect();
     let mut lat = Vec::with_capacity(reads);
@@ -270,7 +294,9 @@ pub fn random_read(spec: &EngineSpec, dir: &Path, size: usize, n: usize, reads: 
         let len = e.read_at(o)?;
         lat.push(t0.elapsed());
         if len != size {
-            return Err(format!("{}: record {o} has {len} bytes, expected {size}", e.name()).into());
+            return Err(
+                format!("{}: record {o} has {len} bytes, expected {size}", e.name()).into(),
+            );
         }
     }
     let secs = t.elapsed().as_secs_f64();
@@ -301,7 +327,13 @@ pub fn reopen(spec: &EngineSpec, dir: &Path, size: usize, n: usize) -> Res<Sampl
 
 /// Appends batches of [`BATCH`] × [`SMALL`] B, each followed by a sync, until
 /// `max_batches` or `limit` elapsed. Latency per batch = append + sync.
-pub fn fsync(spec: &EngineSpec, dir: &Path, p: &Payloads, max_batches: usize, limit: Duration) -> Res<Sample> {
+pub fn fsync(
+    spec: &EngineSpec,
+    dir: &Path,
+    p: &Payloads,
+    max_batches: usize,
+    limit: Duration,
+) -> Res<Sample> {
     let mut e = (spec.open)(dir, opts(p.size, true))?;
     let mut refs: Vec<&[u8]> = Vec::with_capacity(BATCH);
     let mut lat = Vec::with_capacity(max_batches);

@@ -81,7 +81,9 @@ impl Engine for Commitlog {
     fn append_batch(&mut self, recs: &[&[u8]]) -> Res<()> {
         self.buf.clear();
         for r in recs {
-            self.buf.push(r).map_err(|e| format!("commitlog: MessageBuf::push: {e:?}"))?;
+            self.buf
+                .push(r)
+                .map_err(|e| format!("commitlog: MessageBuf::push: {e:?}"))?;
         }
         self.log.append(&mut self.buf)?;
         Ok(())
@@ -113,7 +115,9 @@ impl Engine for Commitlog {
     }
 
     fn read_at(&mut self, offset: u64) -> Res<usize> {
-        let buf = self.log.read(offset, ReadLimit::max_bytes(self.one_record))?;
+        let buf = self
+            .log
+            .read(offset, ReadLimit::max_bytes(self.one_record))?;
         let m = buf.iter().next().ok_or("commitlog: offset not found")?;
         if m.offset() != offset {
             return Err(format!("commitlog: asked for offset {offset}, got {}", m.offset()).into());

@@ -24,9 +24,16 @@ pub struct Eventfabric {
 pub fn open(dir: &Path, opts: Opts) -> Res<Box<dyn Engine>> {
     std::fs::create_dir_all(dir)?;
     let mut cfg = LogConfig::default();
-    cfg.durability = if opts.sync_each_batch { Durability::Always } else { Durability::Os };
+    cfg.durability = if opts.sync_each_batch {
+        Durability::Always
+    } else {
+        Durability::Os
+    };
     let log = Log::open(dir, cfg)?;
-    Ok(Box::new(Eventfabric { log: Some(log), always: opts.sync_each_batch }))
+    Ok(Box::new(Eventfabric {
+        log: Some(log),
+        always: opts.sync_each_batch,
+    }))
 }
 
 impl Eventfabric {

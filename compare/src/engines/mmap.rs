@@ -58,9 +58,18 @@ pub fn open(dir: &Path, _opts: Opts) -> Res<Box<dyn Engine>> {
     let mut index = Vec::new();
     let end = scan(&map, |pos, _| index.push(pos as u64));
     // Zero a torn tail so that the end marker is where we think it is.
-    let mut e = Mmap { file, map, index, end, synced: end, grown: false };
+    let mut e = Mmap {
+        file,
+        map,
+        index,
+        end,
+        synced: end,
+        grown: false,
+    };
     let tail = e.map.len().min(end + HEADER);
-    e.map[end..tail].fill(0);
+    if e.map[end..tail].iter().any(|&b| b != 0) {
+        e.map[end..tail].fill(0);
+    }
     Ok(Box::new(e))
 }
 
@@ -111,7 +120,9 @@ impl Engine for Mmap {
         self.ensure(need)?;
         for r in recs {
             if r.is_empty() {
-                return Err("mmap: empty payloads are not supported (length 0 marks the end)".into());
+                return Err(
+                    "mmap: empty payloads are not supported (length 0 marks the end)".into(),
+                );
             }
             let p = self.end;
             self.map[p..p + HEADER].copy_from_slice(&frame::header(r));
@@ -136,20 +147,35 @@ impl Engine for Mmap {
 
     fn scan_all(&mut self) -> Res<(u64, u64)> {
         let (mut recs, mut bytes) = (0u64, 0u64);
-        let end = scan(&self.map[..self.end + HEADER.min(self.map.len() - self.end)], |_, p| {
-            recs += 1;
-            bytes += p.len() as u64;
-        });
+        let end = scan(
+            &self.map[..self.end + HEADER.min(self.map.len() - self.end)],
+            |_, p| {
+                recs += 1;
+                bytes += p.len() as u64;
+            },
+        );
         if end != self.end {
-            return Err(format!("mmap: scan stopped at byte {end} of {} (corrupt frame)", self.end).into());
+            return Err(format!(
+                "mmap: scan stopped at byte {end} of {} (corrupt frame)",
+                self.end
+            )
+            .into());
         }
         Ok((recs, bytes))
     }
 
     fn read_at(&mut self, offset: u64) -> Res<usize> {
-        let pos = *self.index.get(offset as usize).ok_or("mmap: offset out of range")? as usize;
+        let pos = *self
+            .index
+            .get(offset as usize)
+            .ok_or("mmap: offset out of range")? as usize;
         let (n, crc) = frame::parse(&self.map[pos..pos + HEADER]);
-        frame::verify(&self.map[pos + HEADER..pos + HEADER + n], crc, NAME, pos as u64)?;
+        frame::verify(
+            &self.map[pos + HEADER..pos + HEADER + n],
+            crc,
+            NAME,
+            pos as u64,
+        )?;
         Ok(n)
     }
 

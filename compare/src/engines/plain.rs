@@ -133,7 +133,11 @@ impl Engine for Plain {
             bytes += p.len() as u64;
         })?;
         if end != self.end {
-            return Err(format!("plain: scan stopped at byte {end} of {} (corrupt frame)", self.end).into());
+            return Err(format!(
+                "plain: scan stopped at byte {end} of {} (corrupt frame)",
+                self.end
+            )
+            .into());
         }
         Ok((recs, bytes))
     }

@@ -37,13 +37,23 @@ pub fn open(dir: &Path, opts: Opts) -> Res<Box<dyn Engine>> {
         return Err(format!("sqlite: journal_mode is {mode}, not wal").into());
     }
     let full = opts.sync_each_batch;
-    conn.execute_batch(if full { "PRAGMA synchronous=FULL;" } else { "PRAGMA synchronous=NORMAL;" })?;
+    conn.execute_batch(if full {
+        "PRAGMA synchronous=FULL;"
+    } else {
+        "PRAGMA synchronous=NORMAL;"
+    })?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS log(offset INTEGER PRIMARY KEY, payload BLOB);
          CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);",
     )?;
-    let next: i64 = conn.query_row("SELECT coalesce(max(offset) + 1, 0) FROM log", [], |r| r.get(0))?;
-    Ok(Box::new(Sqlite { conn, next: next as u64, full }))
+    let next: i64 = conn.query_row("SELECT coalesce(max(offset) + 1, 0) FROM log", [], |r| {
+        r.get(0)
+    })?;
+    Ok(Box::new(Sqlite {
+        conn,
+        next: next as u64,
+        full,
+    }))
 }
 
 impl Engine for Sqlite {
@@ -79,7 +89,9 @@ impl Engine for Sqlite {
     }
 
     fn scan_all(&mut self) -> Res<(u64, u64)> {
-        let mut st = self.conn.prepare_cached("SELECT payload FROM log ORDER BY offset")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT payload FROM log ORDER BY offset")?;
         let mut rows = st.query([])?;
         let (mut recs, mut bytes) = (0u64, 0u64);
         while let Some(row) = rows.next()? {
@@ -90,8 +102,12 @@ impl Engine for Sqlite {
     }
 
     fn read_at(&mut self, offset: u64) -> Res<usize> {
-        let mut st = self.conn.prepare_cached("SELECT payload FROM log WHERE offset = ?1")?;
-        let n = st.query_row(params![offset as i64], |r| Ok(r.get_ref(0)?.as_blob()?.len()))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT payload FROM log WHERE offset = ?1")?;
+        let n = st.query_row(params![offset as i64], |r| {
+            Ok(r.get_ref(0)?.as_blob()?.len())
+        })?;
         Ok(n)
     }
 

@@ -1,0 +1,232 @@
+//! Recovery: torn tails are truncated and reported, corruption is an error
+//! naming file and byte, indexes are caches, reopen trusts sealed segments.
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+
+use common::{read_all, tiny_config, value_for};
+use eventfabric::{Durability, Error, Log, LogConfig, RecoveryMode};
+
+fn filled(dir: &std::path::Path, config: &LogConfig, n: u64) -> Log {
+    let log = Log::open(dir, config.clone()).expect("open");
+    for i in 0..n {
+        log.append_batch(&[value_for(i * 2, 40), value_for(i * 2 + 1, 40)])
+            .expect("append");
+    }
+    log
+}
+
+fn flip_byte(path: &std::path::Path, at: u64) {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).expect("read");
+    b[0] ^= 0x40;
+    f.write_all_at(&b, at).expect("write");
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_reported_with_file_and_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = tiny_config();
+    let log = filled(dir.path(), &config, 5);
+    log.flush().expect("flush");
+    let active = log.segments().last().cloned().expect("segment");
+    log.append(b"half written").expect("append");
+    log.simulate_crash();
+    // Cut the last batch in half.
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&active.path)
+        .expect("open");
+    f.set_len(active.size_bytes + 20).expect("cut");
+    let log = Log::open(dir.path(), config).expect("reopen");
+    let report = log.recovery_report();
+    assert_eq!(report.truncations.len(), 1);
+    assert_eq!(report.truncations[0].path, active.path);
+    assert_eq!(report.truncations[0].position, active.size_bytes);
+    assert_eq!(report.truncations[0].first_offset_removed, 10);
+    assert_eq!(read_all(&log).expect("read").len(), 10);
+}
+
+#[test]
+fn damage_followed_by_durable_batches_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tiny_config();
+    config.segment_bytes = 1 << 20;
+    config.durability = Durability::Always;
+    // No checkpoint: the whole segment is scanned, so the damage is seen at open.
+    config.checkpoint_interval_bytes = 1 << 40;
+    let log = filled(dir.path(), &config, 6);
+    let active = log.segments().last().cloned().expect("segment");
+    log.simulate_crash();
+    // Rot one bit in the middle of the second batch's payload.
+    let second_batch_payload = 56 + 2 * (12 + 40) + 56 + 30;
+    flip_byte(&active.path, second_batch_payload);
+    let Err(err) = Log::open(dir.path(), config.clone()) else {
+        panic!("corruption must not be truncated away");
+    };
+    match &err {
+        Error::Corrupted {
+            path,
+            position,
+            reason,
+        } => {
+            assert_eq!(path, &active.path);
+            assert_eq!(*position, 56 + 2 * (12 + 40));
+            assert!(reason.contains("durable"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("00000000000000000000.log"),
+        "{err}"
+    );
+    // Nothing was changed by the failed open: the later batches are still there.
+    let len_before = fs::metadata(&active.path).expect("stat").len();
+    assert!(Log::open(dir.path(), config.clone()).is_err());
+    assert_eq!(fs::metadata(&active.path).expect("stat").len(), len_before);
+    // An explicit tolerant open truncates at the damage and says so.
+    config.recovery = RecoveryMode::TruncateAtFirstDamage;
+    let log = Log::open(dir.path(), config).expect("tolerant open");
+    assert_eq!(log.recovery_report().truncations.len(), 1);
+    assert_eq!(read_all(&log).expect("read").len(), 2);
+}
+
+#[test]
+fn corruption_inside_a_sealed_segment_is_an_error_naming_file_and_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = tiny_config();
+    let log = filled(dir.path(), &config, 40);
+    let sealed = log.segments()[1].clone();
+    assert!(sealed.sealed);
+    log.close().expect("close");
+    flip_byte(&sealed.path, 56 + 10);
+    let log = Log::open(dir.path(), config).expect("open trusts sealed segments by footer");
+    let err = read_all(&log).expect_err("the damaged batch fails its checksum");
+    match err {
+        Error::Corrupted { path, position, .. } => {
+            assert_eq!(path, sealed.path);
+            assert_eq!(position, 0);
+        }
+        other => panic!("expected corruption, got {other}"),
+    }
+    // Records before the damaged segment are still readable.
+    let first = log
+        .read(0, eventfabric::ReadLimit::records(3))
+        .expect("read first segment");
+    assert_eq!(first.len(), 3);
+}
+
+#[test]
+fn missing_short_or_corrupt_indexes_are_rebuilt() {
+    for damage in ["missing", "short", "corrupt"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = tiny_config();
+        let log = filled(dir.path(), &config, 40);
+        let segs = log.segments();
+        log.close().expect("close");
+        for s in &segs {
+            let index = s.path.with_extension("index");
+            match damage {
+                "missing" => {
+                    let _ = fs::remove_file(&index);
+                }
+                "short" => {
+                    if let Ok(m) = fs::metadata(&index) {
+                        let f = OpenOptions::new().write(true).open(&index).expect("open");
+                        f.set_len(m.len() / 2).expect("shorten");
+                    }
+                }
+                _ => {
+                    if fs::metadata(&index).map(|m| m.len() > 3).unwrap_or(false) {
+                        flip_byte(&index, 3);
+                    }
+                }
+            }
+        }
+        let log = Log::open(dir.path(), config.clone()).expect("open");
+        for o in [0u64, 17, 33, 79] {
+            let r = log
+                .read(o, eventfabric::ReadLimit::records(1))
+                .expect("read");
+            assert_eq!(r[0].value, value_for(o, 40), "{damage} index, offset {o}");
+        }
+        assert_eq!(read_all(&log).expect("read").len(), 80);
+        log.close().expect("close");
+        // The writer rewrote the sealed indexes: they now match their footers.
+        let log = Log::open(dir.path(), config).expect("reopen");
+        assert_eq!(
+            log.read(61, eventfabric::ReadLimit::records(1))
+                .expect("read")[0]
+                .offset,
+            61
+        );
+    }
+}
+
+#[test]
+fn reopen_after_a_clean_close_scans_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tiny_config();
+    config.segment_bytes = 64 << 10;
+    let log = filled(dir.path(), &config, 2000);
+    log.close().expect("close");
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(
+        log.recovery_report().scanned_bytes,
+        0,
+        "{:?}",
+        log.recovery_report()
+    );
+    assert_eq!(log.next_offset(), 4000);
+}
+
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    let err = Log::open(dir.path(), tiny_config()).expect_err("second writer");
+    match &err {
+        Error::Locked { pid, .. } => assert_eq!(*pid, std::process::id()),
+        other => panic!("expected Locked, got {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains(&format!("locked by pid {}", std::process::id())),
+        "{err}"
+    );
+    // Readers are welcome.
+    let reader = Log::open_read_only(dir.path()).expect("read-only open");
+    log.append(b"x").expect("append");
+    reader.refresh().expect("refresh");
+    assert_eq!(reader.next_offset(), 1);
+    assert!(matches!(reader.append(b"no"), Err(Error::ReadOnly { .. })));
+    drop(log);
+    Log::open(dir.path(), tiny_config()).expect("the lock is released on drop");
+}
+
+#[test]
+fn time_lookup_handles_out_of_order_timestamps_across_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    let ts = [100i64, 90, 300, 250, 200, 500, 400, 450, 700, 600];
+    for (i, t) in ts.iter().enumerate() {
+        log.append_batch_with_timestamps(&[(*t, value_for(i as u64, 150))])
+            .expect("append");
+    }
+    assert!(log.segments().len() > 2);
+    for probe in [0i64, 95, 100, 101, 260, 300, 301, 460, 500, 650, 700] {
+        let want = ts.iter().position(|t| *t >= probe).map(|p| p as u64);
+        assert_eq!(
+            log.offset_for_time(probe).expect("lookup"),
+            want,
+            "t={probe}"
+        );
+    }
+    assert_eq!(log.offset_for_time(701).expect("lookup"), None);
+}
