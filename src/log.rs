@@ -240,6 +240,10 @@ pub(crate) struct Shared {
     /// Active file and its path, for syncing without the writer mutex.
     active_file: Mutex<Option<(Arc<File>, PathBuf)>>,
     next_offset: AtomicU64,
+    /// Mirror of `durable.durable_offset` for the append path's batch header.
+    durable_hint: AtomicU64,
+    /// Threads blocked in `wait_for`; appends notify only when there are some.
+    waiters: AtomicU64,
     durable: Mutex<DurableState>,
     durable_cv: Condvar,
     poison: Mutex<Option<String>>,
@@ -339,6 +343,7 @@ impl Log {
         // What recovery kept is what is on disk now: durable by definition,
         // except in the active segment past the last sync, which we cannot know.
         shared.durable.lock().durable_offset = durable_offset;
+        shared.durable_hint.store(durable_offset, Ordering::Release);
         Ok(Log {
             shared: Arc::new(shared),
         })
@@ -465,11 +470,12 @@ impl Log {
     }
 
     /// Reads records from `from` on, within `limit`. An empty vector means
-    /// `from` is the end of the log.
+    /// `from` is the end of the log. Each batch's CRC is verified the first
+    /// time this process reads it; later point reads of it skip the check.
     pub fn read(&self, from: u64, limit: ReadLimit) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for batch in self.batches(from)? {
+        for batch in Batches::new(self.shared.clone(), from, false)? {
             let batch = batch?;
             for r in batch.records() {
                 if out.len() >= limit.max_records
@@ -489,7 +495,7 @@ impl Log {
     /// The iterator ends at the current end of the log and can be polled
     /// again later to pick up new batches.
     pub fn batches(&self, from: u64) -> Result<Batches> {
-        Batches::new(self.shared.clone(), from)
+        Batches::new(self.shared.clone(), from, true)
     }
 
     /// Iterates over records from `from` (see [`Log::batches`]).
@@ -571,9 +577,10 @@ impl Log {
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut guard = self.shared.appended_lock.lock();
-        loop {
+        self.shared.waiters.fetch_add(1, Ordering::SeqCst);
+        let reached = loop {
             if self.next_offset() > offset {
-                return true;
+                break true;
             }
             if self
                 .shared
@@ -581,9 +588,11 @@ impl Log {
                 .wait_until(&mut guard, deadline)
                 .timed_out()
             {
-                return self.next_offset() > offset;
+                break self.next_offset() > offset;
             }
-        }
+        };
+        self.shared.waiters.fetch_sub(1, Ordering::AcqRel);
+        reached
     }
 }
 
@@ -613,6 +622,8 @@ impl Shared {
             writer: Mutex::new(None),
             active_file: Mutex::new(None),
             next_offset: AtomicU64::new(0),
+            durable_hint: AtomicU64::new(0),
+            waiters: AtomicU64::new(0),
             durable: Mutex::new(DurableState {
                 durable_offset: 0,
                 syncing: false,
@@ -712,7 +723,7 @@ impl Shared {
             if w.position > 0 && (too_big || too_old) {
                 self.roll(w)?;
             }
-            let durable = self.durable.lock().durable_offset;
+            let durable = self.durable_hint.load(Ordering::Acquire);
             w.encoder.begin(w.next_offset, durable);
             w.encoder.reserve(encoded);
             for (ts, v) in records {
@@ -739,7 +750,10 @@ impl Shared {
             self.next_offset.store(w.next_offset, Ordering::Release);
             start..w.next_offset
         };
-        {
+        // Pairs with the SeqCst increment in `wait_for`: either this load sees
+        // the waiter, or the waiter's check sees the new next_offset.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
             let _g = self.appended_lock.lock();
             self.appended.notify_all();
         }
@@ -811,7 +825,7 @@ impl Shared {
         w.opened_at = Instant::now();
         w.checkpointed_len = 0;
         let mut d = self.durable.lock();
-        d.durable_offset = d.durable_offset.max(w.next_offset);
+        self.advance_durable(&mut d, w.next_offset);
         self.durable_cv.notify_all();
         Ok(())
     }
@@ -859,7 +873,7 @@ impl Shared {
             d = self.durable.lock();
             d.syncing = false;
             match result {
-                Ok(upto) => d.durable_offset = d.durable_offset.max(upto),
+                Ok(upto) => self.advance_durable(&mut d, upto),
                 Err(e) => {
                     self.durable_cv.notify_all();
                     drop(d);
@@ -868,6 +882,11 @@ impl Shared {
             }
             self.durable_cv.notify_all();
         }
+    }
+
+    fn advance_durable(&self, d: &mut DurableState, upto: u64) {
+        d.durable_offset = d.durable_offset.max(upto);
+        self.durable_hint.store(d.durable_offset, Ordering::Release);
     }
 
     /// Syncs the active file; returns the offset below which all is durable.
@@ -932,7 +951,7 @@ impl Shared {
         result.map_err(|e| self.poison(e))?;
         w.checkpointed_len = w.position;
         let mut d = self.durable.lock();
-        d.durable_offset = d.durable_offset.max(w.next_offset);
+        self.advance_durable(&mut d, w.next_offset);
         Ok(())
     }
 
@@ -1002,6 +1021,7 @@ impl Shared {
         self.next_offset.store(offset, Ordering::Release);
         let mut d = self.durable.lock();
         d.durable_offset = offset;
+        self.durable_hint.store(offset, Ordering::Release);
         Ok(())
     }
 
@@ -1416,11 +1436,8 @@ impl Batch {
     }
 
     /// Records at or after the offset the iteration started from.
-    pub fn records(&self) -> impl Iterator<Item = RecordRef<'_>> {
-        let from = self.from;
-        BatchView::trusted(&self.bytes, self.header)
-            .records()
-            .skip_while(move |r| r.offset < from)
+    pub fn records(&self) -> crate::batch::RecordIter<'_> {
+        BatchView::trusted(&self.bytes, self.header).records_from(self.from)
     }
 
     /// The owned, zero-copy form of a record from [`Batch::records`].
@@ -1444,10 +1461,13 @@ pub struct Batches {
     next_offset: u64,
     from: u64,
     failed: bool,
+    /// Scans verify every batch; point reads trust batches this process
+    /// already verified.
+    verify_every_batch: bool,
 }
 
 impl Batches {
-    fn new(shared: Arc<Shared>, from: u64) -> Result<Batches> {
+    fn new(shared: Arc<Shared>, from: u64, verify_every_batch: bool) -> Result<Batches> {
         let segments = shared.segments();
         let earliest = segments.first().map_or(0, |s| s.base);
         let next = shared.next_offset.load(Ordering::Acquire);
@@ -1470,6 +1490,7 @@ impl Batches {
             next_offset: from,
             from,
             failed: false,
+            verify_every_batch,
         })
     }
 
@@ -1489,9 +1510,10 @@ impl Batches {
             };
             let view = seg.view()?;
             if self.position < view.committed_len {
-                let b = parse_batch_at(&view.map, view.committed_len, self.position, &seg.path)?;
-                let header = b.header;
-                let start = self.position as usize;
+                let start = self.position;
+                let region = &view.map[start as usize..view.committed_len as usize];
+                let header = batch::parse_header(region)
+                    .map_err(|e| Error::corrupted(&seg.path, start, e.to_string()))?;
                 self.position += u64::from(header.length);
                 if header.next_offset() <= self.next_offset {
                     continue;
@@ -1499,14 +1521,22 @@ impl Batches {
                 if header.base_offset > self.next_offset {
                     return Err(Error::corrupted(
                         &seg.path,
-                        start as u64,
+                        start,
                         format!(
                             "batch starts at offset {} where {} was expected",
                             header.base_offset, self.next_offset
                         ),
                     ));
                 }
+                if self.verify_every_batch || !seg.is_verified(start) {
+                    BatchView::parse(region)
+                        .map_err(|e| Error::corrupted(&seg.path, start, e.to_string()))?;
+                    if !self.verify_every_batch {
+                        seg.mark_verified(start, view.map.len());
+                    }
+                }
                 self.next_offset = header.next_offset();
+                let start = start as usize;
                 return Ok(Some(Batch {
                     bytes: view.map.slice(start..start + header.length as usize),
                     header,
@@ -1543,8 +1573,8 @@ impl Iterator for Batches {
 #[derive(Debug)]
 pub struct Records {
     batches: Batches,
-    /// The current batch, the byte position and offset of its next record.
-    current: Option<(Batch, usize, u64)>,
+    /// The current batch and the offset of its next record.
+    current: Option<(Batch, u64)>,
 }
 
 impl Iterator for Records {
@@ -1552,19 +1582,18 @@ impl Iterator for Records {
 
     fn next(&mut self) -> Option<Result<Record>> {
         loop {
-            if let Some((batch, position, offset)) = &mut self.current {
-                let mut it = crate::batch::RecordIter::resume(&batch.bytes, *position, *offset);
-                if let Some(r) = it.by_ref().find(|r| r.offset >= batch.from) {
-                    *position = it.position();
-                    *offset = it.next_offset();
+            if let Some((batch, next)) = &mut self.current {
+                let view = BatchView::trusted(&batch.bytes, batch.header);
+                if let Some(r) = view.records_from(*next).next() {
+                    *next = r.offset + 1;
                     return Some(Ok(batch.record(r)));
                 }
                 self.current = None;
             }
             match self.batches.next()? {
                 Ok(b) => {
-                    let base = b.header.base_offset;
-                    self.current = Some((b, batch::HEADER_LEN, base));
+                    let first = b.from.max(b.header.base_offset);
+                    self.current = Some((b, first));
                 }
                 Err(e) => return Some(Err(e)),
             }

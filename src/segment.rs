@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -277,6 +278,11 @@ pub(crate) struct Segment {
     index: RwLock<SegmentIndex>,
     /// For sealed segments opened from disk: what to load lazily.
     lazy: Mutex<Option<LazySealed>>,
+    /// Fast path past `lazy` once loaded.
+    loaded: AtomicBool,
+    /// Point reads: one bit per 64-byte slot of the segment, set once the
+    /// batch starting in that slot passed its CRC in this process.
+    verified: OnceLock<Box<[AtomicU64]>>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -336,6 +342,8 @@ impl Segment {
             map: RwLock::new(map),
             index: RwLock::new(SegmentIndex::Building(index)),
             lazy: Mutex::new(None),
+            loaded: AtomicBool::new(true),
+            verified: OnceLock::new(),
         }
     }
 
@@ -361,6 +369,8 @@ impl Segment {
                 io,
                 dir: dir.to_path_buf(),
             })),
+            loaded: AtomicBool::new(false),
+            verified: OnceLock::new(),
         }
     }
 
@@ -455,6 +465,9 @@ impl Segment {
 
     /// Maps a sealed segment and loads (or rebuilds) its index on first use.
     fn ensure_loaded(&self) -> Result<()> {
+        if self.loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut lazy = self.lazy.lock();
         let Some(info) = lazy.as_ref() else {
             return Ok(());
@@ -463,7 +476,30 @@ impl Segment {
         *self.map.write() = loaded.map;
         *self.index.write() = SegmentIndex::Fixed(loaded.index);
         *lazy = None;
+        self.loaded.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether the batch at `position` was verified by an earlier point read.
+    pub(crate) fn is_verified(&self, position: u64) -> bool {
+        let slot = (position / 64) as usize;
+        self.verified
+            .get()
+            .and_then(|bits| bits.get(slot / 64))
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (slot % 64)) != 0)
+    }
+
+    /// Remembers that the batch at `position` passed its CRC.
+    pub(crate) fn mark_verified(&self, position: u64, map_len: usize) {
+        let bits = self.verified.get_or_init(|| {
+            (0..map_len.div_ceil(64 * 64))
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        });
+        let slot = (position / 64) as usize;
+        if let Some(w) = bits.get(slot / 64) {
+            w.fetch_or(1 << (slot % 64), Ordering::Relaxed);
+        }
     }
 }
 

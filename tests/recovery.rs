@@ -65,7 +65,8 @@ fn damage_followed_by_durable_batches_is_corruption_not_a_torn_tail() {
     let active = log.segments().last().cloned().expect("segment");
     log.simulate_crash();
     // Rot one bit in the middle of the second batch's payload.
-    let second_batch_payload = 56 + 2 * (12 + 40) + 56 + 30;
+    let batch_len = 56 + 2 * (12 + 40 + 4);
+    let second_batch_payload = batch_len + 56 + 30;
     flip_byte(&active.path, second_batch_payload);
     let Err(err) = Log::open(dir.path(), config.clone()) else {
         panic!("corruption must not be truncated away");
@@ -77,7 +78,7 @@ fn damage_followed_by_durable_batches_is_corruption_not_a_torn_tail() {
             reason,
         } => {
             assert_eq!(path, &active.path);
-            assert_eq!(*position, 56 + 2 * (12 + 40));
+            assert_eq!(*position, batch_len);
             assert!(reason.contains("durable"), "{reason}");
         }
         other => panic!("expected corruption, got {other}"),
@@ -115,6 +116,11 @@ fn corruption_inside_a_sealed_segment_is_an_error_naming_file_and_position() {
         }
         other => panic!("expected corruption, got {other}"),
     }
+    // A point read into the damaged batch fails the same way.
+    assert!(matches!(
+        log.read(sealed.base_offset, eventfabric::ReadLimit::records(1)),
+        Err(Error::Corrupted { .. })
+    ));
     // Records before the damaged segment are still readable.
     let first = log
         .read(0, eventfabric::ReadLimit::records(3))
