@@ -518,10 +518,10 @@ impl Log {
             let mut pos = start;
             while pos < view.committed_len {
                 let b = parse_batch_at(&view.map, view.committed_len, pos, &seg.path)?;
-                if b.header.max_timestamp >= timestamp {
-                    if let Some(r) = b.records().find(|r| r.timestamp >= timestamp) {
-                        return Ok(Some(r.offset));
-                    }
+                if b.header.max_timestamp >= timestamp
+                    && let Some(r) = b.records().find(|r| r.timestamp >= timestamp)
+                {
+                    return Ok(Some(r.offset));
                 }
                 pos += u64::from(b.header.length);
             }
@@ -1375,17 +1375,17 @@ fn recover_active(
         ))));
     }
     if let Some((pos, why)) = scan.damage {
-        if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset) {
-            if config.recovery != RecoveryMode::TruncateAtFirstDamage {
-                return Err(Error::corrupted(
-                    path,
-                    pos,
-                    format!(
-                        "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
-                        later.position, later.base_offset, later.durable_offset
-                    ),
-                ));
-            }
+        if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
+            && config.recovery != RecoveryMode::TruncateAtFirstDamage
+        {
+            return Err(Error::corrupted(
+                path,
+                pos,
+                format!(
+                    "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
+                    later.position, later.base_offset, later.durable_offset
+                ),
+            ));
         }
         if writable {
             let t = Truncation {

@@ -150,20 +150,18 @@ pub(crate) fn scan(
                 footer: None,
             };
         }
-        if rest.starts_with(&FOOTER_MAGIC) {
-            if let Some(f) = Footer::decode(rest) {
-                if f.base_offset == base_offset
-                    && f.data_len == pos as u64
-                    && f.last_offset.checked_add(1) == Some(next)
-                {
-                    return Scan {
-                        end: pos as u64,
-                        next_offset: next,
-                        damage: None,
-                        footer: Some(f),
-                    };
-                }
-            }
+        if rest.starts_with(&FOOTER_MAGIC)
+            && let Some(f) = Footer::decode(rest)
+            && f.base_offset == base_offset
+            && f.data_len == pos as u64
+            && f.last_offset.checked_add(1) == Some(next)
+        {
+            return Scan {
+                end: pos as u64,
+                next_offset: next,
+                damage: None,
+                footer: Some(f),
+            };
         }
         match BatchView::parse(rest) {
             Ok(view)
@@ -241,16 +239,15 @@ pub(crate) fn find_durable_batch_after(
             .windows(4)
             .position(|w| w == BATCH_MAGIC)
             .map(|p| pos + p)?;
-        if let Ok(view) = BatchView::parse(&bytes[found..]) {
-            if view.header.base_offset > damaged_offset
-                && view.header.durable_offset > damaged_offset
-            {
-                return Some(LaterBatch {
-                    position: found as u64,
-                    base_offset: view.header.base_offset,
-                    durable_offset: view.header.durable_offset,
-                });
-            }
+        if let Ok(view) = BatchView::parse(&bytes[found..])
+            && view.header.base_offset > damaged_offset
+            && view.header.durable_offset > damaged_offset
+        {
+            return Some(LaterBatch {
+                position: found as u64,
+                base_offset: view.header.base_offset,
+                durable_offset: view.header.durable_offset,
+            });
         }
         pos = found + 1;
     }
