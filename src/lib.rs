@@ -35,6 +35,7 @@ mod lock;
 mod log;
 mod mmap;
 mod segment;
+mod verify;
 
 pub use crate::error::{Error, Result};
 pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
@@ -42,3 +43,4 @@ pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
+pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};

@@ -1196,7 +1196,7 @@ fn remove_temporaries(io: &Io, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn list_segment_bases(dir: &Path) -> Result<Vec<u64>> {
+pub(crate) fn list_segment_bases(dir: &Path) -> Result<Vec<u64>> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut bases = Vec::new();
     for entry in entries {
@@ -1220,7 +1220,7 @@ struct Recovered {
     report: RecoveryReport,
 }
 
-fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<Footer>> {
+pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<Footer>> {
     if len < FOOTER_LEN as u64 {
         return Ok(None);
     }
