@@ -88,12 +88,16 @@ impl<'a> IndexView<'a> {
         lo
     }
 
-    /// Position of the last indexed batch starting at or before `relative_offset`
-    /// (0 when none): the place to start scanning for that offset.
-    pub(crate) fn position_for_offset(&self, relative_offset: u32) -> u32 {
+    /// The last indexed batch starting at or before `relative_offset` as
+    /// (its relative offset, its position), or (0, 0) when none: the place to
+    /// start scanning for that offset.
+    pub(crate) fn floor_for_offset(&self, relative_offset: u32) -> (u32, u32) {
         match self.partition_point(|e| e.relative_offset <= relative_offset) {
-            0 => 0,
-            n => self.get(n - 1).position,
+            0 => (0, 0),
+            n => {
+                let e = self.get(n - 1);
+                (e.relative_offset, e.position)
+            }
         }
     }
 
@@ -205,10 +209,10 @@ mod tests {
         let v = b.view();
         assert!(v.is_consistent(360));
         assert_eq!(v.len(), 2); // at positions 120 and 240
-        assert_eq!(v.position_for_offset(0), 0);
-        assert_eq!(v.position_for_offset(19), 0);
-        assert_eq!(v.position_for_offset(20), 120);
-        assert_eq!(v.position_for_offset(55), 240);
+        assert_eq!(v.floor_for_offset(0), (0, 0));
+        assert_eq!(v.floor_for_offset(19), (0, 0));
+        assert_eq!(v.floor_for_offset(20), (20, 120));
+        assert_eq!(v.floor_for_offset(55), (40, 240));
         // entry at 120 has max before = 50; at 240 max before = 70
         assert_eq!(v.position_for_time(40), 0);
         assert_eq!(v.position_for_time(51), 120);

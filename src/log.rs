@@ -1036,16 +1036,26 @@ impl Shared {
         later: &[Arc<Segment>],
     ) -> Result<Arc<Segment>> {
         let view = target.view()?;
-        let mut pos = target.position_for_offset(offset)?;
-        // Walk to the batch that holds `offset`.
+        let (mut expected, mut pos) = target.floor_for_offset(offset)?;
+        // Walk to the cut. Only headers of batches wholly before it are read,
+        // and the walk trusts the offset chain rather than the header at the
+        // cut, so a damaged batch can be cut away.
         let mut cut_batch = None;
-        while pos < view.committed_len {
-            let b = parse_batch_at(&view.map, view.committed_len, pos, &target.path)?;
-            if b.header.next_offset() > offset {
-                cut_batch = Some(b);
+        while expected < offset && pos < view.committed_len {
+            let region = &view.map[pos as usize..view.committed_len as usize];
+            let h = batch::parse_header(region)
+                .map_err(|e| Error::corrupted(&target.path, pos, e.to_string()))?;
+            if h.next_offset() > offset {
+                cut_batch = Some(parse_batch_at(
+                    &view.map,
+                    view.committed_len,
+                    pos,
+                    &target.path,
+                )?);
                 break;
             }
-            pos += u64::from(b.header.length);
+            pos += u64::from(h.length);
+            expected = h.next_offset();
         }
         let mut prefix = view.map.slice(..pos as usize).to_vec();
         let mut encoder = BatchEncoder::default();
@@ -1480,7 +1490,7 @@ impl Batches {
         }
         let segment = segments.iter().rev().find(|s| s.base <= from).cloned();
         let position = match &segment {
-            Some(s) => s.position_for_offset(from)?,
+            Some(s) => s.floor_for_offset(from)?.1,
             None => 0,
         };
         Ok(Batches {

@@ -441,14 +441,16 @@ impl Segment {
         })
     }
 
-    /// Byte position at which to start scanning for `offset`.
-    pub(crate) fn position_for_offset(&self, offset: u64) -> Result<u64> {
+    /// Where to start scanning for `offset`: (the offset of the batch
+    /// starting there, its byte position).
+    pub(crate) fn floor_for_offset(&self, offset: u64) -> Result<(u64, u64)> {
         self.ensure_loaded()?;
         let rel = offset.saturating_sub(self.base).min(u64::from(u32::MAX)) as u32;
-        Ok(u64::from(match &*self.index.read() {
-            SegmentIndex::Building(b) => b.view().position_for_offset(rel),
-            SegmentIndex::Fixed(b) => IndexView::new(b).position_for_offset(rel),
-        }))
+        let (r, p) = match &*self.index.read() {
+            SegmentIndex::Building(b) => b.view().floor_for_offset(rel),
+            SegmentIndex::Fixed(b) => IndexView::new(b).floor_for_offset(rel),
+        };
+        Ok((self.base + u64::from(r), u64::from(p)))
     }
 
     /// Byte position at which to start scanning for the first record at or after `ts`.

@@ -75,19 +75,25 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             report.findings.push(Finding {
                 path: path.clone(),
                 position: 0,
-                problem: format!("segment starts at offset {base} but the previous one ends before {exp}"),
+                problem: format!(
+                    "segment starts at offset {base} but the previous one ends before {exp}"
+                ),
                 data_damaged: true,
             });
         }
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         let footer = read_footer(&file, &path, len, base)?;
         let map = mmap::map_read_only(&file, &path, len)?;
         let mut builder = IndexBuilder::new(4096);
         let scan = segment::scan(&map, base, 0, base, &mut builder);
         let records = scan.next_offset - base;
         if let Some((pos, why)) = &scan.damage {
-            let tail = is_last && footer.is_none()
+            let tail = is_last
+                && footer.is_none()
                 && segment::find_durable_batch_after(&map, *pos, scan.next_offset).is_none();
             report.findings.push(Finding {
                 path: path.clone(),
@@ -102,7 +108,9 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
         match footer {
             Some(f) => {
-                if scan.damage.is_none() && (scan.end != f.data_len || scan.next_offset != f.last_offset + 1) {
+                if scan.damage.is_none()
+                    && (scan.end != f.data_len || scan.next_offset != f.last_offset + 1)
+                {
                     report.findings.push(Finding {
                         path: path.clone(),
                         position: scan.end,
@@ -129,7 +137,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
                 report.findings.push(Finding {
                     path: path.clone(),
                     position: len.saturating_sub(FOOTER_LEN as u64),
-                    problem: "sealed segment has no valid footer, yet a later segment follows it".into(),
+                    problem: "sealed segment has no valid footer, yet a later segment follows it"
+                        .into(),
                     data_damaged: true,
                 });
                 expected = Some(scan.next_offset);
@@ -160,7 +169,13 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
     for info in log.segments().iter().filter(|s| s.sealed) {
         let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
         let map = mmap::map_read_only(&file, &info.path, info.size_bytes)?;
-        let scan = segment::scan(&map, info.base_offset, 0, info.base_offset, &mut IndexBuilder::new(4096));
+        let scan = segment::scan(
+            &map,
+            info.base_offset,
+            0,
+            info.base_offset,
+            &mut IndexBuilder::new(4096),
+        );
         if scan.damage.is_some() || scan.next_offset != info.next_offset {
             damaged_at = Some(scan.next_offset);
             break;
