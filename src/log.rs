@@ -793,7 +793,7 @@ impl Shared {
         let cap = self.config.segment_bytes.max(end);
         let target = (w.reserved + step).max(end).min(cap);
         self.io.allocate(&w.file, &w.segment.path, target)?;
-        let map = mmap::map_read_only(&w.file, &w.segment.path, target)?;
+        let map = mmap::map_read_only(&w.file, &w.segment.path, target, false)?;
         w.segment.set_map(map);
         w.reserved = target;
         Ok(())
@@ -1089,7 +1089,7 @@ impl Shared {
             .metadata()
             .map_err(|e| Error::io("stat", &target.path, e))?
             .len();
-        let map = mmap::map_read_only(&file, &target.path, reserved)?;
+        let map = mmap::map_read_only(&file, &target.path, reserved, false)?;
         let seg = Arc::new(Segment::active(
             target.base,
             target.path.clone(),
@@ -1352,7 +1352,7 @@ fn recover_active(
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
-    let map = mmap::map_read_only(&file, path, len)?;
+    let map = mmap::map_read_only(&file, path, len, false)?;
     let interval = config.index_interval_bytes;
     let trusted = Checkpoint::load(dir)
         .filter(|c| c.segment_base == base && c.trusted_len <= len && c.next_offset >= base)

@@ -505,7 +505,7 @@ impl Segment {
 fn load_sealed(path: &Path, info: &LazySealed) -> Result<Loaded> {
     let footer = info.footer;
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let map = mmap::map_read_only(&file, path, footer.data_len)?;
+    let map = mmap::map_read_only(&file, path, footer.data_len, true)?;
     let ipath = index_path(&info.dir, footer.base_offset);
     if let Some(index) = load_index_file(&ipath, footer.index_crc, footer.index_len)
         .filter(|ix| IndexView::new(ix).is_consistent(footer.data_len))
@@ -551,7 +551,7 @@ pub(crate) fn load_index_file(path: &Path, crc: u32, len: u32) -> Option<Bytes> 
     if actual < u64::from(len) {
         return None;
     }
-    let map = mmap::map_read_only(&file, path, u64::from(len)).ok()?;
+    let map = mmap::map_read_only(&file, path, u64::from(len), false).ok()?;
     (crc32fast::hash(&map) == crc).then_some(map)
 }
 

@@ -87,7 +87,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
         let footer = read_footer(&file, &path, len, base)?;
-        let map = mmap::map_read_only(&file, &path, len)?;
+        let map = mmap::map_read_only(&file, &path, len, false)?;
         let mut builder = IndexBuilder::new(4096);
         let scan = segment::scan(&map, base, 0, base, &mut builder);
         let records = scan.next_offset - base;
@@ -168,7 +168,7 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
     let mut damaged_at = None;
     for info in log.segments().iter().filter(|s| s.sealed) {
         let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
-        let map = mmap::map_read_only(&file, &info.path, info.size_bytes)?;
+        let map = mmap::map_read_only(&file, &info.path, info.size_bytes, false)?;
         let scan = segment::scan(
             &map,
             info.base_offset,
