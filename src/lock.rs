@@ -7,7 +7,8 @@
 //! disappears with the process, even on kill -9. It never blocks readers.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -42,9 +43,17 @@ impl DirLock {
             }
             Err(e) => return Err(Error::io("lock", &path, e.into())),
         }
-        file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        // A fixed-width overwrite, not truncate-and-write: truncating a file
+        // to zero makes ext4 flush it on close (auto_da_alloc), milliseconds
+        // that every open would pay.
+        let record = format!("{:>10}\n", std::process::id());
+        file.write_all_at(record.as_bytes(), 0)
             .map_err(|e| Error::io("write", &path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        if len != record.len() as u64 {
+            file.set_len(record.len() as u64)
+                .map_err(|e| Error::io("write", &path, e))?;
+        }
         Ok(DirLock { _file: file, path })
     }
 
