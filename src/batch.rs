@@ -215,10 +215,11 @@ impl<'a> BatchView<'a> {
         if header.count == 0 {
             return Err(BatchError::BadRecords("a batch holds at least one record"));
         }
+        // Offsets stay below u64::MAX so "one past the last" always exists.
         if header
             .base_offset
             .checked_add(u64::from(header.count))
-            .is_none()
+            .is_none_or(|next| next == u64::MAX)
         {
             return Err(BatchError::BadHeader("offsets overflow u64"));
         }

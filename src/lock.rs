@@ -49,7 +49,10 @@ impl DirLock {
         let record = format!("{:>10}\n", std::process::id());
         file.write_all_at(record.as_bytes(), 0)
             .map_err(|e| Error::io("write", &path, e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         if len != record.len() as u64 {
             file.set_len(record.len() as u64)
                 .map_err(|e| Error::io("write", &path, e))?;

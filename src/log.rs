@@ -1355,7 +1355,13 @@ fn recover_active(
     let map = mmap::map_read_only(&file, path, len, false)?;
     let interval = config.index_interval_bytes;
     let trusted = Checkpoint::load(dir)
-        .filter(|c| c.segment_base == base && c.trusted_len <= len && c.next_offset >= base)
+        .filter(|c| {
+            c.segment_base == base
+                && c.trusted_len <= len
+                && c.next_offset >= base
+                && c.next_offset - base <= u64::from(u32::MAX)
+                && c.next_offset < u64::MAX
+        })
         .and_then(|c| {
             let ipath = segment::index_path(dir, base);
             segment::load_index_file(&ipath, c.index_crc, c.index_len).map(|ix| {

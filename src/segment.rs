@@ -93,7 +93,10 @@ impl Footer {
             index_crc: u32_at(F_INDEX_CRC_AT),
             index_len: u32_at(F_INDEX_LEN_AT),
         };
-        (footer.last_offset >= footer.base_offset).then_some(footer)
+        (footer.last_offset >= footer.base_offset
+            && footer.last_offset < u64::MAX - 1
+            && footer.last_offset - footer.base_offset < u64::from(u32::MAX))
+        .then_some(footer)
     }
 }
 
@@ -166,7 +169,8 @@ pub(crate) fn scan(
         match BatchView::parse(rest) {
             Ok(view)
                 if view.header.base_offset == next
-                    && pos + (view.header.length as usize) <= u32::MAX as usize =>
+                    && pos + (view.header.length as usize) <= u32::MAX as usize
+                    && view.header.next_offset() - base_offset <= u64::from(u32::MAX) =>
             {
                 let rel = (next - base_offset) as u32;
                 index.add_batch(rel, pos as u32, view.header.max_timestamp);
