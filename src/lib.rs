@@ -27,20 +27,32 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod envelope;
 mod error;
+pub mod fabric;
+pub mod fixtures;
 mod flusher;
 mod index;
 pub mod io;
 mod lock;
 mod log;
 mod mmap;
+pub mod partitioner;
+pub mod producer;
+pub mod reader;
 mod segment;
+pub mod topic;
 mod verify;
 
+pub use crate::envelope::{Envelope, EnvelopeError, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
+pub use crate::fabric::{Fabric, FabricConfig};
 pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
 pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
+pub use crate::producer::{Draft, Producer, Published};
+pub use crate::reader::{ReadEvent, Reader, StartFrom};
+pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};

@@ -1,0 +1,948 @@
+//! `fabric`: the command line of eventfabric — topics, produce, consume,
+//! inspect, verify, fixtures and benchmarks on one data directory.
+//!
+//! This binary owns argument parsing, NDJSON in and out and exit statuses.
+//! It must never hold the data directory as writer for a read-only command
+//! (`consume`, `inspect`, `verify` without `--repair`, `topic list`), so those
+//! work while another process writes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
+use eventfabric::{
+    Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, ReadEvent, StartFrom, TopicConfig,
+};
+use serde_json::{Value, json};
+
+/// eventfabric's command line: topics, produce, consume, inspect, verify, gen, bench.
+#[derive(Parser, Debug)]
+#[command(name = "fabric", version, about, long_about = None)]
+struct Cli {
+    /// The data directory (created by the first writing command).
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list, delete topics and add partitions.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Append newline-delimited JSON envelopes from stdin to TOPIC.
+    Produce(ProduceArgs),
+    /// Print a topic's envelopes as newline-delimited JSON (read-only).
+    Consume(ConsumeArgs),
+    /// Show topics, partitions, segments, offset and time ranges (read-only).
+    Inspect(InspectArgs),
+    /// Check every segment, index and footer; exit 1 when damage is found.
+    Verify(VerifyArgs),
+    /// Print deterministic fixture events as newline-delimited JSON.
+    Gen(GenArgs),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicCommand {
+    /// Create a topic; every topic setting has a flag.
+    Create(CreateArgs),
+    /// List topics with their partition counts and settings (read-only).
+    List {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a topic and all its data.
+    Delete {
+        /// The topic to delete.
+        topic: String,
+        /// Confirm the deletion (required).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Grow a topic to more partitions (changes key → partition mapping for new events).
+    AddPartitions {
+        /// The topic to grow.
+        topic: String,
+        /// The new, larger partition count.
+        #[arg(long)]
+        partitions: u32,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// Topic name: lowercase [a-z0-9_-] segments separated by dots (e.g. billing.domain.v1).
+    topic: String,
+    /// Number of partitions.
+    #[arg(long)]
+    partitions: u32,
+    /// Segment size at which a partition rolls to a new segment file.
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+    /// Roll a non-empty segment older than this many milliseconds.
+    #[arg(long)]
+    segment_ms: Option<u64>,
+    /// When appends count as done: always (fdatasync), group (group commit) or os.
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
+    /// Group commit: longest time an append stays unsynced, in milliseconds.
+    #[arg(long)]
+    group_commit_ms: Option<u64>,
+    /// Group commit: unsynced bytes that trigger a sync at once.
+    #[arg(long)]
+    group_commit_bytes: Option<u64>,
+    /// Largest encoded event accepted.
+    #[arg(long)]
+    max_record_bytes: Option<usize>,
+    /// Largest encoded batch accepted.
+    #[arg(long)]
+    max_batch_bytes: Option<usize>,
+    /// Log bytes between sparse index entries.
+    #[arg(long)]
+    index_interval_bytes: Option<u32>,
+    /// Retention by age in milliseconds (recorded; enforced by tiering, later).
+    #[arg(long)]
+    retention_ms: Option<u64>,
+    /// Retention by size in bytes per partition (recorded; enforced later).
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ProduceArgs {
+    /// The topic (must exist).
+    topic: String,
+    /// Override the topic's fsync policy for this run: always, group or os.
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
+    /// Print {"line":N,"event_id":"...","partition":P,"offset":O} per record once durable.
+    #[arg(long)]
+    acks: bool,
+    /// The `source` stamped on events that lack one.
+    #[arg(long, default_value = "fabric-cli")]
+    source: String,
+}
+
+#[derive(Args, Debug)]
+struct ConsumeArgs {
+    /// The topic.
+    topic: String,
+    /// earliest, latest, an OFFSET (in every partition) or an RFC 3339 time (emitted_at).
+    #[arg(long, default_value = "earliest")]
+    from: String,
+    /// Read only this partition.
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Stop after this many events.
+    #[arg(long)]
+    max: Option<u64>,
+    /// Keep waiting for new events (also those of another, writing process).
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Only this topic.
+    topic: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Truncate to the last valid record and rebuild indexes (takes the writer lock).
+    #[arg(long)]
+    repair: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenArgs {
+    /// billing.invoice.issued, auth.user.login_succeeded, workflow.instance.completed or mixed.
+    event_type: String,
+    /// How many events.
+    #[arg(long)]
+    count: u64,
+    /// Seed: the same seed prints the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Spread events over this many tenants.
+    #[arg(long, default_value_t = 10)]
+    tenants: u32,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Publish generated seed-like envelopes through the full producer path.
+    Produce(BenchProduceArgs),
+    /// Read and decode every envelope of a topic.
+    Consume(BenchConsumeArgs),
+}
+
+/// Default topic of the benchmarks (recreated by `bench produce`).
+const SCRATCH_TOPIC: &str = "bench.scratch";
+
+#[derive(Args, Debug)]
+struct BenchProduceArgs {
+    /// Topic to publish to (must exist); by default a scratch topic `bench.scratch` is recreated.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Events to publish in total.
+    #[arg(long)]
+    records: u64,
+    /// Approximate encoded size of each event in bytes (payload padded up to it).
+    #[arg(long, default_value_t = 300)]
+    size: usize,
+    /// Events per publish_batch call (1: publish one by one).
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Fsync policy: always, group or os.
+    #[arg(long, default_value = "os")]
+    fsync: FsyncPolicy,
+    /// Producer threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Partitions of the scratch topic.
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Print one JSON object with records, seconds, records_per_sec, mb_per_sec, p50_us, p99_us, p999_us.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchConsumeArgs {
+    /// Topic to read (default: the scratch topic of `bench produce`).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Stop after this many events (default: all).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Events per latency sample.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Print one JSON object with records, seconds, records_per_sec, mb_per_sec, p50_us, p99_us, p999_us.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure to report: one sentence, then exit status 1 (or `code`).
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+type CliResult<T = ExitCode> = Result<T, Failure>;
+
+fn fail<T>(message: impl Into<String>) -> CliResult<T> {
+    Err(Failure {
+        message: message.into(),
+        code: 2,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("fabric: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn data_dir(cli_data: &Option<PathBuf>) -> CliResult<&Path> {
+    match cli_data {
+        Some(d) => Ok(d),
+        None => {
+            fail("no data directory given: pass --data DIR (e.g. fabric --data ./data topic list)")
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Topic(cmd) => topic(data_dir(&cli.data)?, cmd),
+        Command::Produce(args) => produce(data_dir(&cli.data)?, args),
+        Command::Consume(args) => consume(data_dir(&cli.data)?, args),
+        Command::Inspect(args) => inspect(data_dir(&cli.data)?, args),
+        Command::Verify(args) => verify(data_dir(&cli.data)?, args),
+        Command::Gen(args) => gen_events(args),
+        Command::Bench(BenchCommand::Produce(args)) => bench_produce(data_dir(&cli.data)?, args),
+        Command::Bench(BenchCommand::Consume(args)) => bench_consume(data_dir(&cli.data)?, args),
+    }
+}
+
+fn topic(data: &Path, cmd: TopicCommand) -> CliResult {
+    match cmd {
+        TopicCommand::Create(a) => {
+            let mut c = TopicConfig::with_partitions(a.partitions);
+            if let Some(v) = a.segment_bytes {
+                c.segment_bytes = v;
+            }
+            c.segment_ms = a.segment_ms.or(c.segment_ms);
+            if let Some(v) = a.fsync {
+                c.fsync = v;
+            }
+            if let Some(v) = a.group_commit_ms {
+                c.group_commit_ms = v;
+            }
+            if let Some(v) = a.group_commit_bytes {
+                c.group_commit_bytes = v;
+            }
+            if let Some(v) = a.max_record_bytes {
+                c.max_record_bytes = v;
+            }
+            if let Some(v) = a.max_batch_bytes {
+                c.max_batch_bytes = v;
+                // A smaller batch limit lowers the default record limit with it.
+                if a.max_record_bytes.is_none() {
+                    c.max_record_bytes = c.max_record_bytes.min(v / 2);
+                }
+            }
+            if let Some(v) = a.index_interval_bytes {
+                c.index_interval_bytes = v;
+            }
+            c.retention_ms = a.retention_ms;
+            c.retention_bytes = a.retention_bytes;
+            let fabric = Fabric::open(data, FabricConfig::default())?;
+            fabric.create_topic(&a.topic, c)?;
+            fabric.close()?;
+            eprintln!(
+                "created topic {} with {} partitions in {}",
+                a.topic,
+                a.partitions,
+                data.display()
+            );
+        }
+        TopicCommand::List { json } => {
+            let fabric = Fabric::open_read_only(data)?;
+            let mut out = Vec::new();
+            for name in fabric.topics() {
+                out.push(fabric.topic_info(&name)?);
+            }
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                for t in out {
+                    let records: u64 = t.offsets.iter().map(|(e, n)| n - e).sum();
+                    println!(
+                        "{}\tpartitions={}\tfsync={}\trecords={}",
+                        t.name, t.config.partitions, t.config.fsync, records
+                    );
+                }
+            }
+        }
+        TopicCommand::Delete { topic, yes } => {
+            if !yes {
+                return fail(format!(
+                    "refusing to delete topic {topic} without --yes: it removes all its data; add --yes to confirm"
+                ));
+            }
+            let fabric = Fabric::open(data, FabricConfig::default())?;
+            fabric.delete_topic(&topic)?;
+            fabric.close()?;
+            eprintln!("deleted topic {topic} from {}", data.display());
+        }
+        TopicCommand::AddPartitions { topic, partitions } => {
+            let fabric = Fabric::open(data, FabricConfig::default())?;
+            fabric.add_partitions(&topic, partitions)?;
+            fabric.close()?;
+            eprintln!("topic {topic} now has {partitions} partitions");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lines read and not yet appended: (line number, envelope).
+type Pending = Vec<(u64, Envelope)>;
+
+fn produce(data: &Path, args: ProduceArgs) -> CliResult {
+    let mut config = FabricConfig::default();
+    config.fsync = args.fsync;
+    let fabric = Fabric::open(data, config)?;
+    let mut producer = fabric.producer(&args.topic, &args.source)?;
+    let policy = args
+        .fsync
+        .unwrap_or(fabric.topic_info(&args.topic)?.config.fsync);
+    let stdin = std::io::stdin();
+    let mut input = std::io::BufReader::with_capacity(1 << 16, stdin.lock());
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let (mut line_no, mut produced, mut rejected) = (0u64, 0u64, 0u64);
+    let mut pending: Pending = Vec::new();
+    let mut line = Vec::new();
+    // With --acks: None = no acks; Some(true) = flush before acking (group commit).
+    let acks_flush = args.acks.then_some(policy == FsyncPolicy::Group);
+    loop {
+        line.clear();
+        let n = input.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = line.trim_ascii();
+        if !text.is_empty() {
+            match Draft::from_json(text).and_then(|d| producer.prepare(d)) {
+                Ok(envelope) => pending.push((line_no, envelope)),
+                Err(e) => {
+                    rejected += 1;
+                    let fields: Vec<String> = e
+                        .problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.field, p.reason))
+                        .collect();
+                    eprintln!(
+                        "fabric: line {line_no} rejected, not appended: {}",
+                        fields.join("; ")
+                    );
+                }
+            }
+        }
+        // Append what we have whenever no more input is buffered, so an
+        // interactive writer gets its acks without waiting for a full batch.
+        if pending.len() >= 1000 || input.buffer().is_empty() {
+            produced += append_pending(&mut producer, &mut pending, &mut out, acks_flush)?;
+        }
+    }
+    produced += append_pending(&mut producer, &mut pending, &mut out, acks_flush)?;
+    out.flush()?;
+    fabric.close()?;
+    eprintln!(
+        "fabric: produced {produced} events to {} from {line_no} lines; {rejected} rejected",
+        args.topic
+    );
+    Ok(if rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Appends the pending lines as one publish_batch; with acks, prints one ack
+/// per line once durable under the policy. Returns how many were appended.
+fn append_pending(
+    producer: &mut eventfabric::Producer,
+    pending: &mut Pending,
+    out: &mut impl Write,
+    acks_flush: Option<bool>,
+) -> CliResult<u64> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let envelopes: Vec<Envelope> = pending.iter().map(|(_, e)| e.clone()).collect();
+    let published = producer.publish_batch(&envelopes)?;
+    if let Some(flush) = acks_flush {
+        if flush {
+            producer.flush()?;
+        }
+        for ((n, e), p) in pending.iter().zip(&published) {
+            let ack = json!({"line": n, "event_id": e.event_id.hyphenated().to_string(),
+                             "partition": p.partition, "offset": p.offset});
+            writeln!(out, "{ack}")?;
+        }
+        out.flush()?;
+    }
+    let n = pending.len() as u64;
+    pending.clear();
+    Ok(n)
+}
+
+fn parse_from(from: &str, partition: Option<u32>) -> CliResult<StartFrom> {
+    Ok(match from {
+        "earliest" => StartFrom::Earliest,
+        "latest" => StartFrom::Latest,
+        s if s.bytes().all(|b| b.is_ascii_digit()) => {
+            let offset: u64 = s.parse()?;
+            match partition {
+                Some(p) => StartFrom::Offsets(BTreeMap::from([(p, offset)])),
+                None => StartFrom::Offset(offset),
+            }
+        }
+        s => match s.parse::<jiff::Timestamp>() {
+            Ok(t) => StartFrom::Time(t),
+            Err(e) => {
+                return fail(format!(
+                    "--from {s:?} is not earliest, latest, an offset or an RFC 3339 time ({e}); e.g. --from 2026-06-10T12:30:00Z"
+                ));
+            }
+        },
+    })
+}
+
+fn event_line(event: &ReadEvent) -> Value {
+    let mut value = event.envelope.to_json_value();
+    if let Value::Object(map) = &mut value {
+        map.insert("_partition".into(), json!(event.partition));
+        map.insert("_offset".into(), json!(event.offset));
+    }
+    value
+}
+
+fn consume(data: &Path, args: ConsumeArgs) -> CliResult {
+    let fabric = Fabric::open_read_only(data)?;
+    let from = parse_from(&args.from, args.partition)?;
+    let mut reader = fabric.reader(&args.topic, from)?;
+    if let Some(p) = args.partition {
+        reader = reader.with_partitions(&[p])?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let max = args.max.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    'outer: loop {
+        for event in reader.by_ref() {
+            if printed >= max {
+                break 'outer;
+            }
+            let line = event_line(&event?);
+            if writeln!(out, "{line}").is_err() {
+                // The reader of our output went away (e.g. `| head`): done.
+                return Ok(ExitCode::SUCCESS);
+            }
+            printed += 1;
+        }
+        if out.flush().is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !args.follow || printed >= max {
+            break;
+        }
+        reader.wait(Duration::from_secs(1))?;
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn micros_to_rfc3339(micros: i64) -> String {
+    jiff::Timestamp::from_microsecond(micros).map_or_else(|_| micros.to_string(), |t| t.to_string())
+}
+
+fn inspect(data: &Path, args: InspectArgs) -> CliResult {
+    let fabric = Fabric::open_read_only(data)?;
+    let names = match &args.topic {
+        Some(t) => {
+            fabric.topic_info(t)?;
+            vec![t.clone()]
+        }
+        None => fabric.topics(),
+    };
+    let mut topics = Vec::new();
+    for name in &names {
+        let info = fabric.topic_info(name)?;
+        let mut partitions = Vec::new();
+        for p in 0..info.config.partitions {
+            let log = fabric.partition(name, p)?;
+            let first_ts = |offset: u64| -> Option<i64> {
+                log.read(offset, eventfabric::ReadLimit::records(1))
+                    .ok()
+                    .and_then(|r| r.first().map(|r| r.timestamp))
+            };
+            let segments: Vec<Value> = log
+                .segments()
+                .iter()
+                .map(|s| {
+                    let min = (s.next_offset > s.base_offset)
+                        .then(|| first_ts(s.base_offset))
+                        .flatten();
+                    json!({
+                        "file": s.path.display().to_string(),
+                        "base_offset": s.base_offset,
+                        "next_offset": s.next_offset,
+                        "size_bytes": s.size_bytes,
+                        "sealed": s.sealed,
+                        "first_time": min.map(micros_to_rfc3339),
+                        "max_time": s.max_timestamp.map(micros_to_rfc3339),
+                    })
+                })
+                .collect();
+            let (earliest, next) = (log.earliest_offset(), log.next_offset());
+            let max_ts = log.segments().iter().filter_map(|s| s.max_timestamp).max();
+            partitions.push(json!({
+                "partition": p,
+                "dir": log.dir().display().to_string(),
+                "earliest_offset": earliest,
+                "next_offset": next,
+                "records": next - earliest,
+                "size_bytes": log.segments().iter().map(|s| s.size_bytes).sum::<u64>(),
+                "first_time": (next > earliest).then(|| first_ts(earliest)).flatten().map(micros_to_rfc3339),
+                "max_time": max_ts.map(micros_to_rfc3339),
+                "segments": segments,
+            }));
+        }
+        topics.push(json!({"name": name, "config": info.config, "partitions": partitions}));
+    }
+    if args.json {
+        let doc = json!({"data": data.display().to_string(), "topics": topics});
+        println!("{doc}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("data directory {}", data.display());
+    for t in &topics {
+        println!(
+            "topic {}  partitions={}  fsync={}  segment_bytes={}",
+            t["name"].as_str().unwrap_or(""),
+            t["config"]["partitions"],
+            t["config"]["fsync"].as_str().unwrap_or(""),
+            t["config"]["segment_bytes"]
+        );
+        for p in t["partitions"].as_array().into_iter().flatten() {
+            println!(
+                "  partition {}: offsets {}..{} ({} records, {} bytes), time {} .. {}",
+                p["partition"],
+                p["earliest_offset"],
+                p["next_offset"],
+                p["records"],
+                p["size_bytes"],
+                p["first_time"].as_str().unwrap_or("-"),
+                p["max_time"].as_str().unwrap_or("-")
+            );
+            for s in p["segments"].as_array().into_iter().flatten() {
+                println!(
+                    "    segment {}: offsets {}..{}, {} bytes, {}",
+                    s["file"].as_str().unwrap_or(""),
+                    s["base_offset"],
+                    s["next_offset"],
+                    s["size_bytes"],
+                    if s["sealed"] == json!(true) {
+                        "sealed"
+                    } else {
+                        "active"
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(data: &Path, args: VerifyArgs) -> CliResult {
+    if args.repair {
+        let repairs = Fabric::repair(data)?;
+        let mut removed_any = false;
+        for r in &repairs {
+            for t in &r.report.recovery.truncations {
+                removed_any = true;
+                println!(
+                    "{} partition {}: removed {} bytes of {} from byte {} (offsets {} on): {}",
+                    r.topic,
+                    r.partition,
+                    t.bytes_removed,
+                    t.path.display(),
+                    t.position,
+                    t.first_offset_removed,
+                    t.reason
+                );
+            }
+            for d in &r.report.recovery.dropped_segments {
+                removed_any = true;
+                println!(
+                    "{} partition {}: removed segment {} (it followed removed damage)",
+                    r.topic,
+                    r.partition,
+                    d.display()
+                );
+            }
+            if let Some((offset, records)) = r.report.truncated_from {
+                removed_any = true;
+                println!(
+                    "{} partition {}: truncated at offset {offset}, removing {records} records",
+                    r.topic, r.partition
+                );
+            }
+            for i in &r.report.rebuilt_indexes {
+                println!(
+                    "{} partition {}: rebuilt index {}",
+                    r.topic,
+                    r.partition,
+                    i.display()
+                );
+            }
+        }
+        if !removed_any {
+            println!("nothing removed");
+        }
+    }
+    let checks = Fabric::verify(data)?;
+    let (mut segments, mut records, mut findings) = (0usize, 0u64, 0usize);
+    for c in &checks {
+        segments += c.report.segments;
+        records += c.report.records;
+        for f in &c.report.findings {
+            findings += 1;
+            println!(
+                "{}: byte {}: {}{}",
+                f.path.display(),
+                f.position,
+                f.problem,
+                if f.data_damaged {
+                    ""
+                } else {
+                    " (index only; --repair rebuilds it)"
+                }
+            );
+        }
+    }
+    eprintln!(
+        "fabric: verified {} partitions, {segments} segments, {records} records: {}",
+        checks.len(),
+        if findings == 0 {
+            "clean".to_string()
+        } else {
+            format!("{findings} problems found; run fabric verify --repair to fix them")
+        }
+    );
+    Ok(if findings == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn kinds_for(event_type: &str) -> CliResult<Vec<FixtureKind>> {
+    if event_type == "mixed" {
+        return Ok(FixtureKind::all().to_vec());
+    }
+    match FixtureKind::from_event_type(event_type) {
+        Some(k) => Ok(vec![k]),
+        None => fail(format!(
+            "no fixture generator for event type {event_type:?}: use billing.invoice.issued, auth.user.login_succeeded, workflow.instance.completed or mixed"
+        )),
+    }
+}
+
+fn gen_events(args: GenArgs) -> CliResult {
+    let kinds = kinds_for(&args.event_type)?;
+    let mut generator = FixtureGenerator::new(args.seed, args.tenants);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for i in 0..args.count {
+        let kind = kinds[(i % kinds.len() as u64) as usize];
+        let mut line = generator.next(kind).to_json();
+        line.push(b'\n');
+        if out.write_all(&line).is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Envelopes of about `size` encoded bytes, cycling through the seed kinds.
+fn bench_envelopes(count: usize, size: usize) -> Vec<Envelope> {
+    let mut generator = FixtureGenerator::new(42, 100);
+    let kinds = FixtureKind::all();
+    (0..count)
+        .map(|i| {
+            let mut e = generator.next(kinds[i % kinds.len()]);
+            let len = e.to_bytes().len();
+            if len + 8 < size
+                && let Value::Object(m) = &mut e.payload
+            {
+                m.insert("pad".into(), Value::String("x".repeat(size - len - 8)));
+            }
+            e
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Progress {
+    on: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            last: Instant::now(),
+        }
+    }
+    fn tick(&mut self, done: u64, total: u64) {
+        if self.on && self.last.elapsed() > Duration::from_millis(500) {
+            eprint!("\r{done}/{total} events");
+            self.last = Instant::now();
+        }
+    }
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+fn report(json_out: bool, what: &str, records: u64, bytes: u64, secs: f64, mut lat: Vec<u64>) {
+    lat.sort_unstable();
+    let secs = secs.max(1e-9);
+    let doc = json!({
+        "records": records,
+        "seconds": secs,
+        "records_per_sec": records as f64 / secs,
+        "mb_per_sec": bytes as f64 / secs / 1e6,
+        "p50_us": percentile(&lat, 0.5),
+        "p99_us": percentile(&lat, 0.99),
+        "p999_us": percentile(&lat, 0.999),
+    });
+    if json_out {
+        println!("{doc}");
+    } else {
+        println!(
+            "{what}: {records} events in {secs:.3} s = {:.0} events/s, {:.1} MB/s; batch latency p50 {} µs, p99 {} µs, p99.9 {} µs",
+            records as f64 / secs,
+            bytes as f64 / secs / 1e6,
+            doc["p50_us"],
+            doc["p99_us"],
+            doc["p999_us"]
+        );
+    }
+}
+
+fn bench_produce(data: &Path, args: BenchProduceArgs) -> CliResult {
+    if args.batch == 0 || args.threads == 0 || args.records == 0 {
+        return fail("--records, --batch and --threads must be at least 1");
+    }
+    let fabric = Fabric::open(data, FabricConfig::with_fsync(args.fsync))?;
+    let topic = match &args.topic {
+        Some(t) => t.clone(),
+        None => {
+            if fabric.topics().iter().any(|t| t == SCRATCH_TOPIC) {
+                fabric.delete_topic(SCRATCH_TOPIC)?;
+            }
+            let mut c = TopicConfig::with_partitions(args.partitions);
+            c.fsync = args.fsync;
+            fabric.create_topic(SCRATCH_TOPIC, c)?;
+            SCRATCH_TOPIC.to_string()
+        }
+    };
+    // A pool whose length is a multiple of the batch, so every batch is one
+    // contiguous slice of it (no copies on the measured path).
+    let pool_len = (args.records as usize)
+        .clamp(1, 10_000)
+        .div_ceil(args.batch)
+        * args.batch;
+    let pool = Arc::new(bench_envelopes(pool_len, args.size));
+    let bytes_per: u64 =
+        pool.iter().map(|e| e.to_bytes().len() as u64).sum::<u64>() / pool.len() as u64;
+    let per_thread = args.records / args.threads as u64;
+    let extra = args.records % args.threads as u64;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..args.threads {
+        let mut producer = fabric.producer(&topic, "fabric-bench")?;
+        let pool = pool.clone();
+        let n = per_thread + u64::from((t as u64) < extra);
+        let batch = args.batch;
+        let total = args.records;
+        let show = t == 0;
+        let threads = args.threads as u64;
+        handles.push(std::thread::spawn(
+            move || -> eventfabric::Result<Vec<u64>> {
+                let mut lat = Vec::with_capacity(n as usize / batch + 1);
+                let mut progress = Progress::new();
+                progress.on &= show;
+                let (mut done, mut start) = (0u64, 0usize);
+                while done < n {
+                    let k = batch.min((n - done) as usize);
+                    let chunk = &pool[start..start + k];
+                    start = (start + batch) % pool.len();
+                    let t0 = Instant::now();
+                    if k == 1 {
+                        producer.publish(&chunk[0])?;
+                    } else {
+                        producer.publish_batch(chunk)?;
+                    }
+                    lat.push(t0.elapsed().as_micros() as u64);
+                    done += k as u64;
+                    progress.tick(done, total / threads);
+                }
+                progress.done();
+                Ok(lat)
+            },
+        ));
+    }
+    let mut lat = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(r) => lat.extend(r?),
+            Err(_) => return fail("a producer thread panicked"),
+        }
+    }
+    fabric.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    report(
+        args.json,
+        "bench produce",
+        args.records,
+        args.records * bytes_per,
+        secs,
+        lat,
+    );
+    fabric.close()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_consume(data: &Path, args: BenchConsumeArgs) -> CliResult {
+    let fabric = Fabric::open_read_only(data)?;
+    let topic = args.topic.unwrap_or_else(|| SCRATCH_TOPIC.to_string());
+    let reader = fabric.reader(&topic, StartFrom::Earliest)?;
+    let total = args.records.unwrap_or(u64::MAX);
+    let batch = args.batch.max(1) as u64;
+    let mut progress = Progress::new();
+    let mut records = 0u64;
+    let mut lat = Vec::new();
+    let started = Instant::now();
+    let mut t0 = Instant::now();
+    for event in reader {
+        std::hint::black_box(event?);
+        records += 1;
+        if records.is_multiple_of(batch) {
+            lat.push(t0.elapsed().as_micros() as u64);
+            t0 = Instant::now();
+            progress.tick(records, total);
+        }
+        if records >= total {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    progress.done();
+    // Bytes read: the stored size of the records consumed.
+    let info = fabric.topic_info(&topic)?;
+    let stored: u64 = (0..info.config.partitions)
+        .filter_map(|p| fabric.partition(&topic, p).ok())
+        .map(|l| l.segments().iter().map(|s| s.size_bytes).sum::<u64>())
+        .sum();
+    let held: u64 = info.offsets.iter().map(|(e, n)| n - e).sum();
+    let read_bytes = (stored * records).checked_div(held).unwrap_or(0);
+    report(args.json, "bench consume", records, read_bytes, secs, lat);
+    Ok(ExitCode::SUCCESS)
+}

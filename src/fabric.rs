@@ -1,0 +1,631 @@
+//! The fabric: one handle on one data directory holding named topics, each a
+//! set of partition logs.
+//!
+//! Owns the data-directory layout (`fabric.lock`, `topics/<topic>/topic.json`,
+//! `topics/<topic>/<partition>/`), the data-directory writer lock, and topic
+//! administration (create, list, delete, add partitions), each made
+//! crash-safe by building in a hidden temporary directory and renaming. It
+//! never interprets record bytes (that is [`crate::envelope`]) and never
+//! creates a topic implicitly: producing to an unknown topic is an error.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::log::Log;
+use crate::producer::Producer;
+use crate::reader::{Reader, StartFrom};
+use crate::topic::{
+    self, FsyncPolicy, TOPIC_FILE, TopicConfig, TopicInfo, partition_dir, read_topic_file,
+    sync_dir, validate_topic_name, write_topic_file,
+};
+use crate::verify::{RepairReport, VerifyReport};
+
+/// Name of the data-directory lock file.
+pub const LOCK_FILE: &str = "fabric.lock";
+/// Name of the directory holding one directory per topic.
+pub const TOPICS_DIR: &str = "topics";
+/// Prefix of a topic directory still being created (removed on open).
+const CREATING_PREFIX: &str = ".creating-";
+/// Prefix of a topic directory being deleted (removed on open).
+const DELETING_PREFIX: &str = ".deleting-";
+
+/// How a writable [`Fabric`] opens its partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FabricConfig {
+    /// Overrides every topic's `fsync` policy for this handle (e.g. `fabric
+    /// produce --fsync os`); `None` keeps each topic's own setting.
+    pub fsync: Option<FsyncPolicy>,
+}
+
+impl FabricConfig {
+    /// Settings that use `fsync` for every topic.
+    pub fn with_fsync(fsync: FsyncPolicy) -> Self {
+        FabricConfig { fsync: Some(fsync) }
+    }
+}
+
+/// One topic's open partitions, shared by the fabric, producers and readers.
+#[derive(Debug)]
+pub(crate) struct TopicHandle {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: RwLock<TopicConfig>,
+    pub(crate) partitions: RwLock<Arc<Vec<Arc<Log>>>>,
+    pub(crate) deleted: AtomicBool,
+}
+
+impl TopicHandle {
+    /// The current partitions (a snapshot; grows when partitions are added).
+    pub(crate) fn partitions(&self) -> Arc<Vec<Arc<Log>>> {
+        self.partitions.read().clone()
+    }
+
+    /// Fails when the topic was deleted after this handle was taken.
+    pub(crate) fn check_live(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(Error::invalid(
+                format!("topic {:?}", self.name),
+                "it was deleted; create it again before producing or reading",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The exclusive writer lock of a data directory: an `flock` on
+/// `fabric.lock` holding the owner's pid, released when dropped or when the
+/// process dies.
+#[derive(Debug)]
+struct FabricLock {
+    _file: File,
+}
+
+impl FabricLock {
+    fn acquire(root: &Path) -> Result<FabricLock> {
+        let path = root.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::Locked {
+                    path: root.to_path_buf(),
+                    pid: text.trim().parse().unwrap_or(0),
+                });
+            }
+            Err(e) => return Err(Error::io("lock", &path, e.into())),
+        }
+        file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(|e| Error::io("write", &path, e))?;
+        Ok(FabricLock { _file: file })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    config: FabricConfig,
+    read_only: bool,
+    topics: RwLock<BTreeMap<String, Arc<TopicHandle>>>,
+    /// Serialises topic administration within this handle.
+    admin: Mutex<()>,
+    _lock: Option<FabricLock>,
+}
+
+/// A handle on one data directory. Cheap to clone; `Send + Sync`.
+///
+/// A writable fabric is the only writer of its directory (a second one, in
+/// this or another process, gets [`Error::Locked`] naming the holder's pid).
+/// Any number of read-only fabrics may look at the same directory meanwhile
+/// and call [`Fabric::refresh`] to see new topics and records.
+#[derive(Debug, Clone)]
+pub struct Fabric {
+    inner: Arc<Inner>,
+}
+
+/// The verification result of one partition, from [`Fabric::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionCheck {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The partition's directory.
+    pub dir: PathBuf,
+    /// What verification found.
+    pub report: VerifyReport,
+}
+
+/// The repair result of one partition, from [`Fabric::repair`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRepair {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The partition's directory.
+    pub dir: PathBuf,
+    /// What was removed and rebuilt.
+    pub report: RepairReport,
+}
+
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+impl Fabric {
+    /// Opens (creating if needed) the data directory at `path` as its only
+    /// writer, opening every partition of every topic (running each log's
+    /// crash recovery) and removing leftovers of interrupted topic creations
+    /// and deletions.
+    pub fn open(path: impl AsRef<Path>, config: FabricConfig) -> Result<Fabric> {
+        let root = path.as_ref().to_path_buf();
+        let topics_dir = root.join(TOPICS_DIR);
+        fs::create_dir_all(&topics_dir).map_err(|e| Error::io("create", &topics_dir, e))?;
+        let lock = FabricLock::acquire(&root)?;
+        for entry in fs::read_dir(&topics_dir).map_err(|e| Error::io("list", &topics_dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &topics_dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(CREATING_PREFIX) || name.starts_with(DELETING_PREFIX) {
+                let p = entry.path();
+                fs::remove_dir_all(&p).map_err(|e| Error::io("remove", &p, e))?;
+            }
+        }
+        let fabric = Fabric {
+            inner: Arc::new(Inner {
+                root,
+                config,
+                read_only: false,
+                topics: RwLock::new(BTreeMap::new()),
+                admin: Mutex::new(()),
+                _lock: Some(lock),
+            }),
+        };
+        fabric.load_topics()?;
+        Ok(fabric)
+    }
+
+    /// Opens the data directory at `path` for reading only, alongside a
+    /// writer in this or another process. Never writes anything.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Fabric> {
+        let root = path.as_ref().to_path_buf();
+        let topics_dir = root.join(TOPICS_DIR);
+        if !topics_dir.is_dir() {
+            return Err(Error::io(
+                "open",
+                &topics_dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not an eventfabric data directory (no topics/ inside); check --data",
+                ),
+            ));
+        }
+        let fabric = Fabric {
+            inner: Arc::new(Inner {
+                root,
+                config: FabricConfig::default(),
+                read_only: true,
+                topics: RwLock::new(BTreeMap::new()),
+                admin: Mutex::new(()),
+                _lock: None,
+            }),
+        };
+        fabric.load_topics()?;
+        Ok(fabric)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Whether this handle was opened with [`Fabric::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    fn topics_dir(&self) -> PathBuf {
+        self.inner.root.join(TOPICS_DIR)
+    }
+
+    fn check_writable(&self, op: &str) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::invalid(
+                op.to_string(),
+                format!(
+                    "the data directory {} is open read-only; open it as the writer",
+                    self.inner.root.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn open_partition(&self, dir: &Path, config: &TopicConfig) -> Result<Arc<Log>> {
+        let log = if self.inner.read_only {
+            Log::open_read_only(dir)?
+        } else {
+            Log::open(dir, config.log_config(self.inner.config.fsync))?
+        };
+        Ok(Arc::new(log))
+    }
+
+    /// Names of topic directories on disk (hidden temporary ones excluded).
+    fn topic_names_on_disk(&self) -> Result<Vec<String>> {
+        let dir = self.topics_dir();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !entry.path().join(TOPIC_FILE).is_file() {
+                continue;
+            }
+            validate_topic_name(&name).map_err(|e| Error::Corrupted {
+                path: entry.path(),
+                position: 0,
+                reason: format!("not a valid topic directory ({e}); move it out of topics/"),
+            })?;
+            names.push(name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn load_topic(&self, name: &str) -> Result<Arc<TopicHandle>> {
+        let dir = self.topics_dir().join(name);
+        let config = read_topic_file(&dir, name)?;
+        let mut logs = Vec::with_capacity(config.partitions as usize);
+        for p in 0..config.partitions {
+            logs.push(self.open_partition(&partition_dir(&dir, p), &config)?);
+        }
+        Ok(Arc::new(TopicHandle {
+            name: name.to_string(),
+            dir,
+            config: RwLock::new(config),
+            partitions: RwLock::new(Arc::new(logs)),
+            deleted: AtomicBool::new(false),
+        }))
+    }
+
+    fn load_topics(&self) -> Result<()> {
+        let mut map = BTreeMap::new();
+        for name in self.topic_names_on_disk()? {
+            let handle = self.load_topic(&name)?;
+            map.insert(name, handle);
+        }
+        *self.inner.topics.write() = map;
+        Ok(())
+    }
+
+    /// For a read-only fabric: picks up topics created or deleted, partitions
+    /// added and records appended by the writer since the last look. For the
+    /// writer it is a no-op.
+    pub fn refresh(&self) -> Result<()> {
+        if !self.inner.read_only {
+            return Ok(());
+        }
+        let _admin = self.inner.admin.lock();
+        let names = self.topic_names_on_disk()?;
+        let current: BTreeMap<String, Arc<TopicHandle>> = self.inner.topics.read().clone();
+        let mut next = BTreeMap::new();
+        for name in names {
+            match current.get(&name) {
+                Some(handle) => {
+                    let config = read_topic_file(&handle.dir, &name)?;
+                    let logs = handle.partitions();
+                    for log in logs.iter() {
+                        log.refresh()?;
+                    }
+                    if config.partitions as usize > logs.len() {
+                        let mut grown: Vec<Arc<Log>> = logs.iter().cloned().collect();
+                        for p in logs.len() as u32..config.partitions {
+                            grown.push(
+                                self.open_partition(&partition_dir(&handle.dir, p), &config)?,
+                            );
+                        }
+                        *handle.partitions.write() = Arc::new(grown);
+                    }
+                    *handle.config.write() = config;
+                    next.insert(name, handle.clone());
+                }
+                None => {
+                    let handle = self.load_topic(&name)?;
+                    next.insert(name, handle);
+                }
+            }
+        }
+        for (name, handle) in &current {
+            if !next.contains_key(name) {
+                handle.deleted.store(true, Ordering::Release);
+            }
+        }
+        *self.inner.topics.write() = next;
+        Ok(())
+    }
+
+    pub(crate) fn handle(&self, topic: &str) -> Result<Arc<TopicHandle>> {
+        self.inner.topics.read().get(topic).cloned().ok_or_else(|| {
+            Error::invalid(
+                format!("topic {topic:?}"),
+                format!(
+                    "it does not exist in {}; create it first (fabric topic create {topic} --partitions N)",
+                    self.inner.root.display()
+                ),
+            )
+        })
+    }
+
+    /// Creates topic `name` with `config`. Fails if the name is invalid, the
+    /// settings are invalid, or the topic exists. Crash-safe: the topic is
+    /// built in a hidden directory and renamed into place.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.check_writable("create topic")?;
+        validate_topic_name(name)?;
+        config.validate()?;
+        let _admin = self.inner.admin.lock();
+        let topics_dir = self.topics_dir();
+        let dir = topics_dir.join(name);
+        if self.inner.topics.read().contains_key(name) || dir.exists() {
+            return Err(Error::invalid(
+                format!("topic {name:?}"),
+                format!(
+                    "it already exists in {}; delete it first or pick another name",
+                    self.inner.root.display()
+                ),
+            ));
+        }
+        let tmp = topics_dir.join(format!("{CREATING_PREFIX}{}", unique_suffix()));
+        fs::create_dir(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let built = (|| {
+            for p in 0..config.partitions {
+                let pd = partition_dir(&tmp, p);
+                fs::create_dir(&pd).map_err(|e| Error::io("create", &pd, e))?;
+            }
+            write_topic_file(&tmp, name, &config)?;
+            fs::rename(&tmp, &dir).map_err(|e| Error::io("rename", &dir, e))?;
+            sync_dir(&topics_dir)
+        })();
+        if let Err(e) = built {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let handle = self.load_topic(name)?;
+        self.inner.topics.write().insert(name.to_string(), handle);
+        Ok(())
+    }
+
+    /// Deletes topic `name` and all its data. Producers and readers still
+    /// holding it get an error from then on. Crash-safe: the directory is
+    /// renamed away first, so a crash never leaves a half-deleted topic.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.check_writable("delete topic")?;
+        let _admin = self.inner.admin.lock();
+        let handle = self.handle(name)?;
+        handle.deleted.store(true, Ordering::Release);
+        self.inner.topics.write().remove(name);
+        let logs = std::mem::take(&mut *handle.partitions.write());
+        if let Ok(logs) = Arc::try_unwrap(logs) {
+            for log in logs {
+                if let Ok(log) = Arc::try_unwrap(log) {
+                    let _ = log.close();
+                }
+            }
+        }
+        let topics_dir = self.topics_dir();
+        let gone = topics_dir.join(format!("{DELETING_PREFIX}{}", unique_suffix()));
+        fs::rename(&handle.dir, &gone).map_err(|e| Error::io("rename", &handle.dir, e))?;
+        sync_dir(&topics_dir)?;
+        fs::remove_dir_all(&gone).map_err(|e| Error::io("remove", &gone, e))?;
+        Ok(())
+    }
+
+    /// Grows topic `name` to `partitions` partitions. Shrinking is refused.
+    ///
+    /// As in Kafka, this changes the key → partition mapping for events
+    /// produced from now on; events already stored stay where they are, so
+    /// per-key order holds only within each period.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
+        self.check_writable("add partitions")?;
+        let _admin = self.inner.admin.lock();
+        let handle = self.handle(name)?;
+        let mut config = handle.config.read().clone();
+        if partitions < config.partitions {
+            return Err(Error::invalid(
+                format!("partitions of topic {name:?}"),
+                format!(
+                    "cannot shrink from {} to {partitions}: partitions are never removed",
+                    config.partitions
+                ),
+            ));
+        }
+        if partitions == config.partitions {
+            return Ok(());
+        }
+        let old = config.partitions;
+        config.partitions = partitions;
+        config.validate()?;
+        // Directories first, then the config that makes them part of the topic.
+        for p in old..partitions {
+            let pd = partition_dir(&handle.dir, p);
+            fs::create_dir_all(&pd).map_err(|e| Error::io("create", &pd, e))?;
+        }
+        sync_dir(&handle.dir)?;
+        write_topic_file(&handle.dir, name, &config)?;
+        let mut logs: Vec<Arc<Log>> = handle.partitions().iter().cloned().collect();
+        for p in old..partitions {
+            logs.push(self.open_partition(&partition_dir(&handle.dir, p), &config)?);
+        }
+        *handle.partitions.write() = Arc::new(logs);
+        *handle.config.write() = config;
+        Ok(())
+    }
+
+    /// Names of all topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Settings and per-partition offsets of topic `name`.
+    pub fn topic_info(&self, name: &str) -> Result<TopicInfo> {
+        let handle = self.handle(name)?;
+        let config = handle.config.read().clone();
+        let offsets = handle
+            .partitions()
+            .iter()
+            .map(|l| (l.earliest_offset(), l.next_offset()))
+            .collect();
+        Ok(TopicInfo {
+            name: name.to_string(),
+            config,
+            offsets,
+        })
+    }
+
+    /// The log of one partition, for inspection and low-level reads.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Log>> {
+        let handle = self.handle(topic)?;
+        let logs = handle.partitions();
+        logs.get(partition as usize).cloned().ok_or_else(|| {
+            Error::invalid(
+                format!("partition {partition} of topic {topic:?}"),
+                format!("the topic has {} partitions", logs.len()),
+            )
+        })
+    }
+
+    /// A producer for `topic` that stamps `source` on events lacking one.
+    pub fn producer(&self, topic: &str, source: &str) -> Result<Producer> {
+        self.check_writable("produce")?;
+        Producer::new(self.handle(topic)?, source)
+    }
+
+    /// A reader of `topic` starting at `from`.
+    pub fn reader(&self, topic: &str, from: StartFrom) -> Result<Reader> {
+        Reader::new(self.clone(), self.handle(topic)?, from)
+    }
+
+    /// Makes everything appended to every partition durable.
+    pub fn flush(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Ok(());
+        }
+        let handles: Vec<_> = self.inner.topics.read().values().cloned().collect();
+        for h in handles {
+            for log in h.partitions().iter() {
+                log.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and releases the directory (partitions still used
+    /// by a producer or reader are closed when those are dropped).
+    pub fn close(self) -> Result<()> {
+        self.flush()?;
+        let handles: Vec<_> = std::mem::take(&mut *self.inner.topics.write())
+            .into_values()
+            .collect();
+        for h in handles {
+            let logs = std::mem::take(&mut *h.partitions.write());
+            if let Ok(logs) = Arc::try_unwrap(logs) {
+                for log in logs {
+                    if let Ok(log) = Arc::try_unwrap(log) {
+                        log.close()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every partition of every topic under `path` without changing
+    /// anything (safe while a writer runs). A `topic.json` that fails its
+    /// checks is an error naming the file.
+    pub fn verify(path: impl AsRef<Path>) -> Result<Vec<PartitionCheck>> {
+        let fabric = Fabric::open_read_only_config(path.as_ref())?;
+        let mut out = Vec::new();
+        for (name, dir, config) in fabric {
+            for p in 0..config.partitions {
+                let pd = partition_dir(&dir, p);
+                let report = crate::verify::verify(&pd)?;
+                out.push(PartitionCheck {
+                    topic: name.clone(),
+                    partition: p,
+                    dir: pd,
+                    report,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Repairs every partition under `path` as the writer (taking the
+    /// data-directory lock): truncates to the last valid record and rebuilds
+    /// indexes, reporting what was removed.
+    pub fn repair(path: impl AsRef<Path>) -> Result<Vec<PartitionRepair>> {
+        let root = path.as_ref();
+        let _lock = FabricLock::acquire(root)?;
+        let mut out = Vec::new();
+        for (name, dir, config) in Fabric::open_read_only_config(root)? {
+            for p in 0..config.partitions {
+                let pd = partition_dir(&dir, p);
+                let report = crate::verify::repair(&pd, config.log_config(None))?;
+                out.push(PartitionRepair {
+                    topic: name.clone(),
+                    partition: p,
+                    dir: pd,
+                    report,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every topic's name, directory and settings, read from disk only.
+    fn open_read_only_config(root: &Path) -> Result<Vec<(String, PathBuf, TopicConfig)>> {
+        let topics_dir = root.join(TOPICS_DIR);
+        if !topics_dir.is_dir() {
+            return Err(Error::invalid(
+                format!("data directory {}", root.display()),
+                "it holds no topics/ directory; check --data",
+            ));
+        }
+        let probe = Fabric {
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                config: FabricConfig::default(),
+                read_only: true,
+                topics: RwLock::new(BTreeMap::new()),
+                admin: Mutex::new(()),
+                _lock: None,
+            }),
+        };
+        let mut out = Vec::new();
+        for name in probe.topic_names_on_disk()? {
+            let dir = topics_dir.join(&name);
+            let config = topic::read_topic_file(&dir, &name)?;
+            out.push((name, dir, config));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,268 @@
+//! Reading a topic: decoded envelopes with their partition and offset.
+//!
+//! Owns where a read starts (earliest, latest, offsets, a time), the
+//! per-partition positions (what a consumer group will commit, issue 4) and
+//! waiting for new events, in this process (woken by appends) or from another
+//! writer process (polling a read-only view). It never writes: positions
+//! live in memory only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::fabric::{Fabric, TopicHandle};
+use crate::log::{Log, Records};
+
+/// Where a [`Reader`] starts in each partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The earliest offset still held.
+    Earliest,
+    /// The end: only events appended after the reader was created.
+    Latest,
+    /// The same offset in every partition, clamped to what each one holds.
+    Offset(u64),
+    /// An exact offset per partition (an error when out of range); partitions
+    /// not named start at their earliest offset.
+    Offsets(BTreeMap<u32, u64>),
+    /// The first event whose `emitted_at` is at or after this time (the
+    /// record timestamp), per partition; the end when none is that recent.
+    Time(Timestamp),
+}
+
+/// One event read from a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadEvent {
+    /// The partition it was read from.
+    pub partition: u32,
+    /// Its offset within that partition.
+    pub offset: u64,
+    /// The record timestamp (µs since the epoch; the envelope's `emitted_at`).
+    pub timestamp: i64,
+    /// The decoded, validated envelope.
+    pub envelope: Envelope,
+}
+
+#[derive(Debug)]
+struct Cursor {
+    partition: u32,
+    log: Arc<Log>,
+    next: u64,
+    records: Option<Records>,
+}
+
+impl Cursor {
+    fn new(partition: u32, log: Arc<Log>, from: &StartFrom) -> Result<Cursor> {
+        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+        let next = match from {
+            StartFrom::Earliest => earliest,
+            StartFrom::Latest => end,
+            StartFrom::Offset(o) => (*o).clamp(earliest, end),
+            StartFrom::Offsets(map) => match map.get(&partition) {
+                Some(&o) if o < earliest || o > end => {
+                    return Err(Error::OffsetOutOfRange {
+                        offset: o,
+                        earliest,
+                        next: end,
+                    });
+                }
+                Some(&o) => o,
+                None => earliest,
+            },
+            StartFrom::Time(t) => log.offset_for_time(t.as_microsecond())?.unwrap_or(end),
+        };
+        Ok(Cursor {
+            partition,
+            log,
+            next,
+            records: None,
+        })
+    }
+}
+
+/// Reads a topic's partitions, yielding [`ReadEvent`]s.
+///
+/// As an [`Iterator`] it drains partition 0 up to its current end, then
+/// partition 1, and so on, and returns `None` once every partition is caught
+/// up; iterating again later continues where it stopped (call
+/// [`Reader::wait`] in between to block until there is more). Every event is
+/// decoded and validated; a record that is not a valid envelope is an error.
+#[derive(Debug)]
+pub struct Reader {
+    fabric: Fabric,
+    topic: Arc<TopicHandle>,
+    from: StartFrom,
+    cursors: Vec<Cursor>,
+    /// Only these partitions (all when `None`).
+    only: Option<Vec<u32>>,
+    current: usize,
+    /// Partitions of the topic already given a cursor (or skipped).
+    seen: usize,
+    last_topic_refresh: Instant,
+}
+
+impl Reader {
+    pub(crate) fn new(fabric: Fabric, topic: Arc<TopicHandle>, from: StartFrom) -> Result<Reader> {
+        topic.check_live()?;
+        let mut reader = Reader {
+            fabric,
+            topic,
+            from,
+            cursors: Vec::new(),
+            only: None,
+            current: 0,
+            seen: 0,
+            last_topic_refresh: Instant::now(),
+        };
+        reader.add_new_partitions()?;
+        Ok(reader)
+    }
+
+    /// Restricts the reader to `partitions` (each must exist).
+    pub fn with_partitions(mut self, partitions: &[u32]) -> Result<Reader> {
+        let count = self.topic.partitions().len() as u32;
+        if let Some(&bad) = partitions.iter().find(|&&p| p >= count) {
+            return Err(Error::invalid(
+                format!("partition {bad} of topic {:?}", self.topic.name),
+                format!("the topic has partitions 0..{count}"),
+            ));
+        }
+        self.cursors.retain(|c| partitions.contains(&c.partition));
+        self.only = Some(partitions.to_vec());
+        self.current = 0;
+        Ok(self)
+    }
+
+    /// The topic being read.
+    pub fn topic(&self) -> &str {
+        &self.topic.name
+    }
+
+    /// The next offset to read, per partition (what a consumer group commits).
+    pub fn positions(&self) -> BTreeMap<u32, u64> {
+        self.cursors.iter().map(|c| (c.partition, c.next)).collect()
+    }
+
+    /// Events not yet read, summed over the reader's partitions (the lag).
+    pub fn lag(&self) -> u64 {
+        self.cursors
+            .iter()
+            .map(|c| c.log.next_offset().saturating_sub(c.next))
+            .sum()
+    }
+
+    /// Starts cursors for partitions the topic gained since the last look
+    /// (new partitions are read from their start).
+    fn add_new_partitions(&mut self) -> Result<()> {
+        let logs = self.topic.partitions();
+        let first_start = self.seen == 0;
+        for (p, log) in logs.iter().enumerate().skip(self.seen) {
+            let p = p as u32;
+            if self.only.as_ref().is_some_and(|only| !only.contains(&p)) {
+                continue;
+            }
+            let from = if first_start {
+                self.from.clone()
+            } else {
+                StartFrom::Earliest
+            };
+            self.cursors.push(Cursor::new(p, log.clone(), &from)?);
+        }
+        self.seen = logs.len();
+        Ok(())
+    }
+
+    fn decode(&self, partition: u32, record: &crate::Record) -> Result<ReadEvent> {
+        let envelope = Envelope::decode(&record.value).map_err(|e| {
+            Error::invalid(
+                format!(
+                    "record at offset {} of topic {:?} partition {partition}",
+                    record.offset, self.topic.name
+                ),
+                format!("{e}; it was not written by an eventfabric producer"),
+            )
+        })?;
+        Ok(ReadEvent {
+            partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            envelope,
+        })
+    }
+
+    /// Blocks until at least one partition has an unread event or `timeout`
+    /// passes; returns whether there is something to read. In the writer's
+    /// process this is woken by appends; on a read-only fabric it polls the
+    /// files (every 10 ms), picking up new partitions as well.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.fabric.is_read_only() {
+                if self.last_topic_refresh.elapsed() > Duration::from_millis(500) {
+                    self.fabric.refresh()?;
+                    self.last_topic_refresh = Instant::now();
+                } else {
+                    for c in &self.cursors {
+                        c.log.refresh()?;
+                    }
+                }
+                // A refresh replaces the view of the active segment; iterators
+                // made before it would stay at the old end.
+                for c in &mut self.cursors {
+                    c.records = None;
+                }
+            }
+            self.topic.check_live()?;
+            self.add_new_partitions()?;
+            if self.lag() > 0 {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let slice = (deadline - now).min(Duration::from_millis(10));
+            if self.fabric.is_read_only() || self.cursors.len() != 1 {
+                std::thread::sleep(slice);
+            } else if let Some(c) = self.cursors.first() {
+                c.log.wait_for(c.next, deadline - now);
+            }
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<ReadEvent>;
+
+    fn next(&mut self) -> Option<Result<ReadEvent>> {
+        while self.current < self.cursors.len() {
+            let i = self.current;
+            let cursor = &mut self.cursors[i];
+            if cursor.records.is_none() {
+                match cursor.log.iter(cursor.next) {
+                    Ok(r) => cursor.records = Some(r),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let item = cursor.records.as_mut().and_then(Iterator::next);
+            match item {
+                Some(Ok(record)) => {
+                    cursor.next = record.offset + 1;
+                    let partition = cursor.partition;
+                    return Some(self.decode(partition, &record));
+                }
+                Some(Err(e)) => {
+                    cursor.records = None;
+                    return Some(Err(e));
+                }
+                None => self.current += 1,
+            }
+        }
+        self.current = 0;
+        None
+    }
+}
