@@ -729,7 +729,7 @@ impl Shared {
                 self.roll(w)?;
             }
             let durable = self.durable_hint.load(Ordering::Acquire);
-            w.encoder.begin(w.next_offset, durable);
+            w.encoder.begin_with_count(w.next_offset, durable, count);
             w.encoder.reserve(encoded);
             for (ts, v) in records {
                 w.encoder.push(ts, v);
