@@ -6,17 +6,19 @@
 //! proportion to untrusted length fields.
 //!
 //! ```text
-//! batch     := header records positions
+//! batch     := header positions records
 //! header    := magic[4] version:u8 reserved[3]
 //!              length:u32 crc:u32                  -- crc covers bytes 16..length
 //!              flags:u16 reserved:u16 count:u32
 //!              base_offset:u64 first_ts:i64 max_ts:i64 durable_offset:u64
-//! records   := (value_len:u32 timestamp:i64 value[value_len]){count}
 //! positions := (record_position:u32){count}         -- from the batch start
+//! records   := (value_len:u32 timestamp:i64 value[value_len]){count}
 //! ```
 //! All integers are little-endian; timestamps are microseconds since the Unix epoch.
 //! The position table makes a point read one lookup instead of a walk over
-//! the records before it (a walk costs a cache miss per record).
+//! the records before it (a walk costs a cache miss per record); it sits
+//! right after the header, on the same page, so the lookup rarely costs a
+//! miss of its own.
 
 use std::fmt;
 
@@ -188,8 +190,8 @@ pub struct BatchView<'a> {
     /// The header fields.
     pub header: BatchHeader,
     bytes: &'a [u8],
-    /// Where the records end and the position table starts.
-    records_end: usize,
+    /// Where the position table ends and the records start.
+    records_start: usize,
 }
 
 impl<'a> BatchView<'a> {
@@ -223,15 +225,15 @@ impl<'a> BatchView<'a> {
         {
             return Err(BatchError::BadHeader("offsets overflow u64"));
         }
-        let table_len = (header.count as usize).checked_mul(4);
-        let records_end = table_len
-            .and_then(|t| bytes.len().checked_sub(t))
-            .filter(|&end| end >= HEADER_LEN)
+        let records_start = (header.count as usize)
+            .checked_mul(4)
+            .and_then(|t| t.checked_add(HEADER_LEN))
+            .filter(|&start| start <= bytes.len())
             .ok_or(BatchError::BadRecords("position table overruns the batch"))?;
         let view = BatchView {
             header,
             bytes,
-            records_end,
+            records_start,
         };
         let mut seen = 0u32;
         let mut max_ts = i64::MIN;
@@ -249,7 +251,7 @@ impl<'a> BatchView<'a> {
             max_ts = max_ts.max(record.timestamp);
             first_ts.get_or_insert(record.timestamp);
         }
-        if records.malformed || records.position != records_end {
+        if records.malformed || records.position != bytes.len() {
             return Err(BatchError::BadRecords("record overruns the batch"));
         }
         if seen != header.count {
@@ -264,7 +266,7 @@ impl<'a> BatchView<'a> {
     }
 
     fn table_entry(&self, i: usize) -> usize {
-        u32_at(self.bytes, self.records_end + 4 * i) as usize
+        u32_at(self.bytes, HEADER_LEN + 4 * i) as usize
     }
 
     /// A view of a batch that was verified before (skips the CRC).
@@ -272,7 +274,7 @@ impl<'a> BatchView<'a> {
         BatchView {
             header,
             bytes,
-            records_end: bytes.len() - 4 * header.count as usize,
+            records_start: HEADER_LEN + 4 * header.count as usize,
         }
     }
 
@@ -294,16 +296,16 @@ impl<'a> BatchView<'a> {
             return self.records_unchecked();
         }
         if skip >= u64::from(self.header.count) {
-            return RecordIter::resume(&self.bytes[..self.records_end], self.records_end, offset);
+            return RecordIter::resume(self.bytes, self.bytes.len(), offset);
         }
         let position = self.table_entry(skip as usize);
-        RecordIter::resume(&self.bytes[..self.records_end], position, offset)
+        RecordIter::resume(self.bytes, position, offset)
     }
 
     fn records_unchecked(&self) -> RecordIter<'a> {
         RecordIter {
-            bytes: &self.bytes[..self.records_end],
-            position: HEADER_LEN,
+            bytes: self.bytes,
+            position: self.records_start,
             next_offset: self.header.base_offset,
             malformed: false,
         }
@@ -385,7 +387,10 @@ impl<'a> Iterator for RecordIter<'a> {
 #[derive(Debug, Default)]
 pub struct BatchEncoder {
     buf: Vec<u8>,
+    /// Record positions relative to the start of the records.
     positions: Vec<u32>,
+    /// Table entries reserved after the header by `begin_with_count`.
+    table_slots: usize,
     count: u32,
     first_ts: i64,
     max_ts: i64,
@@ -403,8 +408,16 @@ impl BatchEncoder {
 
     /// Starts a new batch, discarding any unfinished one.
     pub fn begin(&mut self, base_offset: u64, durable_offset: u64) {
+        self.begin_with_count(base_offset, durable_offset, 0);
+    }
+
+    /// Starts a new batch that will hold `count` records, so the position
+    /// table can be laid out before them without moving them later (any
+    /// other number of records still works, at the cost of a move).
+    pub fn begin_with_count(&mut self, base_offset: u64, durable_offset: u64, count: usize) {
         self.buf.clear();
-        self.buf.resize(HEADER_LEN, 0);
+        self.buf.resize(HEADER_LEN + 4 * count, 0);
+        self.table_slots = count;
         self.buf[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&BATCH_MAGIC);
         self.buf[VERSION_AT] = FORMAT_VERSION;
         self.buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_le_bytes());
@@ -427,7 +440,8 @@ impl BatchEncoder {
         }
         self.max_ts = self.max_ts.max(timestamp);
         self.count += 1;
-        self.positions.push(self.buf.len() as u32);
+        let records_start = HEADER_LEN + 4 * self.table_slots;
+        self.positions.push((self.buf.len() - records_start) as u32);
         self.buf
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&timestamp.to_le_bytes());
@@ -446,8 +460,18 @@ impl BatchEncoder {
 
     /// Fills in length, count, timestamps and CRC, and returns the finished batch.
     pub fn finish(&mut self) -> &[u8] {
-        for p in &self.positions {
-            self.buf.extend_from_slice(&p.to_le_bytes());
+        let count = self.positions.len();
+        if count != self.table_slots {
+            self.buf.splice(
+                HEADER_LEN..HEADER_LEN + 4 * self.table_slots,
+                std::iter::repeat_n(0u8, 4 * count),
+            );
+            self.table_slots = count;
+        }
+        let records_start = (HEADER_LEN + 4 * count) as u32;
+        for (i, p) in self.positions.iter().enumerate() {
+            let at = HEADER_LEN + 4 * i;
+            self.buf[at..at + 4].copy_from_slice(&(records_start + p).to_le_bytes());
         }
         let length = self.buf.len() as u32;
         self.buf[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_le_bytes());

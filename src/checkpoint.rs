@@ -92,9 +92,11 @@ impl Checkpoint {
             .and_then(|b| Checkpoint::decode(&b))
     }
 
-    /// Replaces the directory's checkpoint atomically and durably.
+    /// Replaces the directory's checkpoint atomically. The directory is not
+    /// synced: if the rename is lost, the previous checkpoint (still true of
+    /// an append-only segment) is what recovery finds.
     pub(crate) fn store(&self, io: &Io, dir: &Path) -> Result<()> {
-        io.write_file_atomic(dir, &path(dir), &self.encode())
+        io.write_file_replace(dir, &path(dir), &self.encode(), false)
     }
 }
 

@@ -88,11 +88,58 @@ impl<'a> IndexView<'a> {
         lo
     }
 
+    /// `partition_point(|e| e.relative_offset <= target)`, by interpolation:
+    /// entries are spread almost evenly over offsets, so a guess from the
+    /// first and last entry lands within a few entries of the answer, and a
+    /// point read pays one or two cache misses instead of a binary search's
+    /// dozen. Narrows by binary search if the guesses stop converging.
+    fn offset_partition_point(&self, target: u32) -> usize {
+        let (mut lo, mut hi) = (0usize, self.len());
+        for _ in 0..4 {
+            if hi - lo <= 8 {
+                break;
+            }
+            let (first, last) = (
+                self.get(lo).relative_offset,
+                self.get(hi - 1).relative_offset,
+            );
+            if target < first {
+                return lo;
+            }
+            if target >= last {
+                return hi;
+            }
+            let span = u64::from(last - first).max(1);
+            let guess = lo + ((u64::from(target - first) * (hi - 1 - lo) as u64) / span) as usize;
+            // Probe a small window around the guess.
+            let a = guess.saturating_sub(2).max(lo);
+            let b = (guess + 3).min(hi);
+            if self.get(a).relative_offset > target {
+                hi = a;
+            } else if b < hi && self.get(b).relative_offset <= target {
+                lo = b + 1;
+            } else {
+                lo = a + 1;
+                hi = b;
+                break;
+            }
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).relative_offset <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// The last indexed batch starting at or before `relative_offset` as
     /// (its relative offset, its position), or (0, 0) when none: the place to
     /// start scanning for that offset.
     pub(crate) fn floor_for_offset(&self, relative_offset: u32) -> (u32, u32) {
-        match self.partition_point(|e| e.relative_offset <= relative_offset) {
+        match self.offset_partition_point(relative_offset) {
             0 => (0, 0),
             n => {
                 let e = self.get(n - 1);
@@ -197,6 +244,26 @@ impl IndexBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn interpolation_agrees_with_binary_search(
+            gaps in proptest::collection::vec(1u32..5000, 0..300),
+            target in any::<u32>(),
+        ) {
+            let mut b = IndexBuilder::new(1);
+            let mut rel = 0u32;
+            for (i, g) in gaps.iter().enumerate() {
+                rel = rel.saturating_add(*g);
+                b.add_batch(rel, (i as u32 + 1) * 16, 0);
+            }
+            let v = b.view();
+            let t = target % rel.saturating_add(10).max(1);
+            let want = v.partition_point(|e| e.relative_offset <= t);
+            prop_assert_eq!(v.offset_partition_point(t), want);
+        }
+    }
 
     #[test]
     fn lookups_find_the_floor_entry() {

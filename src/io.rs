@@ -302,6 +302,17 @@ impl Io {
     /// Writes `bytes` to `path` atomically: a temporary file, synced, renamed
     /// over the target, and the directory synced.
     pub(crate) fn write_file_atomic(&self, dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_file_replace(dir, path, bytes, true)
+    }
+
+    /// Like [`Io::write_file_atomic`], syncing the directory only if asked.
+    pub(crate) fn write_file_replace(
+        &self,
+        dir: &Path,
+        path: &Path,
+        bytes: &[u8],
+        sync_dir: bool,
+    ) -> Result<()> {
         let tmp = path.with_extension(tmp_extension(path));
         let file = self.open_rw(&tmp, true)?;
         self.set_len(&file, &tmp, 0)?;
@@ -309,7 +320,10 @@ impl Io {
         self.sync_data(&file, &tmp)?;
         drop(file);
         self.rename(&tmp, path)?;
-        self.sync_dir(dir)
+        if sync_dir {
+            self.sync_dir(dir)?;
+        }
+        Ok(())
     }
 }
 

@@ -266,6 +266,8 @@ struct Writer {
     opened_at: Instant,
     encoder: BatchEncoder,
     checkpointed_len: u64,
+    /// Bytes of the active segment's index file already written.
+    index_file_len: u64,
     _lock: DirLock,
 }
 
@@ -320,9 +322,11 @@ impl Log {
         let next_offset = active.next_offset();
         // Only the checkpointed prefix is known to be on disk; what recovery
         // kept past it may still sit in the page cache after a process crash.
-        let (checkpointed_len, durable_offset) = Checkpoint::load(&dir)
+        let (checkpointed_len, durable_offset, index_file_len) = Checkpoint::load(&dir)
             .filter(|c| c.segment_base == active.base && c.trusted_len <= position)
-            .map_or((0, active.base), |c| (c.trusted_len, c.next_offset));
+            .map_or((0, active.base, 0), |c| {
+                (c.trusted_len, c.next_offset, u64::from(c.index_len))
+            });
         let file = Arc::new(file);
         let writer = Writer {
             max_timestamp: active.max_timestamp(),
@@ -334,6 +338,7 @@ impl Log {
             opened_at: Instant::now(),
             encoder: BatchEncoder::default(),
             checkpointed_len,
+            index_file_len,
             _lock: lock,
         };
         let shared = Shared::new(dir, config, io, false, segments, recovered.report);
@@ -724,7 +729,7 @@ impl Shared {
                 self.roll(w)?;
             }
             let durable = self.durable_hint.load(Ordering::Acquire);
-            w.encoder.begin(w.next_offset, durable);
+            w.encoder.begin_with_count(w.next_offset, durable, count);
             w.encoder.reserve(encoded);
             for (ts, v) in records {
                 w.encoder.push(ts, v);
@@ -824,6 +829,7 @@ impl Shared {
         w.max_timestamp = i64::MIN;
         w.opened_at = Instant::now();
         w.checkpointed_len = 0;
+        w.index_file_len = 0;
         let mut d = self.durable.lock();
         self.advance_durable(&mut d, w.next_offset);
         self.durable_cv.notify_all();
@@ -934,9 +940,20 @@ impl Shared {
             .map_err(|e| self.poison(e))?;
         let index = w.segment.index_bytes()?;
         let ipath = segment::index_path(&self.dir, w.segment.base);
+        // The index file only grows while its segment is active: append the
+        // new entries in place. The checkpoint names the prefix it covers by
+        // length and CRC, so an older checkpoint stays valid against a longer
+        // file, and losing the rename (no directory sync) only means
+        // recovery starts from the previous checkpoint.
         let result = self
             .io
-            .write_file_atomic(&self.dir, &ipath, &index)
+            .open_rw(&ipath, true)
+            .and_then(|file| {
+                let from = w.index_file_len.min(index.len() as u64);
+                self.io
+                    .write_at(&file, &ipath, &index[from as usize..], from)?;
+                self.io.sync_data(&file, &ipath)
+            })
             .and_then(|()| {
                 Checkpoint {
                     segment_base: w.segment.base,
@@ -949,6 +966,7 @@ impl Shared {
                 .store(&self.io, &self.dir)
             });
         result.map_err(|e| self.poison(e))?;
+        w.index_file_len = index.len() as u64;
         w.checkpointed_len = w.position;
         let mut d = self.durable.lock();
         self.advance_durable(&mut d, w.next_offset);
@@ -1107,6 +1125,7 @@ impl Shared {
         w.reserved = reserved;
         w.next_offset = offset;
         w.checkpointed_len = 0;
+        w.index_file_len = 0;
         w.opened_at = Instant::now();
         Ok(seg)
     }

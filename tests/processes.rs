@@ -244,3 +244,42 @@ fn concurrent_appenders_get_dense_unique_offsets() {
         );
     }
 }
+
+/// Child: tries to open the log as a second writer and prints what happened.
+#[test]
+fn second_writer_child() {
+    let Ok(dir) = std::env::var("EF_SECOND_WRITER_DIR") else {
+        return;
+    };
+    match Log::open(&dir, tiny_config()) {
+        Ok(_) => println!("OPENED"),
+        Err(eventfabric::Error::Locked { pid, .. }) => println!("LOCKED BY {pid}"),
+        Err(e) => println!("OTHER {e}"),
+    }
+}
+
+#[test]
+fn a_second_writer_in_another_process_is_refused_with_our_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    log.append(b"mine").expect("append");
+    let out = child(
+        "second_writer_child",
+        &[("EF_SECOND_WRITER_DIR", dir.path().display().to_string())],
+    )
+    .output()
+    .expect("run child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("LOCKED BY {}", std::process::id())),
+        "{text}"
+    );
+    drop(log);
+    let out = child(
+        "second_writer_child",
+        &[("EF_SECOND_WRITER_DIR", dir.path().display().to_string())],
+    )
+    .output()
+    .expect("run child");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OPENED"));
+}
