@@ -1,54 +1,120 @@
-//! The README's main job: open a partition log, append, read back, reopen.
+//! The README's main job: open a data directory, declare the three contract
+//! topics, publish the seed events and a few thousand generated ones, read
+//! them back, and peek at the partition log underneath.
+//!
+//! `cargo run --example quickstart`
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use eventfabric::{Log, LogConfig, ReadLimit};
+use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
+use eventfabric::{
+    Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, ReadLimit, StartFrom, TopicConfig,
+};
+
+const TOPICS: [(&str, FixtureKind, u32); 3] = [
+    ("billing.domain.v1", FixtureKind::BillingInvoiceIssued, 6),
+    ("auth.audit.v1", FixtureKind::AuthUserLoginSucceeded, 3),
+    (
+        "workflow.events.v1",
+        FixtureKind::WorkflowInstanceCompleted,
+        3,
+    ),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("billing.domain.v1-0");
-    let mut config = LogConfig::default();
-    config.segment_bytes = 1 << 20;
-
-    let log = Log::open(&path, config.clone())?;
-    let started = Instant::now();
-    let values: Vec<String> = (0..100_000)
-        .map(|i| format!("{{\"event_type\":\"billing.invoice.issued\",\"n\":{i}}}"))
-        .collect();
-    for chunk in values.chunks(100) {
-        log.append_batch(chunk)?;
+    let fabric = Fabric::open(dir.path(), FabricConfig::default())?;
+    for (topic, _, partitions) in TOPICS {
+        let mut config = TopicConfig::with_partitions(partitions);
+        config.fsync = FsyncPolicy::Group;
+        fabric.create_topic(topic, config)?;
     }
-    log.flush()?;
-    println!(
-        "appended {} records in {:?} into {} segments under {}",
-        log.next_offset(),
-        started.elapsed(),
-        log.segments().len(),
-        path.display()
-    );
-    let first = log.read(0, ReadLimit::records(2))?;
-    for r in &first {
+
+    // The three seed events of the contract, exactly as shipped.
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seed-events");
+    let started = Instant::now();
+    for (topic, kind, _) in TOPICS {
+        let text = std::fs::read(format!("{seeds}/{}.json", kind.event_type()))?;
+        let seed = Envelope::from_json(&text)?;
+        let mut producer = fabric.producer(topic, kind.source())?;
+        let at = producer.publish(&seed)?;
         println!(
-            "offset {} @ {}µs: {}",
-            r.offset,
-            r.timestamp,
-            String::from_utf8_lossy(&r.value)
+            "seed {:<28} -> {topic} partition {} offset {}",
+            seed.event_type, at.partition, at.offset
+        );
+        // A few thousand generated events, published in batches of 250.
+        let mut generator = FixtureGenerator::new(7, 25);
+        let events: Vec<Envelope> = generator.iter(kind).take(3_000).collect();
+        for chunk in events.chunks(250) {
+            producer.publish_batch(chunk)?;
+        }
+    }
+    // A follow-up event: the producer fills in id, times, source, correlation.
+    let mut billing = fabric.producer("billing.domain.v1", "billing-service")?;
+    let (invoice, _) = billing.publish_typed(
+        "billing.invoice.issued",
+        Some("tenant-123"),
+        &serde_json::json!({"invoice_id": "inv-9", "amount": 4200, "currency": "EUR"}),
+    )?;
+    let (paid, at) = billing.send(
+        Draft::new(
+            "billing.invoice.paid",
+            Some("tenant-123"),
+            serde_json::json!({"invoice_id": "inv-9"}),
+        )
+        .caused_by(&invoice),
+    )?;
+    fabric.flush()?;
+    println!(
+        "published 9,005 events in {:?}; {} caused by {} (correlation {}) at partition {} offset {}",
+        started.elapsed(),
+        paid.event_type,
+        invoice.event_id,
+        paid.correlation_id,
+        at.partition,
+        at.offset
+    );
+
+    // Read everything back, decoded and validated, and summarise.
+    let started = Instant::now();
+    for (topic, _, _) in TOPICS {
+        let mut per_tenant: BTreeMap<String, u64> = BTreeMap::new();
+        let mut count = 0u64;
+        for event in fabric.reader(topic, StartFrom::Earliest)? {
+            let event = event?;
+            count += 1;
+            let tenant = event.envelope.tenant_id.unwrap_or_else(|| "-".into());
+            *per_tenant.entry(tenant).or_default() += 1;
+        }
+        let info = fabric.topic_info(topic)?;
+        let busiest = per_tenant.iter().max_by_key(|(_, n)| **n);
+        println!(
+            "{topic:<20} {count:>5} events over {} partitions, {} tenants (busiest {:?})",
+            info.offsets.len(),
+            per_tenant.len(),
+            busiest
         );
     }
-    log.close()?;
+    println!("read back in {:?}", started.elapsed());
 
-    let started = Instant::now();
-    let log = Log::open(&path, config)?;
+    // From a time: everything emitted at or after the seeds' generated clock start.
+    let later = FixtureGenerator::START + jiff::SignedDuration::from_mins(10);
+    let recent = fabric
+        .reader("auth.audit.v1", StartFrom::Time(later))?
+        .count();
+    println!("auth.audit.v1 events emitted since {later}: about {recent}");
+
+    // Underneath, each partition is a plain partition log.
+    let log = fabric.partition("billing.domain.v1", 0)?;
+    let first = log.read(log.earliest_offset(), ReadLimit::records(1))?;
     println!(
-        "reopened in {:?}; next offset {}",
-        started.elapsed(),
-        log.next_offset()
+        "partition log {}: offsets {}..{}, {} segment(s), first record {} bytes of MessagePack",
+        log.dir().display(),
+        log.earliest_offset(),
+        log.next_offset(),
+        log.segments().len(),
+        first.first().map_or(0, |r| r.value.len())
     );
-    let mut count = 0u64;
-    for batch in log.batches(0)? {
-        count += batch?.records().count() as u64;
-    }
-    println!("read back {count} records, every batch checksum verified");
-    let mid = log.read(54_321, ReadLimit::records(1))?;
-    println!("offset 54321: {}", String::from_utf8_lossy(&mid[0].value));
+    fabric.close()?;
     Ok(())
 }

@@ -306,7 +306,28 @@ fn is_snake_segment(segment: &str) -> bool {
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }
 
+/// The common case of [`check_event_type`] in one pass over the bytes.
+fn is_valid_event_type(event_type: &str) -> bool {
+    let mut segments = 1;
+    let mut at_start = true;
+    for &b in event_type.as_bytes() {
+        match b {
+            b'.' if !at_start => {
+                segments += 1;
+                at_start = true;
+            }
+            b'a'..=b'z' => at_start = false,
+            b'0'..=b'9' | b'_' if !at_start => {}
+            _ => return false,
+        }
+    }
+    segments == 3 && !at_start
+}
+
 fn check_event_type(event_type: &str) -> Result<(), String> {
+    if is_valid_event_type(event_type) {
+        return Ok(());
+    }
     let count = event_type.split('.').count();
     if count != 3 {
         return Err(format!(
@@ -1470,21 +1491,92 @@ impl Envelope {
     /// rules reports every failing field.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let at = Cell::new("envelope");
-        let mut rest = bytes;
         let raw = {
-            let mut deserializer = rmp_serde::Deserializer::new(&mut rest);
+            // The borrowing reader hands strings out of `bytes` without copying.
+            let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
             deserializer.set_max_depth(MAX_NESTING + 1);
             deserializer.deserialize_tuple(WIRE_ELEMENTS, WireVisitor { at: &at })
         };
         let raw = raw.map_err(|e| EnvelopeError::single(at.get(), format!("undecodable: {e}")))?;
-        if !rest.is_empty() {
-            return Err(EnvelopeError::single(
-                "envelope",
-                format!("{} trailing byte(s) after the envelope array", rest.len()),
-            ));
+        // The array decoded, so it is well formed; measure where it ends.
+        match value_len(bytes) {
+            Some(len) if len == bytes.len() => {}
+            Some(len) => {
+                return Err(EnvelopeError::single(
+                    "envelope",
+                    format!(
+                        "{} trailing byte(s) after the envelope array",
+                        bytes.len().saturating_sub(len)
+                    ),
+                ));
+            }
+            None => {
+                return Err(EnvelopeError::single(
+                    "envelope",
+                    "undecodable: the envelope array is truncated",
+                ));
+            }
         }
         raw.into_envelope()
     }
+}
+
+/// Byte length of the first MessagePack value in `bytes` (with everything it
+/// contains), or `None` when `bytes` ends inside it or holds the never-used
+/// marker `0xC1`. Iterative: the nesting depth costs no stack.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    let byte = |at: usize| bytes.get(at).copied().map(usize::from);
+    let be = |at: usize, n: usize| -> Option<usize> {
+        let slice = bytes.get(at..at.checked_add(n)?)?;
+        Some(
+            slice
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
+        )
+    };
+    let mut pos = 0usize;
+    // Values still to be read.
+    let mut pending = 1usize;
+    while pending > 0 {
+        pending -= 1;
+        let marker = byte(pos)?;
+        pos += 1;
+        // (bytes to skip after the marker, child values)
+        let (skip, children) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * (marker & 0x0f)),
+            0x90..=0x9f => (0, marker & 0x0f),
+            0xa0..=0xbf => (marker & 0x1f, 0),
+            0xc4 | 0xd9 => (1 + be(pos, 1)?, 0),
+            0xc5 | 0xda => (2 + be(pos, 2)?, 0),
+            0xc6 | 0xdb => (4 + be(pos, 4)?, 0),
+            0xc7 => (2 + be(pos, 1)?, 0),
+            0xc8 => (3 + be(pos, 2)?, 0),
+            0xc9 => (5 + be(pos, 4)?, 0),
+            0xca => (4, 0),
+            0xcb => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xce | 0xd2 => (4, 0),
+            0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(pos, 2)?),
+            0xdd => (4, be(pos, 4)?),
+            0xde => (2, 2 * be(pos, 2)?),
+            0xdf => (4, 2 * be(pos, 4)?),
+            _ => return None, // 0xc1 is never used
+        };
+        pos = pos.checked_add(skip)?;
+        if pos > bytes.len() {
+            return None;
+        }
+        pending = pending.checked_add(children)?;
+    }
+    Some(pos)
 }
 
 #[cfg(test)]
