@@ -1,7 +1,10 @@
 //! Criterion benchmarks of the fabric level: publishing generated seed-like
 //! envelopes (~300 B encoded) through the full producer path — validation,
 //! enrichment check, MessagePack encoding, murmur2 partitioning, append — from
-//! one thread with `Os` durability, and decoding consumers.
+//! one thread with `Os` durability, and decoding consumers: `decode` builds
+//! each owned [`Envelope`] (payload as a JSON value), `fields` decodes and
+//! validates every envelope field in place ([`eventfabric::EnvelopeRef`]),
+//! leaving the payload encoded.
 //!
 //! `cargo bench --bench fabric`. Targets (issue 3): publish ≥ 1.5 M events/s,
 //! decode-consume ≥ 3 M events/s. Data lives under target/bench-data.
@@ -100,6 +103,21 @@ fn consume(c: &mut Criterion) {
             let mut count = 0usize;
             for event in reader {
                 std::hint::black_box(event.expect("event"));
+                count += 1;
+            }
+            assert_eq!(count, n);
+        })
+    });
+    g.bench_function("fields_1p", |b| {
+        b.iter(|| {
+            let mut reader = fabric
+                .reader("bench.v1", StartFrom::Earliest)
+                .expect("reader");
+            let mut count = 0usize;
+            while let Some(raw) = reader.next_raw() {
+                let raw = raw.expect("record");
+                let envelope = raw.envelope().expect("envelope");
+                std::hint::black_box(envelope.event_type);
                 count += 1;
             }
             assert_eq!(count, n);

@@ -44,7 +44,7 @@ mod segment;
 pub mod topic;
 mod verify;
 
-pub use crate::envelope::{Envelope, EnvelopeError, FieldProblem, SchemaVersion, Ttl};
+pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
 pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
@@ -53,6 +53,6 @@ pub use crate::log::{
     RecoveryReport, SegmentInfo, Truncation,
 };
 pub use crate::producer::{Draft, Producer, Published};
-pub use crate::reader::{ReadEvent, Reader, StartFrom};
+pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
 pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
 use crate::log::{Log, Records};
@@ -45,6 +45,26 @@ pub struct ReadEvent {
     pub timestamp: i64,
     /// The decoded, validated envelope.
     pub envelope: Envelope,
+}
+
+/// One record read from a topic, not decoded yet: see [`Reader::next_raw`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// The partition it was read from.
+    pub partition: u32,
+    /// Its offset within that partition.
+    pub offset: u64,
+    /// The record timestamp (µs since the epoch; the envelope's `emitted_at`).
+    pub timestamp: i64,
+    /// The encoded envelope (zero-copy view of the segment).
+    pub value: bytes::Bytes,
+}
+
+impl RawEvent {
+    /// Decodes the envelope in place, validated, payload left encoded.
+    pub fn envelope(&self) -> std::result::Result<EnvelopeRef<'_>, EnvelopeError> {
+        EnvelopeRef::decode(&self.value)
+    }
 }
 
 #[derive(Debug)]
@@ -176,20 +196,20 @@ impl Reader {
         Ok(())
     }
 
-    fn decode(&self, partition: u32, record: &crate::Record) -> Result<ReadEvent> {
-        let envelope = Envelope::decode(&record.value).map_err(|e| {
+    fn decode(&self, raw: &RawEvent) -> Result<ReadEvent> {
+        let envelope = Envelope::decode(&raw.value).map_err(|e| {
             Error::invalid(
                 format!(
-                    "record at offset {} of topic {:?} partition {partition}",
-                    record.offset, self.topic.name
+                    "record at offset {} of topic {:?} partition {}",
+                    raw.offset, self.topic.name, raw.partition
                 ),
                 format!("{e}; it was not written by an eventfabric producer"),
             )
         })?;
         Ok(ReadEvent {
-            partition,
-            offset: record.offset,
-            timestamp: record.timestamp,
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
             envelope,
         })
     }
@@ -235,10 +255,11 @@ impl Reader {
     }
 }
 
-impl Iterator for Reader {
-    type Item = Result<ReadEvent>;
-
-    fn next(&mut self) -> Option<Result<ReadEvent>> {
+impl Reader {
+    /// The next record without decoding it (`None`: every partition is
+    /// caught up for now). The fast path for consumers that look at
+    /// envelope fields through [`RawEvent::envelope`].
+    pub fn next_raw(&mut self) -> Option<Result<RawEvent>> {
         while self.current < self.cursors.len() {
             let i = self.current;
             let cursor = &mut self.cursors[i];
@@ -252,8 +273,12 @@ impl Iterator for Reader {
             match item {
                 Some(Ok(record)) => {
                     cursor.next = record.offset + 1;
-                    let partition = cursor.partition;
-                    return Some(self.decode(partition, &record));
+                    return Some(Ok(RawEvent {
+                        partition: cursor.partition,
+                        offset: record.offset,
+                        timestamp: record.timestamp,
+                        value: record.value,
+                    }));
                 }
                 Some(Err(e)) => {
                     cursor.records = None;
@@ -264,5 +289,16 @@ impl Iterator for Reader {
         }
         self.current = 0;
         None
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<ReadEvent>;
+
+    fn next(&mut self) -> Option<Result<ReadEvent>> {
+        match self.next_raw()? {
+            Ok(raw) => Some(self.decode(&raw)),
+            Err(e) => Some(Err(e)),
+        }
     }
 }

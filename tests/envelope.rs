@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
 
-use eventfabric::envelope::{Envelope, MAX_NESTING, SchemaVersion, Ttl};
+use eventfabric::envelope::{Envelope, EnvelopeRef, MAX_NESTING, SchemaVersion, Ttl};
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::partitioner::partition_for_key;
 
@@ -517,6 +517,44 @@ proptest! {
     }
 
     #[test]
+    fn borrowed_decode_sees_the_same_envelope(env in arb_envelope()) {
+        let bytes = env.to_bytes();
+        let r = EnvelopeRef::decode(&bytes).unwrap();
+        prop_assert_eq!(r.event_id, env.event_id);
+        prop_assert_eq!(r.event_type, env.event_type.as_str());
+        prop_assert_eq!(r.tenant_id, env.tenant_id.as_deref());
+        prop_assert_eq!(r.source, env.source.as_str());
+        prop_assert_eq!(r.schema_version, env.schema_version.as_str());
+        prop_assert_eq!(r.correlation_id, env.correlation_id.as_str());
+        prop_assert_eq!(r.causation_id, env.causation_id.as_deref());
+        prop_assert_eq!(r.partition_key, env.partition_key.as_str());
+        prop_assert_eq!(r.ttl_millis, env.ttl.map(Ttl::as_millis));
+        let decoded = Envelope::decode(&bytes).unwrap();
+        prop_assert_eq!(r.occurred_at_micros, decoded.occurred_at.as_microsecond());
+        prop_assert_eq!(r.emitted_at_micros, decoded.emitted_at.as_microsecond());
+        prop_assert_eq!(r.payload().unwrap(), env.payload.clone());
+        prop_assert_eq!(r.to_envelope().unwrap(), decoded);
+    }
+
+    #[test]
+    fn borrowed_decode_accepts_and_rejects_like_decode(
+        env in arb_envelope(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+    ) {
+        let damaged = mutate(env.to_bytes(), &edits);
+        match (Envelope::decode(&damaged), EnvelopeRef::decode(&damaged)) {
+            (Ok(full), Ok(r)) => prop_assert_eq!(r.to_envelope().unwrap(), full),
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "decode {:?} but borrowed decode {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn borrowed_decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        prop_assert_eq!(EnvelopeRef::decode(&bytes).is_ok(), Envelope::decode(&bytes).is_ok());
+    }
+
+    #[test]
     fn from_json_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = Envelope::from_json(&bytes);
     }
@@ -552,4 +590,64 @@ fn decode_survives_deep_nesting_without_overflowing_the_stack() {
     record.push(0xC0);
     let err = Envelope::decode(&record).unwrap_err();
     assert!(err.problem("payload").is_some(), "{err}");
+}
+
+#[test]
+fn borrowed_decode_agrees_on_nesting_at_the_limit() {
+    let env = Envelope::from_json(SEEDS[0].1.as_bytes()).unwrap();
+    let payload_len = {
+        let mut just_payload = Vec::new();
+        rmp_serde::encode::write(&mut just_payload, &env.payload).unwrap();
+        just_payload.len()
+    };
+    let (mut agreed, mut rejected) = (0, 0);
+    for depth in MAX_NESTING - 3..MAX_NESTING + 3 {
+        for (open, leaf) in [(0x91u8, 0xC0u8), (0x81, 0xA1)] {
+            let mut record = env.to_bytes();
+            record.truncate(record.len() - payload_len);
+            for _ in 0..depth {
+                record.push(open);
+                if open == 0x81 {
+                    record.extend_from_slice(&[0xA1, b'k']);
+                }
+            }
+            record.push(leaf);
+            if leaf == 0xA1 {
+                record.push(b'v');
+            }
+            let full = Envelope::decode(&record);
+            let borrowed = EnvelopeRef::decode(&record);
+            assert_eq!(
+                full.is_ok(),
+                borrowed.is_ok(),
+                "depth {depth}, container {open:#x}"
+            );
+            match (&full, &borrowed) {
+                (Ok(f), Ok(b)) => {
+                    assert_eq!(&b.to_envelope().unwrap(), f);
+                    agreed += 1;
+                }
+                (Err(f), Err(b)) => {
+                    assert_eq!(f, b);
+                    rejected += 1;
+                }
+                _ => unreachable!("checked above"),
+            }
+        }
+    }
+    assert!(
+        agreed > 0 && rejected > 0,
+        "{agreed} accepted, {rejected} rejected"
+    );
+}
+
+#[test]
+fn borrowed_decode_reads_every_fixture() {
+    let mut generator = FixtureGenerator::new(5, 7);
+    for env in generator.mixed().take(300) {
+        let bytes = env.to_bytes();
+        let r = EnvelopeRef::decode(&bytes).unwrap();
+        assert_eq!(r.event_type, env.event_type);
+        assert_eq!(r.payload().unwrap(), env.payload);
+    }
 }

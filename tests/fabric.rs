@@ -315,6 +315,19 @@ fn batches_are_routed_like_kafka_and_read_back_in_order() {
         read.insert((e.partition, e.offset), e.envelope);
     }
     assert_eq!(read.len(), 500);
+    let mut raw_reader = fabric
+        .reader("billing.domain.v1", StartFrom::Earliest)
+        .unwrap();
+    let mut raw_count = 0;
+    while let Some(raw) = raw_reader.next_raw() {
+        let raw = raw.unwrap();
+        let fields = raw.envelope().unwrap();
+        let full = &read[&(raw.partition, raw.offset)];
+        assert_eq!(fields.event_id, full.event_id);
+        assert_eq!(fields.payload().unwrap(), full.payload);
+        raw_count += 1;
+    }
+    assert_eq!(raw_count, 500);
     for (e, p) in events.iter().zip(&published) {
         assert_eq!(&read[&(p.partition, p.offset)], e);
     }
