@@ -22,6 +22,33 @@
 //! log.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! On top of it, a [`Fabric`] holds named topics of partition logs; a
+//! [`Producer`] enriches, validates, encodes ([`Envelope`], MessagePack) and
+//! routes events by Kafka's murmur2 partitioner; a [`Reader`] reads them back
+//! from the earliest or latest offset, per-partition offsets or a time.
+//!
+//! ```
+//! use eventfabric::{Draft, Fabric, FabricConfig, StartFrom, TopicConfig};
+//! use serde_json::json;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let fabric = Fabric::open(dir.path(), FabricConfig::default())?;
+//! fabric.create_topic("billing.domain.v1", TopicConfig::with_partitions(6))?;
+//!
+//! let mut producer = fabric.producer("billing.domain.v1", "billing-service")?;
+//! let payload = json!({"invoice_id": "inv-456", "amount": 12500, "currency": "USD"});
+//! let draft = Draft::new("billing.invoice.issued", Some("tenant-123"), payload);
+//! let (event, at) = producer.send(draft)?; // event_id, emitted_at, source, ... filled in
+//!
+//! for read in fabric.reader("billing.domain.v1", StartFrom::Earliest)? {
+//!     let read = read?;
+//!     assert_eq!((read.partition, read.offset), (at.partition, at.offset));
+//!     assert_eq!(read.envelope, event);
+//! }
+//! fabric.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

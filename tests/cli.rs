@@ -30,7 +30,9 @@ fn fabric(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
+    // A command that fails early (e.g. refused the lock) closes its stdin:
+    // a broken pipe here is expected then, and its exit status tells.
+    let _ = input.write_all(stdin);
     drop(input);
     child.wait_with_output().unwrap()
 }

@@ -379,8 +379,12 @@ fn topic(data: &Path, cmd: TopicCommand) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Lines read and not yet appended: (line number, envelope).
-type Pending = Vec<(u64, Envelope)>;
+/// Lines read and not yet appended: their numbers and envelopes.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u64>,
+    envelopes: Vec<Envelope>,
+}
 
 fn produce(data: &Path, args: ProduceArgs) -> CliResult {
     let mut config = FabricConfig::default();
@@ -395,7 +399,7 @@ fn produce(data: &Path, args: ProduceArgs) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let (mut line_no, mut produced, mut rejected) = (0u64, 0u64, 0u64);
-    let mut pending: Pending = Vec::new();
+    let mut pending = Pending::default();
     let mut line = Vec::new();
     // With --acks: None = no acks; Some(true) = flush before acking (group commit).
     let acks_flush = args.acks.then_some(policy == FsyncPolicy::Group);
@@ -409,7 +413,10 @@ fn produce(data: &Path, args: ProduceArgs) -> CliResult {
         let text = line.trim_ascii();
         if !text.is_empty() {
             match Draft::from_json(text).and_then(|d| producer.prepare(d)) {
-                Ok(envelope) => pending.push((line_no, envelope)),
+                Ok(envelope) => {
+                    pending.lines.push(line_no);
+                    pending.envelopes.push(envelope);
+                }
                 Err(e) => {
                     rejected += 1;
                     let fields: Vec<String> = e
@@ -426,7 +433,7 @@ fn produce(data: &Path, args: ProduceArgs) -> CliResult {
         }
         // Append what we have whenever no more input is buffered, so an
         // interactive writer gets its acks without waiting for a full batch.
-        if pending.len() >= 1000 || input.buffer().is_empty() {
+        if pending.lines.len() >= 1000 || input.buffer().is_empty() {
             produced += append_pending(&mut producer, &mut pending, &mut out, acks_flush)?;
         }
     }
@@ -452,24 +459,24 @@ fn append_pending(
     out: &mut impl Write,
     acks_flush: Option<bool>,
 ) -> CliResult<u64> {
-    if pending.is_empty() {
+    if pending.lines.is_empty() {
         return Ok(0);
     }
-    let envelopes: Vec<Envelope> = pending.iter().map(|(_, e)| e.clone()).collect();
-    let published = producer.publish_batch(&envelopes)?;
+    let published = producer.publish_batch(&pending.envelopes)?;
     if let Some(flush) = acks_flush {
         if flush {
             producer.flush()?;
         }
-        for ((n, e), p) in pending.iter().zip(&published) {
+        for ((n, e), p) in pending.lines.iter().zip(&pending.envelopes).zip(&published) {
             let ack = json!({"line": n, "event_id": e.event_id.hyphenated().to_string(),
                              "partition": p.partition, "offset": p.offset});
             writeln!(out, "{ack}")?;
         }
         out.flush()?;
     }
-    let n = pending.len() as u64;
-    pending.clear();
+    let n = pending.lines.len() as u64;
+    pending.lines.clear();
+    pending.envelopes.clear();
     Ok(n)
 }
 
