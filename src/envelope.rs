@@ -92,7 +92,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeStruct, SerializeTuple};
+use serde::ser::SerializeStruct;
+#[cfg(test)]
+use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -351,7 +353,10 @@ fn check_event_type(event_type: &str) -> Result<(), String> {
 
 /// The domain of an event type, as far as it can be read (for the tenant rule).
 fn domain_of(event_type: &str) -> &str {
-    event_type.split('.').next().unwrap_or_default()
+    match event_type.bytes().position(|b| b == b'.') {
+        Some(dot) => event_type.get(..dot).unwrap_or_default(),
+        None => event_type,
+    }
 }
 
 fn check_tenant(tenant_id: Option<&str>, event_type: Option<&str>) -> Result<(), String> {
@@ -1230,17 +1235,22 @@ impl<T: fmt::Display> Serialize for DisplayStr<T> {
 // ---------------------------------------------------------------------------
 
 /// Serialises the 16 UUID bytes as MessagePack `bin`, not as an array of integers.
+#[cfg(test)]
 struct IdBytes<'a>(&'a [u8; 16]);
 
+#[cfg(test)]
 impl Serialize for IdBytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(self.0)
     }
 }
 
-/// The envelope in binary layout order.
+/// The envelope in binary layout order, through serde: the reference the
+/// direct writer of [`Envelope::encode`] is checked against.
+#[cfg(test)]
 struct Wire<'a>(&'a Envelope);
 
+#[cfg(test)]
 impl Serialize for Wire<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
@@ -1466,13 +1476,35 @@ impl Envelope {
     /// will reject what `validate` rejects. Timestamp digits finer than a
     /// microsecond are dropped.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        let mut serializer = rmp_serde::Serializer::new(&mut *out);
-        // rmp-serde only fails on writer errors (a Vec never fails) and on
-        // sequences of unknown length (every length here is known).
-        if let Err(e) = Wire(self).serialize(&mut serializer) {
-            out.truncate(start);
-            unreachable!("MessagePack encoding of an envelope cannot fail: {e}");
+        // Written directly (no serde state machine); the bytes are exactly
+        // what rmp-serde writes for the same layout, which a unit test checks.
+        out.reserve(128 + self.payload_hint());
+        out.push(0x90 | WIRE_ELEMENTS as u8);
+        mp::uint(out, u64::from(LAYOUT_VERSION));
+        out.extend_from_slice(&[0xc4, 16]);
+        out.extend_from_slice(self.event_id.as_bytes());
+        mp::str(out, &self.event_type);
+        mp::opt_str(out, self.tenant_id.as_deref());
+        mp::sint(out, micros_of(self.occurred_at));
+        mp::sint(out, micros_of(self.emitted_at));
+        mp::str(out, &self.source);
+        mp::str(out, self.schema_version.as_str());
+        mp::str(out, &self.correlation_id);
+        mp::opt_str(out, self.causation_id.as_deref());
+        mp::str(out, &self.partition_key);
+        match self.ttl {
+            Some(ttl) => mp::uint(out, ttl.as_millis()),
+            None => out.push(0xc0),
+        }
+        mp::value(out, &self.payload);
+    }
+
+    /// A cheap guess of the payload's encoded size, for reserving.
+    fn payload_hint(&self) -> usize {
+        match &self.payload {
+            Value::Object(m) => m.len() * 24,
+            Value::Array(a) => a.len() * 16,
+            _ => 16,
         }
     }
 
@@ -1664,9 +1696,10 @@ fn payload_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut c = Cursor { bytes, pos: start };
     // Per open container: (slots left, is a map). A map of n entries has 2n
     // slots; a slot is a key when the count left is even.
-    let mut stack: Vec<(u64, bool)> = Vec::new();
+    let mut frames = [(0u64, false); MAX_NESTING];
+    let mut depth = 0usize;
     loop {
-        let key = match stack.last_mut() {
+        let key = match depth.checked_sub(1).and_then(|top| frames.get_mut(top)) {
             Some((left, is_map)) => {
                 let key = *is_map && *left % 2 == 0;
                 *left -= 1;
@@ -1716,18 +1749,19 @@ fn payload_end(bytes: &[u8], start: usize) -> Option<usize> {
         };
         if let Some((n, is_map)) = slots {
             // Depth of this container: the envelope array is level 1.
-            if stack.len() + 2 > MAX_NESTING {
+            if depth + 2 > MAX_NESTING {
                 return None;
             }
             if n > 0 {
-                stack.push((n, is_map));
+                *frames.get_mut(depth)? = (n, is_map);
+                depth += 1;
                 continue;
             }
         }
-        while stack.last().is_some_and(|(left, _)| *left == 0) {
-            stack.pop();
+        while depth > 0 && frames.get(depth - 1).is_some_and(|(left, _)| *left == 0) {
+            depth -= 1;
         }
-        if stack.is_empty() {
+        if depth == 0 {
             return Some(c.pos);
         }
     }
@@ -1817,6 +1851,107 @@ impl<'a> EnvelopeRef<'a> {
     }
 }
 
+/// Direct MessagePack writers, shortest form first, as `rmp` writes them.
+mod mp {
+    use serde_json::Value;
+
+    pub(super) fn uint(out: &mut Vec<u8>, v: u64) {
+        if v < 128 {
+            out.push(v as u8);
+        } else if v < 256 {
+            out.extend_from_slice(&[0xcc, v as u8]);
+        } else if v < 65_536 {
+            out.push(0xcd);
+            out.extend_from_slice(&(v as u16).to_be_bytes());
+        } else if v < 4_294_967_296 {
+            out.push(0xce);
+            out.extend_from_slice(&(v as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    pub(super) fn sint(out: &mut Vec<u8>, v: i64) {
+        if v >= 0 {
+            uint(out, v as u64);
+        } else if v >= -32 {
+            out.push(v as i8 as u8);
+        } else if v >= -128 {
+            out.extend_from_slice(&[0xd0, v as i8 as u8]);
+        } else if v >= -32_768 {
+            out.push(0xd1);
+            out.extend_from_slice(&(v as i16).to_be_bytes());
+        } else if v >= -2_147_483_648 {
+            out.push(0xd2);
+            out.extend_from_slice(&(v as i32).to_be_bytes());
+        } else {
+            out.push(0xd3);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    fn len_header(out: &mut Vec<u8>, len: usize, fix: u8, fix_max: usize, m16: u8, m32: u8) {
+        if len < fix_max {
+            out.push(fix | len as u8);
+        } else if len < 65_536 {
+            out.push(m16);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(m32);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+    }
+
+    pub(super) fn str(out: &mut Vec<u8>, s: &str) {
+        let len = s.len();
+        if (32..256).contains(&len) {
+            out.extend_from_slice(&[0xd9, len as u8]);
+        } else {
+            len_header(out, len, 0xa0, 32, 0xda, 0xdb);
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    pub(super) fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            Some(s) => str(out, s),
+            None => out.push(0xc0),
+        }
+    }
+
+    pub(super) fn value(out: &mut Vec<u8>, v: &Value) {
+        match v {
+            Value::Null => out.push(0xc0),
+            Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    uint(out, u);
+                } else if let Some(i) = n.as_i64() {
+                    sint(out, i);
+                } else {
+                    out.push(0xcb);
+                    out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_be_bytes());
+                }
+            }
+            Value::String(s) => str(out, s),
+            Value::Array(a) => {
+                len_header(out, a.len(), 0x90, 16, 0xdc, 0xdd);
+                for item in a {
+                    value(out, item);
+                }
+            }
+            Value::Object(m) => {
+                len_header(out, m.len(), 0x80, 16, 0xde, 0xdf);
+                for (k, item) in m {
+                    str(out, k);
+                    value(out, item);
+                }
+            }
+        }
+    }
+}
+
 /// Byte length of the first MessagePack value in `bytes` (with everything it
 /// contains), or `None` when `bytes` ends inside it or holds the never-used
 /// marker `0xC1`. Iterative: the nesting depth costs no stack.
@@ -1879,6 +2014,64 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn direct_encoding_is_byte_identical_to_rmp_serde() {
+        fn reference(e: &Envelope) -> Vec<u8> {
+            let mut out = Vec::new();
+            Wire(e)
+                .serialize(&mut rmp_serde::Serializer::new(&mut out))
+                .unwrap();
+            out
+        }
+        let mut generator = crate::fixtures::FixtureGenerator::new(3, 9);
+        for e in generator.mixed().take(300) {
+            assert_eq!(e.to_bytes(), reference(&e));
+        }
+        let mut e = Envelope::from_json(BILLING.as_bytes()).unwrap();
+        let mut numbers = vec![
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!(f64::MIN_POSITIVE),
+            json!(u64::MAX),
+            json!(i64::MIN),
+        ];
+        for edge in [
+            31i64,
+            32,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_294_967_295,
+            4_294_967_296,
+        ] {
+            numbers.push(json!(edge));
+            numbers.push(json!(-edge));
+        }
+        let strings: Vec<Value> = [0usize, 31, 32, 255, 256, 65_535, 65_536]
+            .iter()
+            .map(|&n| json!("x".repeat(n)))
+            .collect();
+        let big_map: serde_json::Map<String, Value> =
+            (0..70_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        e.payload = json!({
+            "numbers": numbers,
+            "strings": strings,
+            "nested": {"a": [[], {}, [null, true, false]], "b": {"c": {"d": 1}}},
+            "array15": vec![1; 15], "array16": vec![1; 16], "array70000": vec![0; 70_000],
+            "big": big_map,
+        });
+        e.ttl = Ttl::from_millis(300_000);
+        e.causation_id = Some("cause".into());
+        e.tenant_id = None;
+        e.event_type = "system.node.started".into();
+        assert_eq!(e.to_bytes(), reference(&e));
+        assert_eq!(Envelope::decode(&e.to_bytes()).unwrap().payload, e.payload);
+    }
 
     const BILLING: &str = r#"{
       "event_id": "0194a5c1-3f24-7b7a-bc59-5f23d81f5b1a",
