@@ -71,6 +71,11 @@ pub fn all() -> Vec<EngineSpec> {
             open: plain::open,
         },
         EngineSpec {
+            name: plain::NAME_FLUSHED,
+            describe: plain::DESCRIBE_FLUSHED,
+            open: plain::open_flushed,
+        },
+        EngineSpec {
             name: mmap::NAME,
             describe: mmap::DESCRIBE,
             open: mmap::open,

@@ -1,0 +1,92 @@
+//! Smaller guarantees of the public log API.
+mod common;
+
+use std::time::Duration;
+
+use common::{read_all, tiny_config, value_for};
+use eventfabric::{Log, ReadLimit};
+
+#[test]
+fn the_log_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+    assert_send_sync::<eventfabric::Record>();
+    assert_send_sync::<eventfabric::Batch>();
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = tiny_config();
+    c.segment_bytes = 1 << 20;
+    c.segment_max_age = Some(Duration::from_millis(20));
+    let log = Log::open(dir.path(), c).expect("open");
+    log.append(b"first").expect("append");
+    log.append(b"still young").expect("append");
+    assert_eq!(log.segments().len(), 1);
+    std::thread::sleep(Duration::from_millis(40));
+    log.append(b"after the age limit").expect("append");
+    let segs = log.segments();
+    assert_eq!(segs.len(), 2);
+    assert!(segs[0].sealed);
+    assert_eq!(segs[1].base_offset, 2);
+}
+
+#[test]
+fn readers_keep_reading_segments_that_retention_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    for o in 0..40u64 {
+        log.append(&value_for(o, 90)).expect("append");
+    }
+    let held = log.read(0, ReadLimit::records(5)).expect("read");
+    let mut batches = log.batches(0).expect("batches");
+    let first = batches.next().expect("a batch").expect("valid");
+    let deleted = log.delete_segments_before(30).expect("delete");
+    assert!(deleted > 0);
+    assert!(log.earliest_offset() > 0);
+    // Zero-copy values taken before the deletion still read the old bytes.
+    for r in &held {
+        assert_eq!(r.value, value_for(r.offset, 90));
+    }
+    assert_eq!(first.records().next().expect("record").value, &value_for(0, 90)[..]);
+    assert!(matches!(
+        log.read(0, ReadLimit::records(1)),
+        Err(eventfabric::Error::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log).expect("read").last().expect("last").0, 39);
+}
+
+#[test]
+fn reads_respect_record_and_byte_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    for o in 0..20u64 {
+        log.append(&value_for(o, 100)).expect("append");
+    }
+    assert_eq!(log.read(3, ReadLimit::records(4)).expect("read").len(), 4);
+    let by_bytes = log.read(3, ReadLimit::bytes(250)).expect("read");
+    assert_eq!(by_bytes.len(), 2);
+    assert_eq!(by_bytes[0].offset, 3);
+    // At least one record even when it alone exceeds the byte limit.
+    assert_eq!(log.read(3, ReadLimit::bytes(10)).expect("read").len(), 1);
+    assert!(log.read(20, ReadLimit::records(5)).expect("read at the end").is_empty());
+}
+
+#[test]
+fn wait_for_wakes_on_append_without_polling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::sync::Arc::new(Log::open(dir.path(), tiny_config()).expect("open"));
+    assert!(!log.wait_for(0, Duration::from_millis(10)));
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            log.append(b"wake up").expect("append");
+        })
+    };
+    let started = std::time::Instant::now();
+    assert!(log.wait_for(0, Duration::from_secs(10)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    writer.join().expect("writer");
+}
