@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::batch::{u32_at, u64_at};
 use crate::error::Result;
 use crate::io::Io;
 
@@ -66,12 +67,8 @@ impl Checkpoint {
         if b.len() != LEN || b[..4] != MAGIC || b[4] != VERSION || b[5..8] != [0, 0, 0] {
             return None;
         }
-        let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let u64_at = |at: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[at..at + 8]);
-            u64::from_le_bytes(a)
-        };
+        let u32_at = |at: usize| u32_at(b, at);
+        let u64_at = |at: usize| u64_at(b, at);
         if u32_at(CRC_AT) != crc32fast::hash(&b[BASE_AT..]) || u32_at(RESERVED_AT) != 0 {
             return None;
         }

@@ -14,6 +14,8 @@
 //! entry := relative_offset:u32 position:u32 max_timestamp_before:i64   (16 bytes, LE)
 //! ```
 
+use crate::batch::{u32_at, u64_at};
+
 /// Size of one index entry in bytes.
 pub(crate) const ENTRY_LEN: usize = 16;
 
@@ -36,16 +38,10 @@ impl IndexEntry {
     }
 
     fn decode(entry: &[u8]) -> IndexEntry {
-        let mut a = [0u8; 4];
-        let mut b = [0u8; 4];
-        let mut c = [0u8; 8];
-        a.copy_from_slice(&entry[0..4]);
-        b.copy_from_slice(&entry[4..8]);
-        c.copy_from_slice(&entry[8..16]);
         IndexEntry {
-            relative_offset: u32::from_le_bytes(a),
-            position: u32::from_le_bytes(b),
-            max_timestamp_before: i64::from_le_bytes(c),
+            relative_offset: u32_at(entry, 0),
+            position: u32_at(entry, 4),
+            max_timestamp_before: u64_at(entry, 8) as i64,
         }
     }
 }

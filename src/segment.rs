@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{self, BATCH_MAGIC, BatchView};
+use crate::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
 use crate::error::{Error, Result};
 use crate::index::{IndexBuilder, IndexView};
 use crate::io::Io;
@@ -70,12 +70,8 @@ impl Footer {
     /// Decodes a footer; `None` unless magic, version, length and CRC all hold.
     pub(crate) fn decode(b: &[u8]) -> Option<Footer> {
         let b = b.get(..FOOTER_LEN)?;
-        let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let u64_at = |at: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[at..at + 8]);
-            u64::from_le_bytes(a)
-        };
+        let u32_at = |at: usize| u32_at(b, at);
+        let u64_at = |at: usize| u64_at(b, at);
         if b[F_MAGIC_AT..F_MAGIC_AT + 4] != FOOTER_MAGIC
             || b[F_VERSION_AT] != FOOTER_VERSION
             || b[F_RESERVED_AT..F_RESERVED_AT + 3] != [0, 0, 0]
