@@ -369,7 +369,7 @@ impl Log {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such log directory"),
             ));
         }
-        let recovered = recover(&dir, &config, &io, false)?;
+        let recovered = recover_read_only(&dir, &config, &io)?;
         let mut segments = recovered.segments;
         if let Some((active, ..)) = recovered.active {
             segments.push(active);
@@ -1086,7 +1086,7 @@ impl Shared {
         }
         // Rebuild the index of the kept prefix (cheap, and exact).
         let mut builder = IndexBuilder::new(self.config.index_interval_bytes);
-        let scan = segment::scan(&prefix, target.base, 0, target.base, &mut builder);
+        let scan = segment::scan(&prefix, target.base, 0, target.base, &mut builder, true);
         debug_assert_eq!(scan.next_offset, offset);
         let tmp = target.path.with_extension("log.tmp");
         let file = self.io.open_rw(&tmp, true)?;
@@ -1164,7 +1164,21 @@ impl Shared {
 
     fn refresh(&self) -> Result<()> {
         let current = self.segments();
-        let recovered = recover(&self.dir, &self.config, &self.io, false)?;
+        // The common case while tailing: same segment files, the last one
+        // still active. Extend it in place, so iterators holding it see the
+        // new batches, and scan only what was appended.
+        let on_disk = list_segment_bases(&self.dir)?;
+        if on_disk.iter().copied().eq(current.iter().map(|s| s.base))
+            && let Some(last) = current.last().filter(|s| !s.is_sealed())
+        {
+            let footer = last.extend_from_file()?;
+            if footer.is_none() {
+                self.next_offset
+                    .store(last.next_offset(), Ordering::Release);
+                return Ok(());
+            }
+        }
+        let recovered = recover_read_only(&self.dir, &self.config, &self.io)?;
         let mut fresh = recovered.segments;
         if let Some((active, ..)) = recovered.active {
             fresh.push(active);
@@ -1254,9 +1268,42 @@ pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Resu
         return Ok(None);
     }
     let mut buf = [0u8; FOOTER_LEN];
-    Io::default().read_at(file, path, &mut buf, len - FOOTER_LEN as u64)?;
+    match Io::default().read_at(file, path, &mut buf, len - FOOTER_LEN as u64) {
+        Ok(()) => {}
+        // The writer trimmed the file since `len` was read: it just sealed
+        // it; the caller's next look finds the footer at the new end.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
     Ok(Footer::decode(&buf)
         .filter(|f| f.base_offset == base && f.data_len + FOOTER_LEN as u64 == len))
+}
+
+/// A read-only look at a directory that a live writer may change while it is
+/// read (a segment sealed and trimmed, or deleted by retention, between two
+/// system calls): such a race surfaces as a missing file, a short read or a
+/// file shorter than just measured, and the look is simply taken again.
+fn recover_read_only(dir: &Path, config: &LogConfig, io: &Io) -> Result<Recovered> {
+    let mut attempt = 0;
+    loop {
+        match recover(dir, config, io, false) {
+            Err(e) if attempt < 5 && is_race_with_writer(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn is_race_with_writer(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+        ),
+        Error::Invalid { what, .. } => what == "map length",
+        _ => false,
+    }
 }
 
 /// Opens every segment: sealed ones are trusted through their footers; the
@@ -1394,7 +1441,8 @@ fn recover_active(
         Some((c, b)) => (c.trusted_len, c.next_offset, b),
         None => (0, base, IndexBuilder::new(interval)),
     };
-    let scan = segment::scan(&map, base, start, next, &mut builder);
+    // Only the writer may look past the end of the data (see `segment::scan`).
+    let scan = segment::scan(&map, base, start, next, &mut builder, writable);
     report.scanned_bytes += scan.end.saturating_sub(start);
     if let Some(footer) = scan.footer {
         // Sealed, but the trim past the footer did not reach the disk.
@@ -1409,7 +1457,7 @@ fn recover_active(
             writable.then(|| io.clone()),
         ))));
     }
-    if let Some((pos, why)) = scan.damage {
+    if let Some((pos, why)) = scan.damage.filter(|_| writable) {
         if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
             && config.recovery != RecoveryMode::TruncateAtFirstDamage
         {
@@ -1580,6 +1628,20 @@ impl Batches {
             }
             if view.sealed && view.next_offset <= self.next_offset {
                 self.segment = None;
+                continue;
+            }
+            // A read-only refresh may have replaced this segment's object
+            // (sealed, or re-read after the writer rolled): switch to the
+            // current one and carry on from the same position.
+            let current = self
+                .shared
+                .segments()
+                .iter()
+                .rev()
+                .find(|s| s.base == seg.base)
+                .cloned();
+            if let Some(fresh) = current.filter(|s| !Arc::ptr_eq(s, &seg)) {
+                self.segment = Some(fresh);
                 continue;
             }
             return Ok(None);

@@ -129,12 +129,19 @@ pub(crate) struct Scan {
 
 /// Scans batches in `bytes[from..]`, expecting offsets to continue at
 /// `next_offset`, feeding each valid batch to `index`.
+///
+/// With `thorough`, zeros where the next header should be are checked to run
+/// to the end of `bytes` (data after them is damage). Only the writer (or a
+/// reader of a private copy) may be thorough: a reader sharing a map with a
+/// live writer must never touch bytes past the next header, which the writer
+/// may trim away (mmap invariant 1).
 pub(crate) fn scan(
     bytes: &[u8],
     base_offset: u64,
     from: u64,
     next_offset: u64,
     index: &mut IndexBuilder,
+    thorough: bool,
 ) -> Scan {
     let mut pos = from as usize;
     let mut next = next_offset;
@@ -145,7 +152,11 @@ pub(crate) fn scan(
             return Scan {
                 end: pos as u64,
                 next_offset: next,
-                damage: first_nonzero(rest).map(|_| (pos as u64, "zeros followed by data".into())),
+                damage: if thorough {
+                    first_nonzero(rest).map(|_| (pos as u64, "zeros followed by data".into()))
+                } else {
+                    None
+                },
                 footer: None,
             };
         }
@@ -406,6 +417,41 @@ impl Segment {
         self.committed_len.store(len, Ordering::Release);
     }
 
+    /// For a read-only view of a live writer's active segment: maps what the
+    /// file holds now and publishes the batches that became valid since.
+    /// Returns the footer if the writer sealed the segment meanwhile.
+    pub(crate) fn extend_from_file(&self) -> Result<Option<Footer>> {
+        let file = File::open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        let mut map = self.map.read().clone();
+        if len > map.len() as u64 {
+            map = mmap::map_read_only(&file, &self.path, len, false)?;
+            self.set_map(map.clone());
+        }
+        let mut index = self.index.write();
+        let SegmentIndex::Building(builder) = &mut *index else {
+            return Ok(None);
+        };
+        let found = scan(
+            &map,
+            self.base,
+            self.committed_len(),
+            self.next_offset(),
+            builder,
+            false,
+        );
+        let max_ts = builder.max_timestamp();
+        drop(index);
+        self.publish(found.end, found.next_offset, max_ts);
+        if found.footer.is_some() {
+            self.seal();
+        }
+        Ok(found.footer)
+    }
+
     /// Marks the segment sealed, freezing its index.
     pub(crate) fn seal(&self) {
         let mut index = self.index.write();
@@ -521,6 +567,7 @@ fn load_sealed(path: &Path, info: &LazySealed) -> Result<Loaded> {
         0,
         footer.base_offset,
         &mut builder,
+        false,
     );
     if scan.end != footer.data_len || scan.next_offset != footer.last_offset + 1 {
         let (pos, why) = scan

@@ -87,9 +87,11 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
         let footer = read_footer(&file, &path, len, base)?;
-        let map = mmap::map_read_only(&file, &path, len, false)?;
+        // A private copy, not a map: a live writer may trim this file while
+        // the thorough scan below looks past the end of its data.
+        let map = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         let mut builder = IndexBuilder::new(4096);
-        let scan = segment::scan(&map, base, 0, base, &mut builder);
+        let scan = segment::scan(&map, base, 0, base, &mut builder, true);
         let records = scan.next_offset - base;
         if let Some((pos, why)) = &scan.damage {
             let tail = is_last
@@ -175,6 +177,7 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
             0,
             info.base_offset,
             &mut IndexBuilder::new(4096),
+            false,
         );
         if scan.damage.is_some() || scan.next_offset != info.next_offset {
             damaged_at = Some(scan.next_offset);

@@ -49,7 +49,10 @@ fn readers_keep_reading_segments_that_retention_deleted() {
     for r in &held {
         assert_eq!(r.value, value_for(r.offset, 90));
     }
-    assert_eq!(first.records().next().expect("record").value, &value_for(0, 90)[..]);
+    assert_eq!(
+        first.records().next().expect("record").value,
+        &value_for(0, 90)[..]
+    );
     assert!(matches!(
         log.read(0, ReadLimit::records(1)),
         Err(eventfabric::Error::OffsetOutOfRange { .. })
@@ -70,7 +73,11 @@ fn reads_respect_record_and_byte_limits() {
     assert_eq!(by_bytes[0].offset, 3);
     // At least one record even when it alone exceeds the byte limit.
     assert_eq!(log.read(3, ReadLimit::bytes(10)).expect("read").len(), 1);
-    assert!(log.read(20, ReadLimit::records(5)).expect("read at the end").is_empty());
+    assert!(
+        log.read(20, ReadLimit::records(5))
+            .expect("read at the end")
+            .is_empty()
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn child(test: &str, env: &[(&str, String)]) -> Command {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
@@ -156,7 +156,12 @@ fn a_reader_in_another_process_sees_a_growing_prefix() {
     }
     let out = proc.wait_with_output().expect("reader finished");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "reader failed: {text}");
+    assert!(
+        out.status.success(),
+        "reader failed ({}): {text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains(&format!("SAW {total} IN")), "{text}");
 }
 
