@@ -9,8 +9,7 @@
 //! creates a topic implicitly: producing to an unknown topic is an error.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
+use crate::lock::DirLock;
 use crate::log::Log;
 use crate::producer::Producer;
 use crate::reader::{Reader, StartFrom};
@@ -81,43 +81,6 @@ impl TopicHandle {
     }
 }
 
-/// The exclusive writer lock of a data directory: an `flock` on
-/// `fabric.lock` holding the owner's pid, released when dropped or when the
-/// process dies.
-#[derive(Debug)]
-struct FabricLock {
-    _file: File,
-}
-
-impl FabricLock {
-    fn acquire(root: &Path) -> Result<FabricLock> {
-        let path = root.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(Error::Locked {
-                    path: root.to_path_buf(),
-                    pid: text.trim().parse().unwrap_or(0),
-                });
-            }
-            Err(e) => return Err(Error::io("lock", &path, e.into())),
-        }
-        file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes())
-            .map_err(|e| Error::io("write", &path, e))?;
-        Ok(FabricLock { _file: file })
-    }
-}
-
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
@@ -126,7 +89,8 @@ struct Inner {
     topics: RwLock<BTreeMap<String, Arc<TopicHandle>>>,
     /// Serialises topic administration within this handle.
     admin: Mutex<()>,
-    _lock: Option<FabricLock>,
+    /// The data directory's writer lock (`fabric.lock`).
+    _lock: Option<DirLock>,
 }
 
 /// A handle on one data directory. Cheap to clone; `Send + Sync`.
@@ -182,7 +146,7 @@ impl Fabric {
         let root = path.as_ref().to_path_buf();
         let topics_dir = root.join(TOPICS_DIR);
         fs::create_dir_all(&topics_dir).map_err(|e| Error::io("create", &topics_dir, e))?;
-        let lock = FabricLock::acquire(&root)?;
+        let lock = DirLock::acquire_file(&root, LOCK_FILE)?;
         for entry in fs::read_dir(&topics_dir).map_err(|e| Error::io("list", &topics_dir, e))? {
             let entry = entry.map_err(|e| Error::io("list", &topics_dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -584,7 +548,7 @@ impl Fabric {
     /// indexes, reporting what was removed.
     pub fn repair(path: impl AsRef<Path>) -> Result<Vec<PartitionRepair>> {
         let root = path.as_ref();
-        let _lock = FabricLock::acquire(root)?;
+        let _lock = DirLock::acquire_file(root, LOCK_FILE)?;
         let mut out = Vec::new();
         for (name, dir, config) in Fabric::open_read_only_config(root)? {
             for p in 0..config.partitions {

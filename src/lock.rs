@@ -21,9 +21,15 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    /// Takes the lock of `dir`, or fails with [`Error::Locked`] naming the holder.
+    /// Takes the lock of a partition log directory (`writer.lock`), or fails
+    /// with [`Error::Locked`] naming the holder.
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join("writer.lock");
+        DirLock::acquire_file(dir, "writer.lock")
+    }
+
+    /// Takes the lock held in `dir/<file_name>`.
+    pub(crate) fn acquire_file(dir: &Path, file_name: &str) -> Result<DirLock> {
+        let path = dir.join(file_name);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -118,7 +118,8 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks every setting against its limits, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
         if self.segment_bytes < 1024 || self.segment_bytes > 2 << 30 {
             return Err(Error::invalid(
                 "segment_bytes",

@@ -203,28 +203,9 @@ impl TopicConfig {
                 "retention_ms and retention_bytes must be positive when set",
             ));
         }
-        // The same limits `Log::open` enforces, checked here so a bad topic is
+        // The limits `Log::open` enforces, checked here so a bad topic is
         // refused before any directory is created.
-        if !(1024..=2 << 30).contains(&self.segment_bytes) {
-            return Err(Error::invalid(
-                "segment_bytes",
-                format!("{} is outside 1 KiB..=2 GiB", self.segment_bytes),
-            ));
-        }
-        if self.max_record_bytes == 0 || self.max_record_bytes > 1 << 30 {
-            return Err(Error::invalid("max_record_bytes", "must be in 1..=1 GiB"));
-        }
-        let min_batch = crate::batch::HEADER_LEN + crate::batch::RECORD_OVERHEAD;
-        if self.max_batch_bytes < min_batch || self.max_batch_bytes > 1 << 30 {
-            return Err(Error::invalid(
-                "max_batch_bytes",
-                format!("must be in {min_batch} B..=1 GiB"),
-            ));
-        }
-        if self.index_interval_bytes == 0 {
-            return Err(Error::invalid("index_interval_bytes", "must be positive"));
-        }
-        Ok(())
+        self.log_config(None).validate()
     }
 
     /// The partition log settings for this topic, with `fsync` overriding the
