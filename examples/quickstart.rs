@@ -87,12 +87,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             *per_tenant.entry(tenant).or_default() += 1;
         }
         let info = fabric.topic_info(topic)?;
-        let busiest = per_tenant.iter().max_by_key(|(_, n)| **n);
+        let busiest = per_tenant
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(tenant, n)| format!("busiest {tenant} with {n}"))
+            .unwrap_or_else(|| "none".into());
         println!(
-            "{topic:<20} {count:>5} events over {} partitions, {} tenants (busiest {:?})",
+            "{topic:<20} {count:>5} events over {} partitions, {} tenants ({busiest})",
             info.offsets.len(),
             per_tenant.len(),
-            busiest
         );
     }
     println!("read back in {:?}", started.elapsed());
