@@ -73,7 +73,7 @@ fn apply(path: &std::path::Path, durable_len: u64, damage: &Damage) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
     fn synced_records_survive_any_damage_to_the_unsynced_tail(

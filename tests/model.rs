@@ -72,7 +72,7 @@ fn check_all(log: &Log, model: &Model) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
     fn log_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
