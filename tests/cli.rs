@@ -425,7 +425,15 @@ fn consume_follow_sees_events_another_process_appends() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A watchdog turns a hang into a failure.
+    // A watchdog turns a hang into a failure, and the guard makes sure the
+    // follower never outlives this test, however it ends.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
     let pid = child.id().to_string();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(30));
