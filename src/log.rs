@@ -721,6 +721,20 @@ impl Shared {
             let mut guard = self.writer.lock();
             let w = self.writer_mut(&mut guard)?;
             self.check_poison()?;
+            // Offsets stay below u64::MAX (a batch may not end there), so
+            // "one past the last offset" always exists.
+            if w.next_offset
+                .checked_add(count as u64)
+                .is_none_or(|end| end >= u64::MAX)
+            {
+                return Err(Error::invalid(
+                    "offset",
+                    format!(
+                        "appending {count} records at offset {} would pass the largest offset",
+                        w.next_offset
+                    ),
+                ));
+            }
             let too_big = w.position + encoded as u64 > self.config.segment_bytes;
             let too_old = self
                 .config
@@ -1319,6 +1333,13 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
     for (i, &base) in bases.iter().enumerate() {
         let path = segment::segment_path(dir, base);
         let is_last = i + 1 == bases.len();
+        if base >= u64::MAX - 1 {
+            return Err(Error::corrupted(
+                &path,
+                0,
+                "segment base offset is at the top of the offset range, where no record can be",
+            ));
+        }
         if let Some(exp) = expected.filter(|&e| e != base) {
             let err = Error::corrupted(
                 &path,

@@ -97,3 +97,33 @@ fn wait_for_wakes_on_append_without_polling() {
     assert!(started.elapsed() < Duration::from_secs(5));
     writer.join().expect("writer");
 }
+
+#[test]
+fn offsets_never_reach_the_top_of_the_range() {
+    // A fuzz finding: an empty segment named at u64::MAX, then an append.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(format!("{:020}.log", u64::MAX)), b"").expect("write");
+    match Log::open(dir.path(), tiny_config()) {
+        Err(eventfabric::Error::Corrupted { reason, .. }) => {
+            assert!(reason.contains("top of the offset range"))
+        }
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|l| l.next_offset())
+        ),
+    }
+    // A log just below the top refuses the append that would pass it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(format!("{:020}.log", u64::MAX - 3)), b"").expect("write");
+    let log = Log::open(dir.path(), tiny_config()).expect("open");
+    assert_eq!(log.append(b"fits").expect("append"), u64::MAX - 3);
+    assert!(matches!(
+        log.append_batch(&[&b"a"[..], b"b"]),
+        Err(eventfabric::Error::Invalid { .. })
+    ));
+    assert_eq!(log.append(b"last").expect("append"), u64::MAX - 2);
+    assert!(log.append(b"one too many").is_err());
+    log.close().expect("close");
+    let log = Log::open(dir.path(), tiny_config()).expect("reopen");
+    assert_eq!(read_all(&log).expect("read").len(), 2);
+}

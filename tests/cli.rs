@@ -430,7 +430,9 @@ fn consume_follow_sees_events_another_process_appends() {
     struct KillOnDrop(u32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
         }
     }
     let _guard = KillOnDrop(child.id());
