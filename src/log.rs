@@ -725,7 +725,7 @@ impl Shared {
             // "one past the last offset" always exists.
             if w.next_offset
                 .checked_add(count as u64)
-                .is_none_or(|end| end >= u64::MAX)
+                .is_none_or(|end| end == u64::MAX)
             {
                 return Err(Error::invalid(
                     "offset",
