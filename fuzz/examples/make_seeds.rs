@@ -112,7 +112,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 fn batch_seeds(out: &Path) -> Result<()> {
     let out = out.join("batch_decode");
-    write(&out, "one-record", &batch(0, 0, &[(1_700_000_000_000_000, b"hello")]))?;
+    write(
+        &out,
+        "one-record",
+        &batch(0, 0, &[(1_700_000_000_000_000, b"hello")]),
+    )?;
     write(
         &out,
         "three-records-out-of-order",
@@ -122,7 +126,11 @@ fn batch_seeds(out: &Path) -> Result<()> {
     write(
         &out,
         "negative-and-extreme-ts",
-        &batch(1 << 40, 1 << 39, &[(-1, b"x"), (i64::MIN, b"y"), (i64::MAX, b"z")]),
+        &batch(
+            1 << 40,
+            1 << 39,
+            &[(-1, b"x"), (i64::MIN, b"y"), (i64::MAX, b"z")],
+        ),
     )?;
     write(
         &out,
@@ -130,7 +138,11 @@ fn batch_seeds(out: &Path) -> Result<()> {
         &batch(u64::MAX - 2, u64::MAX, &[(1, b"p"), (2, b"q")]),
     )?;
     let big = vec![0xA5u8; 300];
-    write(&out, "larger-value", &batch(100, 0, &[(10, &big), (11, b"tail")]))?;
+    write(
+        &out,
+        "larger-value",
+        &batch(100, 0, &[(10, &big), (11, b"tail")]),
+    )?;
     // Trailing bytes after a valid batch are ignored by parse.
     let mut trailing = batch(3, 0, &[(1, b"abc")]);
     trailing.extend_from_slice(&batch(4, 0, &[(2, b"def")]));
@@ -151,9 +163,17 @@ fn recovery_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     let cp = read(&d, "checkpoint");
     assert!(looks_like_checkpoint(&cp), "closed log has a checkpoint");
     write(&out, "plain", &one_segment_input(0, &[], &[], &seg))?;
-    write(&out, "plain-fix", &one_segment_input(flags::FIX_CRCS, &[], &[], &seg))?;
+    write(
+        &out,
+        "plain-fix",
+        &one_segment_input(flags::FIX_CRCS, &[], &[], &seg),
+    )?;
     let aux = flags::AUX_FILES | flags::DENSE_INDEX;
-    write(&out, "with-checkpoint", &one_segment_input(aux, &cp, &idx, &seg))?;
+    write(
+        &out,
+        "with-checkpoint",
+        &one_segment_input(aux, &cp, &idx, &seg),
+    )?;
     write(
         &out,
         "with-checkpoint-fix-roll",
@@ -177,13 +197,21 @@ fn recovery_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     let seg2 = strip_zeros(read(&d, "00000000000000000000.log"));
     let idx2 = read(&d, "00000000000000000000.index");
     let cp2 = read(&d, "checkpoint");
-    write(&out, "checkpoint-behind-tail", &one_segment_input(aux, &cp2, &idx2, &seg2))?;
+    write(
+        &out,
+        "checkpoint-behind-tail",
+        &one_segment_input(aux, &cp2, &idx2, &seg2),
+    )?;
 
     // Damage in the middle of durable data (one byte flipped).
     let mut damaged = seg2.clone();
     let mid = damaged.len() / 2;
     damaged[mid] ^= 0x40;
-    write(&out, "damaged-middle", &one_segment_input(0, &[], &[], &damaged))?;
+    write(
+        &out,
+        "damaged-middle",
+        &one_segment_input(0, &[], &[], &damaged),
+    )?;
     write(
         &out,
         "damaged-middle-repair-mode",
@@ -198,7 +226,11 @@ fn recovery_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     log.close()?;
     let sealed = read(&d, "00000000000000000000.log");
     let sidx = read(&d, "00000000000000000000.index");
-    write(&out, "sealed-only", &one_segment_input(0, &[], &[], &sealed))?;
+    write(
+        &out,
+        "sealed-only",
+        &one_segment_input(0, &[], &[], &sealed),
+    )?;
     write(
         &out,
         "sealed-with-index",
@@ -207,7 +239,11 @@ fn recovery_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     // Sealed, but the trim past the footer did not happen (zeros after it).
     let mut untrimmed = sealed.clone();
     untrimmed.extend_from_slice(&[0u8; 100]);
-    write(&out, "sealed-untrimmed", &one_segment_input(0, &[], &[], &untrimmed))?;
+    write(
+        &out,
+        "sealed-untrimmed",
+        &one_segment_input(0, &[], &[], &untrimmed),
+    )?;
     Ok(())
 }
 
@@ -226,10 +262,19 @@ fn two_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     let seg2_raw = read(&d, &eventfabric_fuzz::segment_name(base2));
     let idx2 = read(&d, &eventfabric_fuzz::index_name(base2));
     let cp = read(&d, "checkpoint");
-    let sealed2 = seg2_raw.len() >= 64 && seg2_raw[seg2_raw.len() - 64..][..4] == [0xEF, b'F', b'S', b'F'];
-    let seg2 = if sealed2 { seg2_raw.clone() } else { strip_zeros(seg2_raw.clone()) };
+    let sealed2 =
+        seg2_raw.len() >= 64 && seg2_raw[seg2_raw.len() - 64..][..4] == [0xEF, b'F', b'S', b'F'];
+    let seg2 = if sealed2 {
+        seg2_raw.clone()
+    } else {
+        strip_zeros(seg2_raw.clone())
+    };
     let all = flags::AUX_FILES | flags::INDEX_FIRST | flags::DENSE_INDEX;
-    write(&out, "contiguous", &two_segment_input(0, base2, &seg1, &[], &[], &[], &seg2))?;
+    write(
+        &out,
+        "contiguous",
+        &two_segment_input(0, base2, &seg1, &[], &[], &[], &seg2),
+    )?;
     write(
         &out,
         "contiguous-with-indexes",
@@ -238,9 +283,21 @@ fn two_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     write(
         &out,
         "contiguous-with-indexes-fix-roll",
-        &two_segment_input(all | flags::FIX_CRCS | flags::ROLL, base2, &seg1, &cp, &idx2, &idx1, &seg2),
+        &two_segment_input(
+            all | flags::FIX_CRCS | flags::ROLL,
+            base2,
+            &seg1,
+            &cp,
+            &idx2,
+            &idx1,
+            &seg2,
+        ),
     )?;
-    write(&out, "gap", &two_segment_input(0, base2 + 5, &seg1, &[], &[], &[], &seg2))?;
+    write(
+        &out,
+        "gap",
+        &two_segment_input(0, base2 + 5, &seg1, &[], &[], &[], &seg2),
+    )?;
     write(
         &out,
         "gap-repair-mode",
@@ -248,7 +305,11 @@ fn two_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     )?;
     // First segment lost its footer (torn seal) while a later one exists.
     let unsealed = &seg1[..seg1.len() - 64];
-    write(&out, "first-without-footer", &two_segment_input(0, base2, unsealed, &[], &[], &[], &seg2))?;
+    write(
+        &out,
+        "first-without-footer",
+        &two_segment_input(0, base2, unsealed, &[], &[], &[], &seg2),
+    )?;
     write(
         &out,
         "first-without-footer-repair-mode",
@@ -262,8 +323,36 @@ fn two_segment_seeds(out: &Path, work: &Path) -> Result<()> {
     write(
         &out,
         "first-index-damaged",
-        &two_segment_input(flags::INDEX_FIRST | flags::DENSE_INDEX, base2, &seg1, &[], &[], &bad_idx1, &seg2),
+        &two_segment_input(
+            flags::INDEX_FIRST | flags::DENSE_INDEX,
+            base2,
+            &seg1,
+            &[],
+            &[],
+            &bad_idx1,
+            &seg2,
+        ),
     )?;
+    // A lone segment at the top of the offset space (NO_FIRST): its batches
+    // end at u64::MAX - 1, the last offset an append can still take.
+    let top = u64::MAX - 7;
+    let mut high = Vec::new();
+    for i in 0..3u64 {
+        let t = i as i64 * 10;
+        high.extend_from_slice(&batch(
+            top + 2 * i,
+            top + 2 * i,
+            &[(t, b"high"), (t + 1, b"offsets")],
+        ));
+    }
+    write(
+        &out,
+        "top-of-offsets-only",
+        &two_segment_input(flags::NO_FIRST, top, &[], &[], &[], &[], &high),
+    )?;
+    // (The same with ROLL, which then appends past u64::MAX, is kept under
+    // regressions/recovery_two_segments/append-past-top-of-offsets: a seed
+    // that panics would stop every plain fuzzing run at start-up.)
     Ok(())
 }
 

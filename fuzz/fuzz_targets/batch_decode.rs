@@ -12,20 +12,39 @@ fn check(data: &[u8]) {
         return;
     };
     let h = view.header;
-    assert_eq!(header.as_ref().ok(), Some(&h), "parse_header disagrees with BatchView::parse");
+    assert_eq!(
+        header.as_ref().ok(),
+        Some(&h),
+        "parse_header disagrees with BatchView::parse"
+    );
     assert_eq!(view.as_bytes().len(), h.length as usize);
 
     let mut enc = BatchEncoder::default();
     enc.begin(h.base_offset, h.durable_offset);
     let mut n: u64 = 0;
     for r in view.records() {
-        assert_eq!(r.offset, h.base_offset + n, "record offsets are not consecutive");
-        assert_eq!(&view.as_bytes()[r.value_start..r.value_start + r.value.len()], r.value);
+        assert_eq!(
+            r.offset,
+            h.base_offset + n,
+            "record offsets are not consecutive"
+        );
+        assert_eq!(
+            &view.as_bytes()[r.value_start..r.value_start + r.value.len()],
+            r.value
+        );
         enc.push(r.timestamp, r.value);
         n += 1;
     }
-    assert_eq!(n, u64::from(h.count), "records() yields a different count than the header");
-    assert_eq!(enc.finish(), view.as_bytes(), "re-encoding a parsed batch changed its bytes");
+    assert_eq!(
+        n,
+        u64::from(h.count),
+        "records() yields a different count than the header"
+    );
+    assert_eq!(
+        enc.finish(),
+        view.as_bytes(),
+        "re-encoding a parsed batch changed its bytes"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

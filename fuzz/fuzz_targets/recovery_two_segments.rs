@@ -6,7 +6,9 @@
 //! Input: `flags:u8 base2:u64 seg1_len:u16 seg1[seg1_len]`, then if
 //! `flags & AUX_FILES`: `checkpoint[56] index2_len:u16 index2[..]` (index of
 //! the second segment), then if `flags & INDEX_FIRST`: `index1_len:u16
-//! index1[..]` (index of the first); the rest is the second segment.
+//! index1[..]` (index of the first); the rest is the second segment. With
+//! `flags & NO_FIRST` the first segment is parsed but not written, so the
+//! second is the only one, at an arbitrary base offset.
 #![no_main]
 
 use eventfabric_fuzz::{
@@ -39,9 +41,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let extra_ts = base2 as i64;
-    let mut files = vec![(SEGMENT0.to_string(), seg1)];
-    if let Some(ix) = index1 {
-        files.push((INDEX0.to_string(), ix));
+    let mut files = Vec::new();
+    if f & flags::NO_FIRST == 0 {
+        files.push((SEGMENT0.to_string(), seg1));
+        if let Some(ix) = index1 {
+            files.push((INDEX0.to_string(), ix));
+        }
     }
     // base2 == 0 names the same file: the second segment then replaces the first.
     files.push((segment_name(base2), seg2));
