@@ -353,22 +353,30 @@ fn verify_finds_injected_damage_and_repair_removes_it() {
     );
 }
 
-#[test]
-fn a_second_writer_is_refused_and_readers_work_alongside_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    ok(
-        data,
-        &["topic", "create", "billing.domain.v1", "--partitions", "2"],
-        b"",
-    );
+/// Creates `topic` (2 partitions) through the CLI, then holds the data
+/// directory as this process's writer, with `n` generated events ready.
+fn writer_with_events(
+    data: &Path,
+    topic: &str,
+    n: u64,
+    seed: u64,
+) -> (Fabric, eventfabric::Producer, Vec<Envelope>) {
+    ok(data, &["topic", "create", topic, "--partitions", "2"], b"");
     let writer = Fabric::open(data, FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
-    let mut producer = writer.producer("billing.domain.v1", "test").unwrap();
-    let events: Vec<Envelope> = generate(10, 1)
+    let producer = writer.producer(topic, "test").unwrap();
+    let events = generate(n, seed)
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| Envelope::from_json(l).unwrap())
         .collect();
+    (writer, producer, events)
+}
+
+#[test]
+fn a_second_writer_is_refused_and_readers_work_alongside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (_writer, mut producer, events) = writer_with_events(data, "billing.domain.v1", 10, 1);
     producer.publish_batch(&events).unwrap();
 
     let out = fabric(data, &["produce", "billing.domain.v1"], &generate(1, 2));
@@ -403,18 +411,7 @@ fn a_second_writer_is_refused_and_readers_work_alongside_the_writer() {
 fn consume_follow_sees_events_another_process_appends() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    ok(
-        data,
-        &["topic", "create", "workflow.events.v1", "--partitions", "2"],
-        b"",
-    );
-    let writer = Fabric::open(data, FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
-    let mut producer = writer.producer("workflow.events.v1", "test").unwrap();
-    let events: Vec<Envelope> = generate(30, 4)
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| Envelope::from_json(l).unwrap())
-        .collect();
+    let (_writer, mut producer, events) = writer_with_events(data, "workflow.events.v1", 30, 4);
     producer.publish_batch(&events[..10]).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_fabric"))
