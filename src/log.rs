@@ -1186,11 +1186,17 @@ impl Shared {
         if on_disk.iter().copied().eq(current.iter().map(|s| s.base))
             && let Some(last) = current.last().filter(|s| !s.is_sealed())
         {
-            let footer = last.extend_from_file()?;
-            if footer.is_none() {
-                self.next_offset
-                    .store(last.next_offset(), Ordering::Release);
-                return Ok(());
+            match last.extend_from_file() {
+                Ok(segment::Extended::Grown) => {
+                    self.next_offset
+                        .store(last.next_offset(), Ordering::Release);
+                    return Ok(());
+                }
+                // Sealed, replaced by a repair, or raced with the writer:
+                // look again in full.
+                Ok(segment::Extended::Sealed | segment::Extended::Replaced) => {}
+                Err(e) if is_race_with_writer(&e) => {}
+                Err(e) => return Err(e),
             }
         }
         let recovered = recover_read_only(&self.dir, &self.config, &self.io)?;
@@ -1523,6 +1529,11 @@ fn recover_active(
         scan.next_offset,
         builder,
     ));
+    if !writable {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        seg.set_file_id(meta.ino());
+    }
     Ok(ActiveOutcome::Active(seg, file, scan.end, len))
 }
 

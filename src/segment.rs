@@ -265,6 +265,17 @@ pub(crate) fn find_durable_batch_after(
     None
 }
 
+/// What [`Segment::extend_from_file`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extended {
+    /// Still the active segment; any new batches are published.
+    Grown,
+    /// The writer sealed it.
+    Sealed,
+    /// The file at the path is no longer the one mapped.
+    Replaced,
+}
+
 /// Read-side parts of a sealed segment, loaded on first use.
 #[derive(Debug, Clone)]
 struct Loaded {
@@ -288,6 +299,8 @@ pub(crate) struct Segment {
     lazy: Mutex<Option<LazySealed>>,
     /// Fast path past `lazy` once loaded.
     loaded: AtomicBool,
+    /// Inode of the mapped file, for read-only views (0 when not tracked).
+    file_id: AtomicU64,
     /// Point reads: one bit per 64-byte slot of the segment, set once the
     /// batch starting in that slot passed its CRC in this process.
     verified: OnceLock<Box<[AtomicU64]>>,
@@ -351,6 +364,7 @@ impl Segment {
             index: RwLock::new(SegmentIndex::Building(index)),
             lazy: Mutex::new(None),
             loaded: AtomicBool::new(true),
+            file_id: AtomicU64::new(0),
             verified: OnceLock::new(),
         }
     }
@@ -378,6 +392,7 @@ impl Segment {
                 dir: dir.to_path_buf(),
             })),
             loaded: AtomicBool::new(false),
+            file_id: AtomicU64::new(0),
             verified: OnceLock::new(),
         }
     }
@@ -417,15 +432,25 @@ impl Segment {
         self.committed_len.store(len, Ordering::Release);
     }
 
+    /// Remembers which file (inode) this view of the segment maps.
+    pub(crate) fn set_file_id(&self, id: u64) {
+        self.file_id.store(id, Ordering::Release);
+    }
+
     /// For a read-only view of a live writer's active segment: maps what the
     /// file holds now and publishes the batches that became valid since.
-    /// Returns the footer if the writer sealed the segment meanwhile.
-    pub(crate) fn extend_from_file(&self) -> Result<Option<Footer>> {
+    pub(crate) fn extend_from_file(&self) -> Result<Extended> {
+        use std::os::unix::fs::MetadataExt;
         let file = File::open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io("stat", &self.path, e))?
-            .len();
+            .map_err(|e| Error::io("stat", &self.path, e))?;
+        let known = self.file_id.load(Ordering::Acquire);
+        if known != 0 && known != meta.ino() {
+            // A repair renamed a rewritten file over this one.
+            return Ok(Extended::Replaced);
+        }
+        let len = meta.len();
         let mut map = self.map.read().clone();
         if len > map.len() as u64 {
             map = mmap::map_read_only(&file, &self.path, len, false)?;
@@ -433,7 +458,7 @@ impl Segment {
         }
         let mut index = self.index.write();
         let SegmentIndex::Building(builder) = &mut *index else {
-            return Ok(None);
+            return Ok(Extended::Sealed);
         };
         let found = scan(
             &map,
@@ -448,8 +473,9 @@ impl Segment {
         self.publish(found.end, found.next_offset, max_ts);
         if found.footer.is_some() {
             self.seal();
+            return Ok(Extended::Sealed);
         }
-        Ok(found.footer)
+        Ok(Extended::Grown)
     }
 
     /// Marks the segment sealed, freezing its index.

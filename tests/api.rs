@@ -127,3 +127,29 @@ fn offsets_never_reach_the_top_of_the_range() {
     let log = Log::open(dir.path(), tiny_config()).expect("reopen");
     assert_eq!(read_all(&log).expect("read").len(), 2);
 }
+
+#[test]
+fn a_read_only_view_follows_the_writer_through_a_truncate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = tiny_config();
+    c.segment_bytes = 1 << 20;
+    let log = Log::open(dir.path(), c).expect("open");
+    for o in 0..10u64 {
+        log.append(&value_for(o, 30)).expect("append");
+    }
+    let reader = Log::open_read_only(dir.path()).expect("read-only");
+    assert_eq!(read_all(&reader).expect("read").len(), 10);
+    log.append(b"eleventh").expect("append");
+    reader.refresh().expect("refresh");
+    assert_eq!(reader.next_offset(), 11);
+    // A repair rewrites the segment into a new file and renames it in place.
+    log.truncate(5).expect("truncate");
+    for o in 5..8u64 {
+        log.append(format!("new {o}").as_bytes()).expect("append");
+    }
+    reader.refresh().expect("refresh");
+    let seen = read_all(&reader).expect("read");
+    assert_eq!(seen.len(), 8);
+    assert_eq!(seen[4].2, value_for(4, 30));
+    assert_eq!(seen[7].2, b"new 7");
+}
