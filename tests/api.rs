@@ -153,3 +153,31 @@ fn a_read_only_view_follows_the_writer_through_a_truncate() {
     assert_eq!(seen[4].2, value_for(4, 30));
     assert_eq!(seen[7].2, b"new 7");
 }
+
+#[test]
+fn empty_and_small_logs_reserve_little_disk() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for p in 0..50 {
+        let log = Log::open(
+            root.path().join(p.to_string()),
+            eventfabric::LogConfig::default(),
+        )
+        .expect("open");
+        if p % 2 == 0 {
+            log.append(b"one small record").expect("append");
+        }
+        let seg = log.segments().last().expect("segment").path.clone();
+        let reserved = std::fs::metadata(&seg).expect("stat").len();
+        // Default segments are 256 MiB; space is reserved in steps from 64 KiB.
+        assert!(
+            reserved <= 64 << 10,
+            "partition {p} reserved {reserved} bytes"
+        );
+        log.close().expect("close");
+        let after_close = std::fs::metadata(&seg).expect("stat").len();
+        assert!(
+            after_close <= 4096,
+            "partition {p} keeps {after_close} bytes after close"
+        );
+    }
+}
