@@ -9,10 +9,14 @@
 //! documents where it acts on files:
 //! 1. **No shrinking under a map.** A file is never truncated below a length
 //!    that any live map of it covers and that a reader may touch. Segments are
-//!    only trimmed past their committed end (sealing), a repair rewrites a kept
+//!    only trimmed past their committed end (sealing keeps the footer, a clean
+//!    close keeps the page holding the next header), a repair rewrites a kept
 //!    prefix into a new file and renames it into place, and retention unlinks
 //!    whole files (an unlinked inode stays valid while mapped). Recovery zeroes
 //!    a torn tail with `fallocate(ZERO_RANGE)` instead of shrinking the file.
+//!    Read-only views never look past the header position after the last
+//!    valid batch (`segment::scan` with `thorough = false`), and `verify`
+//!    reads a private copy instead of a map.
 //! 2. **Readers only look at published bytes.** In-process readers dereference
 //!    only `[0, committed_len)`, which the writer never modifies after
 //!    publishing it (release/acquire on the committed length). Other processes
