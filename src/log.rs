@@ -245,6 +245,8 @@ pub(crate) struct Shared {
     durable_hint: AtomicU64,
     /// Threads blocked in `wait_for`; appends notify only when there are some.
     waiters: AtomicU64,
+    /// How long the last sync took, bounding the group-commit gather window.
+    last_sync_nanos: AtomicU64,
     durable: Mutex<DurableState>,
     durable_cv: Condvar,
     poison: Mutex<Option<String>>,
@@ -630,6 +632,7 @@ impl Shared {
             next_offset: AtomicU64::new(0),
             durable_hint: AtomicU64::new(0),
             waiters: AtomicU64::new(0),
+            last_sync_nanos: AtomicU64::new(0),
             durable: Mutex::new(DurableState {
                 durable_offset: 0,
                 syncing: false,
@@ -890,7 +893,11 @@ impl Shared {
             }
             d.syncing = true;
             drop(d);
+            self.gather_concurrent_appends();
+            let started = Instant::now();
             let result = self.sync_active();
+            self.last_sync_nanos
+                .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             d = self.durable.lock();
             d.syncing = false;
             match result {
@@ -902,6 +909,29 @@ impl Shared {
                 }
             }
             self.durable_cv.notify_all();
+        }
+    }
+
+    /// Before a sync: while other appenders are still landing batches, give
+    /// them a moment so this one sync covers them too instead of each waiting
+    /// for the next. The window is bounded by a quarter of the last sync's
+    /// duration (so it never costs more than batching saves) and 250 µs; a
+    /// lone appender sees no new batch on the first looks and goes straight on.
+    fn gather_concurrent_appends(&self) {
+        let last_sync = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed));
+        let window = (last_sync / 4).min(Duration::from_micros(250));
+        let deadline = Instant::now() + window;
+        let mut seen = self.next_offset.load(Ordering::Acquire);
+        let mut quiet = 0;
+        while quiet < 3 && Instant::now() < deadline {
+            std::thread::yield_now();
+            let now = self.next_offset.load(Ordering::Acquire);
+            if now == seen {
+                quiet += 1;
+            } else {
+                quiet = 0;
+                seen = now;
+            }
         }
     }
 

@@ -40,6 +40,39 @@ fn raw_fdatasync(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
     (rate, p50, p99)
 }
 
+/// The plain-file baseline of the `Always` workload: each batch of 100 framed
+/// 100-byte records (`len crc32 payload`) is written and `fdatasync`ed.
+fn plain_batches(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
+    let path = dir.join("plain");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open");
+    let mut buf = Vec::with_capacity(100 * 108);
+    for i in 0..100u8 {
+        let payload = [i; 100];
+        buf.extend_from_slice(&100u32.to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        buf.extend_from_slice(&payload);
+    }
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    let mut pos = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        f.write_all_at(&buf, pos).expect("write");
+        f.sync_data().expect("sync");
+        lat.push(t.elapsed());
+        pos += buf.len() as u64;
+    }
+    let rate = (lat.len() * 100) as f64 / start.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(lat);
+    (rate, p50, p99)
+}
+
 /// `threads` appenders of single 100-byte records for `secs` seconds.
 fn appenders(dir: &std::path::Path, threads: usize, batch: usize, secs: f64) -> (f64, f64, f64) {
     let mut c = LogConfig::default();
@@ -92,9 +125,10 @@ fn main() {
     raw_fdatasync(&root, 0.5);
     // The disk's latency drifts (this VM shares it), so the phases take turns
     // in every round and the table reports medians over rounds.
-    let mut rows: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); 4];
+    let mut rows: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); 5];
     for _ in 0..rounds {
         rows[0].push(raw_fdatasync(&root, secs));
+        rows[4].push(plain_batches(&root, secs));
         rows[1].push(appenders(&root.join("one-batch"), 1, 100, secs));
         rows[2].push(appenders(&root.join("one"), 1, 1, secs));
         rows[3].push(appenders(&root.join("eight"), 8, 1, secs));
@@ -104,6 +138,7 @@ fn main() {
         "Always, 1 appender, batches of 100 × 100 B",
         "Always, 1 appender, single records",
         "Always, 8 appenders, single records",
+        "plain file: batch of 100 × 100 B framed, pwrite + fdatasync",
     ];
     println!(
         "| measurement (median of {rounds} interleaved rounds of {secs} s) | rate | p50 | p99 |"
@@ -132,11 +167,20 @@ fn main() {
         .zip(&rows[2])
         .map(|(e, o)| e.0 / o.0)
         .collect();
+    let vs_plain: Vec<f64> = rows[1]
+        .iter()
+        .zip(&rows[4])
+        .map(|(e, p)| e.0 / p.0)
+        .collect();
     println!();
     println!(
         "8 appenders / 1 appender (median of per-round ratios): {:.1}×; 8-appender p99 / machine fdatasync p99: {:.2}×",
         median(ratios),
         med[3].2 / med[0].2
+    );
+    println!(
+        "1 appender, batches of 100 / plain file + fdatasync (median of per-round ratios): {:.2}×",
+        median(vs_plain)
     );
     let _ = std::fs::remove_dir_all(&root);
 }
