@@ -181,3 +181,26 @@ fn empty_and_small_logs_reserve_little_disk() {
         );
     }
 }
+
+#[test]
+fn group_commit_syncs_within_its_delay_without_a_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = tiny_config();
+    c.segment_bytes = 1 << 20;
+    c.checkpoint_interval_bytes = 1 << 30;
+    c.durability = eventfabric::Durability::GroupCommit {
+        max_delay: Duration::from_millis(20),
+        max_bytes: 1 << 20,
+    };
+    let log = Log::open(dir.path(), c).expect("open");
+    log.append(b"soon durable").expect("append");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.durable_offset() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher never synced"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(log.durable_offset(), log.next_offset());
+}
