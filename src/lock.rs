@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -63,12 +62,6 @@ impl DirLock {
             file.set_len(record.len() as u64)
                 .map_err(|e| Error::io("write", &path, e))?;
         }
-        Ok(DirLock { _file: file, path })
-    }
-
-    /// The lock file's path.
-    #[allow(dead_code)]
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(DirLock { _file: file })
     }
 }
