@@ -1427,10 +1427,6 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
                 });
             }
         }
-        if !is_last {
-            // A former active segment turned out sealed: keep going.
-            continue;
-        }
     }
     Ok(Recovered {
         segments,
