@@ -14,43 +14,39 @@ fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-/// This machine's limit: 4 KiB pwrite + fdatasync on a plain file.
-fn raw_fdatasync(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
-    let path = dir.join("raw");
+/// Appends `buf` to a fresh plain file and `fdatasync`s it, again and again
+/// for `secs` seconds; returns (units/s counting `units` per write, p50, p99).
+fn synced_writes(path: &std::path::Path, buf: &[u8], units: usize, secs: f64) -> (f64, f64, f64) {
     let f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .expect("open");
-    let buf = vec![7u8; 4096];
     let mut lat = Vec::new();
     let start = Instant::now();
     let mut pos = 0u64;
     while start.elapsed().as_secs_f64() < secs {
         let t = Instant::now();
-        f.write_all_at(&buf, pos).expect("write");
+        f.write_all_at(buf, pos).expect("write");
         f.sync_data().expect("sync");
         lat.push(t.elapsed());
-        pos += 4096;
+        pos += buf.len() as u64;
     }
-    let rate = lat.len() as f64 / start.elapsed().as_secs_f64();
+    let rate = (lat.len() * units) as f64 / start.elapsed().as_secs_f64();
     let (p50, p99) = percentiles(lat);
     (rate, p50, p99)
+}
+
+/// This machine's limit: 4 KiB pwrite + fdatasync on a plain file.
+fn raw_fdatasync(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
+    synced_writes(&dir.join("raw"), &[7u8; 4096], 1, secs)
 }
 
 /// The plain-file baseline of the `Always` workload: each batch of 100 framed
 /// 100-byte records (`len crc32 payload`) is written and `fdatasync`ed.
 fn plain_batches(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
-    let path = dir.join("plain");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .expect("open");
     let mut buf = Vec::with_capacity(100 * 108);
     for i in 0..100u8 {
         let payload = [i; 100];
@@ -58,19 +54,7 @@ fn plain_batches(dir: &std::path::Path, secs: f64) -> (f64, f64, f64) {
         buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         buf.extend_from_slice(&payload);
     }
-    let mut lat = Vec::new();
-    let start = Instant::now();
-    let mut pos = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        let t = Instant::now();
-        f.write_all_at(&buf, pos).expect("write");
-        f.sync_data().expect("sync");
-        lat.push(t.elapsed());
-        pos += buf.len() as u64;
-    }
-    let rate = (lat.len() * 100) as f64 / start.elapsed().as_secs_f64();
-    let (p50, p99) = percentiles(lat);
-    (rate, p50, p99)
+    synced_writes(&dir.join("plain"), &buf, 100, secs)
 }
 
 /// `threads` appenders of single 100-byte records for `secs` seconds.
