@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::lock::DirLock;
 use crate::log::Log;
+use crate::notify::AppendSignal;
 use crate::producer::Producer;
 use crate::reader::{Reader, StartFrom};
 use crate::topic::{
@@ -61,6 +62,9 @@ pub(crate) struct TopicHandle {
     pub(crate) config: RwLock<TopicConfig>,
     pub(crate) partitions: RwLock<Arc<Vec<Arc<Log>>>>,
     pub(crate) deleted: AtomicBool,
+    /// Bumped after an append to any partition (see [`AppendSignal`]), so a
+    /// consumer of many partitions sleeps until one of them grows.
+    pub(crate) append_signal: Arc<AppendSignal>,
 }
 
 impl TopicHandle {
@@ -225,12 +229,18 @@ impl Fabric {
         Ok(())
     }
 
-    fn open_partition(&self, dir: &Path, config: &TopicConfig) -> Result<Arc<Log>> {
+    fn open_partition(
+        &self,
+        dir: &Path,
+        config: &TopicConfig,
+        signal: &Arc<AppendSignal>,
+    ) -> Result<Arc<Log>> {
         let log = if self.inner.read_only {
             Log::open_read_only(dir)?
         } else {
             Log::open(dir, config.log_config(self.inner.config.fsync))?
         };
+        log.attach_append_signal(signal.clone());
         Ok(Arc::new(log))
     }
 
@@ -258,9 +268,10 @@ impl Fabric {
     fn load_topic(&self, name: &str) -> Result<Arc<TopicHandle>> {
         let dir = self.topics_dir().join(name);
         let config = read_topic_file(&dir, name)?;
+        let append_signal = Arc::new(AppendSignal::default());
         let mut logs = Vec::with_capacity(config.partitions as usize);
         for p in 0..config.partitions {
-            logs.push(self.open_partition(&partition_dir(&dir, p), &config)?);
+            logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
@@ -268,6 +279,7 @@ impl Fabric {
             config: RwLock::new(config),
             partitions: RwLock::new(Arc::new(logs)),
             deleted: AtomicBool::new(false),
+            append_signal,
         }))
     }
 
@@ -303,9 +315,11 @@ impl Fabric {
                     if config.partitions as usize > logs.len() {
                         let mut grown: Vec<Arc<Log>> = logs.iter().cloned().collect();
                         for p in logs.len() as u32..config.partitions {
-                            grown.push(
-                                self.open_partition(&partition_dir(&handle.dir, p), &config)?,
-                            );
+                            grown.push(self.open_partition(
+                                &partition_dir(&handle.dir, p),
+                                &config,
+                                &handle.append_signal,
+                            )?);
                         }
                         *handle.partitions.write() = Arc::new(grown);
                     }
@@ -437,7 +451,11 @@ impl Fabric {
         write_topic_file(&handle.dir, name, &config)?;
         let mut logs: Vec<Arc<Log>> = handle.partitions().iter().cloned().collect();
         for p in old..partitions {
-            logs.push(self.open_partition(&partition_dir(&handle.dir, p), &config)?);
+            logs.push(self.open_partition(
+                &partition_dir(&handle.dir, p),
+                &config,
+                &handle.append_signal,
+            )?);
         }
         *handle.partitions.write() = Arc::new(logs);
         *handle.config.write() = config;

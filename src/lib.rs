@@ -64,10 +64,14 @@ pub mod io;
 mod lock;
 mod log;
 mod mmap;
+mod notify;
 pub mod partitioner;
 pub mod producer;
 pub mod reader;
 mod segment;
+// Used by consumer groups and queues (issue 4), landing next.
+#[allow(dead_code)]
+mod statelog;
 pub mod topic;
 mod verify;
 

@@ -24,6 +24,7 @@ use crate::index::IndexBuilder;
 use crate::io::{FaultInjector, Io};
 use crate::lock::DirLock;
 use crate::mmap;
+use crate::notify::AppendSignal;
 use crate::segment::{self, FOOTER_LEN, Footer, Segment};
 
 /// When an append counts as done.
@@ -256,6 +257,8 @@ pub(crate) struct Shared {
     unsynced_bytes: AtomicU64,
     appended: Condvar,
     appended_lock: Mutex<()>,
+    /// The topic-wide signal bumped after each append, when one is attached.
+    append_signal: std::sync::OnceLock<Arc<AppendSignal>>,
     report: RecoveryReport,
 }
 
@@ -579,6 +582,12 @@ impl Log {
         self.shared.refresh()
     }
 
+    /// Attaches the signal this log bumps after every append (a reader's
+    /// refresh that finds new records bumps it too). Set once per log.
+    pub(crate) fn attach_append_signal(&self, signal: Arc<AppendSignal>) {
+        let _ = self.shared.append_signal.set(signal);
+    }
+
     /// Blocks until the log holds an offset at or above `offset` or `timeout`
     /// passes; returns whether it does. Wakes on appends of this handle's
     /// writer (no polling).
@@ -645,6 +654,7 @@ impl Shared {
             unsynced_bytes: AtomicU64::new(0),
             appended: Condvar::new(),
             appended_lock: Mutex::new(()),
+            append_signal: std::sync::OnceLock::new(),
             report,
         }
     }
@@ -773,13 +783,7 @@ impl Shared {
             self.next_offset.store(w.next_offset, Ordering::Release);
             start..w.next_offset
         };
-        // Pairs with the SeqCst increment in `wait_for`: either this load sees
-        // the waiter, or the waiter's check sees the new next_offset.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            let _g = self.appended_lock.lock();
-            self.appended.notify_all();
-        }
+        self.notify_appended();
         match self.config.durability {
             Durability::Always => {
                 self.wait_durable(range.end)?;
@@ -1207,7 +1211,31 @@ impl Shared {
         Ok(doomed.len())
     }
 
+    /// Wakes `wait_for` callers and the attached topic signal after new
+    /// records became visible.
+    fn notify_appended(&self) {
+        // Pairs with the SeqCst increment in `wait_for`: either this load sees
+        // the waiter, or the waiter's check sees the new next_offset.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            let _g = self.appended_lock.lock();
+            self.appended.notify_all();
+        }
+        if let Some(signal) = self.append_signal.get() {
+            signal.notify();
+        }
+    }
+
     fn refresh(&self) -> Result<()> {
+        let before = self.next_offset.load(Ordering::Acquire);
+        let result = self.refresh_segments();
+        if self.next_offset.load(Ordering::Acquire) != before {
+            self.notify_appended();
+        }
+        result
+    }
+
+    fn refresh_segments(&self) -> Result<()> {
         let current = self.segments();
         // The common case while tailing: same segment files, the last one
         // still active. Extend it in place, so iterators holding it see the

@@ -216,11 +216,15 @@ impl Reader {
 
     /// Blocks until at least one partition has an unread event or `timeout`
     /// passes; returns whether there is something to read. In the writer's
-    /// process this is woken by appends; on a read-only fabric it polls the
-    /// files (every 10 ms), picking up new partitions as well.
+    /// process this is woken by appends to any partition of the topic (no
+    /// polling); on a read-only fabric, where the writer is another process,
+    /// it polls the files (every 10 ms), picking up new partitions as well.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
+            // Taken before looking at the logs: an append after the look
+            // changes it, so the wait below cannot miss that append.
+            let generation = self.topic.append_signal.generation();
             if self.fabric.is_read_only() {
                 if self.last_topic_refresh.elapsed() > Duration::from_millis(500) {
                     self.fabric.refresh()?;
@@ -245,11 +249,10 @@ impl Reader {
             if now >= deadline {
                 return Ok(false);
             }
-            let slice = (deadline - now).min(Duration::from_millis(10));
-            if self.fabric.is_read_only() || self.cursors.len() != 1 {
-                std::thread::sleep(slice);
-            } else if let Some(c) = self.cursors.first() {
-                c.log.wait_for(c.next, deadline - now);
+            if self.fabric.is_read_only() {
+                std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
+            } else {
+                self.topic.append_signal.wait_past(generation, deadline);
             }
         }
     }

@@ -119,7 +119,9 @@ impl std::fmt::Display for FsyncPolicy {
 /// dashes). The retention fields are recorded now and enforced by the
 /// tiering work; `None` means "keep forever".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// `default`: a file written before a setting existed loads with that
+// setting's default (see `stored_config_checksum`).
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct TopicConfig {
     /// Number of partitions (1..=[`MAX_PARTITIONS`]); can grow, never shrink.
@@ -253,6 +255,15 @@ struct TopicFile {
 }
 
 fn config_checksum(name: &str, config: &TopicConfig) -> Result<u32> {
+    let value = serde_json::to_value(config)
+        .map_err(|e| Error::invalid("topic config", format!("cannot serialise: {e}")))?;
+    stored_config_checksum(name, &value)
+}
+
+/// The checksum over `config` exactly as stored (keys in file order), so a
+/// file written before a field was added still verifies: the new field is
+/// absent from the stored object and takes its default when loaded.
+fn stored_config_checksum(name: &str, config: &serde_json::Value) -> Result<u32> {
     let body = serde_json::to_vec(config)
         .map_err(|e| Error::invalid("topic config", format!("cannot serialise: {e}")))?;
     let mut h = crc32fast::Hasher::new();
@@ -303,6 +314,10 @@ pub(crate) fn read_topic_file(dir: &Path, name: &str) -> Result<TopicConfig> {
             "unsupported topic file version {version:?}, this build reads version {TOPIC_FILE_VERSION}"
         )));
     }
+    let stored_checksum = value
+        .get("config")
+        .map(|config| stored_config_checksum(name, config))
+        .transpose()?;
     let file: TopicFile =
         serde_json::from_value(value).map_err(|e| bad(format!("malformed topic file ({e})")))?;
     if file.name != name {
@@ -311,7 +326,7 @@ pub(crate) fn read_topic_file(dir: &Path, name: &str) -> Result<TopicConfig> {
             file.name
         )));
     }
-    let expected = config_checksum(&file.name, &file.config)?;
+    let expected = stored_checksum.unwrap_or_default();
     if expected != file.checksum {
         return Err(bad(format!(
             "checksum mismatch (stored {:#010x}, computed {expected:#010x})",
@@ -374,5 +389,31 @@ mod tests {
             err.contains("checksum mismatch") && err.contains("topic.json"),
             "{err}"
         );
+    }
+
+    /// A file written by a build that did not know a setting yet: the
+    /// stored object lacks the key and its checksum covers only what is there.
+    #[test]
+    fn a_file_missing_a_later_setting_loads_with_its_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = TopicConfig::with_partitions(2);
+        config.retention_bytes = Some(1 << 30);
+        write_topic_file(dir.path(), "t.v1", &config).unwrap();
+        let path = dir.path().join(TOPIC_FILE);
+        let mut file: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let stored = file["config"].as_object_mut().unwrap();
+        assert!(stored.remove("retention_bytes").is_some());
+        let mut h = crc32fast::Hasher::new();
+        h.update(b"t.v1\0");
+        h.update(&serde_json::to_vec(&file["config"]).unwrap());
+        file["checksum"] = h.finalize().into();
+        fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+        let loaded = read_topic_file(dir.path(), "t.v1").unwrap();
+        assert_eq!(
+            loaded.retention_bytes,
+            TopicConfig::default().retention_bytes
+        );
+        assert_eq!(loaded.partitions, 2);
     }
 }
