@@ -52,6 +52,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod batch;
 mod checkpoint;
 pub mod envelope;
@@ -68,6 +69,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod reader;
 mod segment;
+pub mod tier;
 pub mod topic;
 mod verify;
 
@@ -81,5 +83,8 @@ pub use crate::log::{
 };
 pub use crate::producer::{Draft, Producer, Published};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
-pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
+pub use crate::tier::{
+    EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
+};
+pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};
