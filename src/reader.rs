@@ -83,7 +83,7 @@ struct Cursor {
 impl Cursor {
     fn new(tiers: PartitionView, from: &StartFrom) -> Result<Cursor> {
         let (partition, log) = (tiers.partition, tiers.log.clone());
-        let (earliest, end) = (tiers.earliest(), log.next_offset());
+        let (earliest, end) = (tiers.earliest()?, log.next_offset());
         let next = match from {
             StartFrom::Earliest => earliest,
             StartFrom::Latest => end,

@@ -490,9 +490,13 @@ pub(crate) struct PartitionView {
 
 impl PartitionView {
     /// The earliest readable offset: the warm tier's first, else the hot log's.
-    pub(crate) fn earliest(&self) -> u64 {
+    pub(crate) fn earliest(&self) -> Result<u64> {
+        if self.warm.read_only {
+            self.warm.reload(&self.log)?;
+        }
+        let warm = self.warm.earliest();
         let hot = self.log.earliest_offset();
-        self.warm.earliest().map_or(hot, |w| w.min(hot))
+        Ok(warm.map_or(hot, |w| w.min(hot)))
     }
 
     /// An iterator from `from`, in whichever tier holds it. Offsets that
@@ -717,10 +721,12 @@ impl Tiers {
             return Ok(());
         }
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        // Each created directory's entry lives in its parent: sync parents
+        // up to and including the one holding the tier root.
         let mut d = dir;
         while let Some(parent) = d.parent() {
             io.sync_dir(parent)?;
-            if parent == root || !parent.starts_with(root) {
+            if d == root || !d.starts_with(root) {
                 break;
             }
             d = parent;
@@ -1128,7 +1134,7 @@ impl Fabric {
     /// Everything below it was deleted or exported by retention: a dedup
     /// cache may evict ids recorded below it.
     pub fn earliest_available(&self, topic: &str, partition: u32) -> Result<u64> {
-        Ok(self.partition_view(topic, partition)?.earliest())
+        self.partition_view(topic, partition)?.earliest()
     }
 
     /// Every tier of every partition of `topic`: hot segments, warm and cold
@@ -1152,7 +1158,7 @@ impl Fabric {
                 .collect();
             out.push(PartitionTiers {
                 partition: p as u32,
-                earliest_offset: view.earliest(),
+                earliest_offset: view.earliest()?,
                 next_offset: log.next_offset(),
                 hot: log.segments(),
                 warm,
