@@ -21,6 +21,9 @@ const MS_US: i64 = 1000;
 const T0: i64 = 1_781_092_800_000_000;
 const SEGMENT_BYTES: u64 = 2048;
 
+/// Appended records by offset: (timestamp, value).
+type Appended = Vec<(i64, Vec<u8>)>;
+
 fn at(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap()
 }
@@ -348,9 +351,9 @@ fn assert_exactly_once(fabric: &Fabric, all: &[(i64, Vec<u8>)]) -> u64 {
 /// operations; after each, reopens and checks `after_crash`. Returns how many
 /// crash points were tried.
 fn crash_at_every_step(
-    prepare: &dyn Fn(&Path) -> (Fabric, Vec<(i64, Vec<u8>)>),
+    prepare: &dyn Fn(&Path) -> (Fabric, Appended),
     now: i64,
-    after_crash: &dyn Fn(&Fabric, &[(i64, Vec<u8>)], &Path),
+    after_crash: &dyn Fn(&Fabric, &Appended, &Path),
 ) -> u64 {
     let mut n = 0;
     loop {
