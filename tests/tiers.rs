@@ -339,6 +339,23 @@ fn setup_old_segments(
 fn assert_exactly_once(fabric: &Fabric, all: &[(i64, Vec<u8>)]) -> u64 {
     let got = read_partition(fabric, 0).unwrap();
     let earliest = fabric.earliest_available(TOPIC, 0).unwrap();
+    // On disk, too, each offset is held once: warm then hot, contiguous.
+    let summary = &fabric.tier_summary(TOPIC).unwrap()[0];
+    let mut expect = earliest;
+    for a in &summary.warm {
+        assert_eq!(
+            a.summary.base_offset, expect,
+            "warm archives overlap or leave a gap"
+        );
+        expect = a.summary.next_offset;
+    }
+    for h in &summary.hot {
+        assert_eq!(
+            h.base_offset, expect,
+            "hot segments overlap the warm tier or leave a gap"
+        );
+        expect = h.next_offset;
+    }
     assert_eq!(got.len() as u64, all.len() as u64 - earliest);
     for (i, (o, t, v)) in got.iter().enumerate() {
         assert_eq!(*o, earliest + i as u64);
@@ -735,7 +752,9 @@ fn background_maintenance_tiers_and_stops() {
     assert!(Timestamp::now().as_microsecond() > T0 + 8 * DAY_MS as i64 * MS_US);
     let handle = fabric.start_maintenance(Duration::from_millis(5)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while fabric.earliest_available(TOPIC, 0).unwrap() == 0 && Instant::now() < deadline {
+    while (fabric.earliest_available(TOPIC, 0).unwrap() == 0 || handle.last_outcome().is_none())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let last = handle.last_outcome();
