@@ -209,6 +209,12 @@ impl Fabric {
     /// Opens the data directory at `path` for reading only, alongside a
     /// writer in this or another process. Never writes anything.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Fabric> {
+        Fabric::open_read_only_with(path, &FabricConfig::default())
+    }
+
+    /// [`Fabric::open_read_only`], reading the warm tier from `config.warm_dir`
+    /// (and listing cold archives in `config.cold_dir`) when set.
+    pub fn open_read_only_with(path: impl AsRef<Path>, config: &FabricConfig) -> Result<Fabric> {
         let root = path.as_ref().to_path_buf();
         let topics_dir = root.join(TOPICS_DIR);
         if !topics_dir.is_dir() {
@@ -223,7 +229,7 @@ impl Fabric {
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
-                tiers: tiers_for(&root, &FabricConfig::default(), true),
+                tiers: tiers_for(&root, config, true),
                 root,
                 config: FabricConfig::default(),
                 read_only: true,
