@@ -696,6 +696,7 @@ impl Tiers {
                 }
                 io.sync_dir(log.dir())?;
             }
+            remove_orphan_indexes(&io, log)?;
         }
         Ok(warm)
     }
@@ -1185,6 +1186,30 @@ impl Fabric {
             warm,
         })
     }
+}
+
+/// A crash between unlinking a tiered segment and its index leaves the index:
+/// remove index files of segments below the hot log's start.
+fn remove_orphan_indexes(io: &Io, log: &Log) -> Result<()> {
+    let dir = log.dir();
+    let earliest = log.earliest_offset();
+    let mut removed = false;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let base = name
+            .strip_suffix(".index")
+            .filter(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|stem| stem.parse::<u64>().ok());
+        if base.is_some_and(|b| b < earliest) {
+            io.remove(&entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        io.sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {

@@ -356,6 +356,18 @@ fn assert_exactly_once(fabric: &Fabric, all: &[(i64, Vec<u8>)]) -> u64 {
         );
         expect = h.next_offset;
     }
+    // No file of a tiered segment is left behind in the hot directory.
+    let first_hot = summary.hot[0].base_offset;
+    let hot_dir = summary.hot[0].path.parent().unwrap();
+    for entry in std::fs::read_dir(hot_dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
+            assert!(
+                base >= first_hot,
+                "leftover {name} below hot offset {first_hot}"
+            );
+        }
+    }
     assert_eq!(got.len() as u64, all.len() as u64 - earliest);
     for (i, (o, t, v)) in got.iter().enumerate() {
         assert_eq!(*o, earliest + i as u64);
