@@ -697,6 +697,7 @@ impl Tiers {
                 io.sync_dir(log.dir())?;
             }
             remove_orphan_indexes(&io, log)?;
+            remove_temporaries(&io, &self.cold_dir(topic, partition))?;
         }
         Ok(warm)
     }
@@ -1186,6 +1187,22 @@ impl Fabric {
             warm,
         })
     }
+}
+
+/// A crash during an export leaves a `.tmp` file in the cold directory: remove it.
+fn remove_temporaries(io: &Io, dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            io.remove(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A crash between unlinking a tiered segment and its index leaves the index:

@@ -428,6 +428,8 @@ fn cold_files(dir: &Path) -> Vec<(u64, u64)> {
         for e in entries {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
+            // Checked right after a (re)open, which removes partial exports.
+            assert!(!name.ends_with(".tmp"), "leftover {name}");
             if name.ends_with(".archive") {
                 let bytes = std::fs::read(e.path()).unwrap();
                 let s = eventfabric::archive::verify_bytes(&bytes, &e.path()).unwrap();
