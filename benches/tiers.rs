@@ -6,7 +6,8 @@
 //!   ratio and decompression speed printed to stderr;
 //! - `tiering`: `maintain_at` rewriting sealed hot segments into warm archive
 //!   segments (verify batches, catalog schema versions, compress, write,
-//!   fsync, rename, delete the hot files), in hot bytes per second, one thread;
+//!   fsync, rename, delete the hot files), in hot bytes per second, one
+//!   thread, on the project disk and on tmpfs (`/dev/shm`: CPU only);
 //! - `replay`: reading every event back from warm and, in the same run, from
 //!   hot, raw (`next_raw`) and with every envelope field decoded in place;
 //! - `maintain_noop`: `maintain_at` with nothing to do on 100 topics × 8
@@ -164,22 +165,42 @@ fn tiering(c: &mut Criterion) {
     let mut g = c.benchmark_group("tiers_tiering");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function("hot_to_warm", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                let dir = bench_dir(&format!("tiers-tiering-{i}"));
-                let fabric = filled(&dir, &events, 16 << 20);
-                let started = Instant::now();
-                let r = fabric.maintain_at(later()).expect("maintain");
-                total += started.elapsed();
-                assert!(r.segments_to_warm > 0);
-                fabric.close().expect("close");
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            total
-        })
-    });
+    // On the project disk (fsyncs, unlinks) and, where there is one, on
+    // tmpfs (/dev/shm), where the same work costs only CPU.
+    let shm = Path::new("/dev/shm");
+    let places: Vec<(&str, Option<&Path>)> = if shm.is_dir() {
+        vec![("hot_to_warm", None), ("hot_to_warm_tmpfs", Some(shm))]
+    } else {
+        vec![("hot_to_warm", None)]
+    };
+    for (name, root) in places {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let dir = match root {
+                        Some(r) => {
+                            let d = r.join(format!(
+                                "eventfabric-bench-tiering-{}-{i}",
+                                std::process::id()
+                            ));
+                            let _ = std::fs::remove_dir_all(&d);
+                            d
+                        }
+                        None => bench_dir(&format!("tiers-tiering-{i}")),
+                    };
+                    let fabric = filled(&dir, &events, 16 << 20);
+                    let started = Instant::now();
+                    let r = fabric.maintain_at(later()).expect("maintain");
+                    total += started.elapsed();
+                    assert!(r.segments_to_warm > 0);
+                    fabric.close().expect("close");
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 
