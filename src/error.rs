@@ -121,6 +121,22 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+
+    /// An offset that retention already removed from every readable tier
+    /// (hot and warm) was asked for.
+    #[error(
+        "offset {requested} of topic {topic:?} partition {partition} is no longer retained (removed by retention); the earliest available offset is {earliest}"
+    )]
+    OffsetExpired {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The requested offset.
+        requested: u64,
+        /// The earliest offset still readable (warm or hot).
+        earliest: u64,
+    },
 }
 
 impl Error {

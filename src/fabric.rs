@@ -23,6 +23,7 @@ use crate::log::Log;
 use crate::notify::AppendSignal;
 use crate::producer::Producer;
 use crate::reader::{Reader, StartFrom};
+use crate::tier::Tiers;
 use crate::topic::{
     self, FsyncPolicy, TOPIC_FILE, TopicConfig, TopicInfo, partition_dir, read_topic_file,
     sync_dir, validate_topic_name, write_topic_file,
@@ -45,12 +46,20 @@ pub struct FabricConfig {
     /// Overrides every topic's `fsync` policy for this handle (e.g. `fabric
     /// produce --fsync os`); `None` keeps each topic's own setting.
     pub fsync: Option<FsyncPolicy>,
+    /// Where warm archive segments live (default `<data>/warm`): may be a
+    /// slower disk or a mounted bucket.
+    pub warm_dir: Option<PathBuf>,
+    /// Where exported cold archive segments go (default `<data>/cold`).
+    pub cold_dir: Option<PathBuf>,
 }
 
 impl FabricConfig {
     /// Settings that use `fsync` for every topic.
     pub fn with_fsync(fsync: FsyncPolicy) -> Self {
-        FabricConfig { fsync: Some(fsync) }
+        FabricConfig {
+            fsync: Some(fsync),
+            ..FabricConfig::default()
+        }
     }
 }
 
@@ -95,6 +104,32 @@ struct Inner {
     admin: Mutex<()>,
     /// The data directory's writer lock (`fabric.lock`).
     _lock: Option<DirLock>,
+    /// Warm and cold tiers (see [`crate::tier`]).
+    tiers: Tiers,
+}
+
+/// A fabric handle that does not keep the fabric open (for background threads).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakFabric(std::sync::Weak<Inner>);
+
+impl WeakFabric {
+    pub(crate) fn upgrade(&self) -> Option<Fabric> {
+        self.0.upgrade().map(|inner| Fabric { inner })
+    }
+}
+
+fn tiers_for(root: &Path, config: &FabricConfig, read_only: bool) -> Tiers {
+    Tiers::new(
+        config
+            .warm_dir
+            .clone()
+            .unwrap_or_else(|| root.join(crate::tier::WARM_DIR)),
+        config
+            .cold_dir
+            .clone()
+            .unwrap_or_else(|| root.join(crate::tier::COLD_DIR)),
+        read_only,
+    )
 }
 
 /// A handle on one data directory. Cheap to clone; `Send + Sync`.
@@ -161,6 +196,7 @@ impl Fabric {
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
+                tiers: tiers_for(&root, &config, false),
                 root,
                 config,
                 read_only: false,
@@ -170,12 +206,19 @@ impl Fabric {
             }),
         };
         fabric.load_topics()?;
+        crate::tier::recover_all(&fabric)?;
         Ok(fabric)
     }
 
     /// Opens the data directory at `path` for reading only, alongside a
     /// writer in this or another process. Never writes anything.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Fabric> {
+        Fabric::open_read_only_with(path, &FabricConfig::default())
+    }
+
+    /// [`Fabric::open_read_only`], reading the warm tier from `config.warm_dir`
+    /// (and listing cold archives in `config.cold_dir`) when set.
+    pub fn open_read_only_with(path: impl AsRef<Path>, config: &FabricConfig) -> Result<Fabric> {
         let root = path.as_ref().to_path_buf();
         let topics_dir = root.join(TOPICS_DIR);
         if !topics_dir.is_dir() {
@@ -190,6 +233,7 @@ impl Fabric {
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
+                tiers: tiers_for(&root, config, true),
                 root,
                 config: FabricConfig::default(),
                 read_only: true,
@@ -372,6 +416,8 @@ impl Fabric {
                 ),
             ));
         }
+        // Warm data a deleted topic of this name left behind is not this topic's.
+        self.inner.tiers.forget_topic(name)?;
         let tmp = topics_dir.join(format!("{CREATING_PREFIX}{}", unique_suffix()));
         fs::create_dir(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         let built = (|| {
@@ -414,6 +460,7 @@ impl Fabric {
         fs::rename(&handle.dir, &gone).map_err(|e| Error::io("rename", &handle.dir, e))?;
         sync_dir(&topics_dir)?;
         fs::remove_dir_all(&gone).map_err(|e| Error::io("remove", &gone, e))?;
+        self.inner.tiers.forget_topic(name)?;
         Ok(())
     }
 
@@ -471,11 +518,15 @@ impl Fabric {
     pub fn topic_info(&self, name: &str) -> Result<TopicInfo> {
         let handle = self.handle(name)?;
         let config = handle.config.read().clone();
-        let offsets = handle
-            .partitions()
-            .iter()
-            .map(|l| (l.earliest_offset(), l.next_offset()))
-            .collect();
+        let mut offsets = Vec::new();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            let warm = self.inner.tiers.partition(name, p as u32, log)?;
+            let hot = log.earliest_offset();
+            offsets.push((
+                warm.earliest().map_or(hot, |w| w.min(hot)),
+                log.next_offset(),
+            ));
+        }
         Ok(TopicInfo {
             name: name.to_string(),
             config,
@@ -583,6 +634,21 @@ impl Fabric {
         Ok(out)
     }
 
+    /// The warm and cold tiers of this data directory.
+    pub(crate) fn tiers(&self) -> &Tiers {
+        &self.inner.tiers
+    }
+
+    /// Every open topic's handle.
+    pub(crate) fn topic_handles(&self) -> Vec<Arc<TopicHandle>> {
+        self.inner.topics.read().values().cloned().collect()
+    }
+
+    /// A handle that does not keep the fabric open.
+    pub(crate) fn downgrade(&self) -> WeakFabric {
+        WeakFabric(Arc::downgrade(&self.inner))
+    }
+
     /// Every topic's name, directory and settings, read from disk only.
     fn open_read_only_config(root: &Path) -> Result<Vec<(String, PathBuf, TopicConfig)>> {
         let topics_dir = root.join(TOPICS_DIR);
@@ -594,6 +660,7 @@ impl Fabric {
         }
         let probe = Fabric {
             inner: Arc::new(Inner {
+                tiers: tiers_for(root, &FabricConfig::default(), true),
                 root: root.to_path_buf(),
                 config: FabricConfig::default(),
                 read_only: true,

@@ -52,6 +52,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod batch;
 mod checkpoint;
 pub mod envelope;
@@ -72,6 +73,7 @@ mod segment;
 // Used by consumer groups and queues (issue 4), landing next.
 #[allow(dead_code)]
 mod statelog;
+pub mod tier;
 pub mod topic;
 mod verify;
 
@@ -85,5 +87,8 @@ pub use crate::log::{
 };
 pub use crate::producer::{Draft, Producer, Published};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
-pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
+pub use crate::tier::{
+    EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
+};
+pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};

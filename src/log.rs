@@ -557,6 +557,37 @@ impl Log {
         self.shared.delete_segments_before(offset)
     }
 
+    /// The segment handles, oldest first (a cheap snapshot for tiering).
+    pub(crate) fn segment_handles(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.shared.segments()
+    }
+
+    /// Takes the sealed segments whose records all lie below `offset` out of
+    /// the log (a prefix, never the active segment) under the writer lock, and
+    /// returns their `(segment, index)` files for the caller to delete outside
+    /// any lock. Readers that already hold one of them keep reading it.
+    pub(crate) fn detach_sealed_before(&self, offset: u64) -> Result<Vec<(PathBuf, PathBuf)>> {
+        self.shared.check_writable("detach segments")?;
+        let _writer = self.shared.writer.lock();
+        let mut segs = self.shared.segments.write();
+        let count = segs
+            .iter()
+            .take_while(|s| s.is_sealed() && s.next_offset() <= offset)
+            .count()
+            .min(segs.len().saturating_sub(1));
+        let doomed: Vec<(PathBuf, PathBuf)> = segs[..count]
+            .iter()
+            .map(|s| {
+                (
+                    s.path.clone(),
+                    segment::index_path(&self.shared.dir, s.base),
+                )
+            })
+            .collect();
+        *segs = Arc::new(segs[count..].to_vec());
+        Ok(doomed)
+    }
+
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.shared

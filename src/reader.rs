@@ -15,7 +15,8 @@ use jiff::Timestamp;
 use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
-use crate::log::{Log, Records};
+use crate::log::{Log, Record};
+use crate::tier::{PartitionView, TierRecords};
 
 /// Where a [`Reader`] starts in each partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,23 +68,36 @@ impl RawEvent {
     }
 }
 
+/// One partition's read position. Tier-aware: it reads from the warm tier
+/// (archive segments) or the hot log, whichever holds its next offset, and
+/// moves from warm to hot as it goes.
 #[derive(Debug)]
 struct Cursor {
     partition: u32,
     log: Arc<Log>,
+    tiers: PartitionView,
     next: u64,
-    records: Option<Records>,
+    records: Option<TierRecords>,
 }
 
 impl Cursor {
-    fn new(partition: u32, log: Arc<Log>, from: &StartFrom) -> Result<Cursor> {
-        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+    fn new(tiers: PartitionView, from: &StartFrom) -> Result<Cursor> {
+        let (partition, log) = (tiers.partition, tiers.log.clone());
+        let (earliest, end) = (tiers.earliest()?, log.next_offset());
         let next = match from {
             StartFrom::Earliest => earliest,
             StartFrom::Latest => end,
             StartFrom::Offset(o) => (*o).clamp(earliest, end),
             StartFrom::Offsets(map) => match map.get(&partition) {
-                Some(&o) if o < earliest || o > end => {
+                Some(&o) if o < earliest => {
+                    return Err(Error::OffsetExpired {
+                        topic: tiers.topic.clone(),
+                        partition,
+                        requested: o,
+                        earliest,
+                    });
+                }
+                Some(&o) if o > end => {
                     return Err(Error::OffsetOutOfRange {
                         offset: o,
                         earliest,
@@ -93,14 +107,58 @@ impl Cursor {
                 Some(&o) => o,
                 None => earliest,
             },
-            StartFrom::Time(t) => log.offset_for_time(t.as_microsecond())?.unwrap_or(end),
+            StartFrom::Time(t) => tiers.offset_for_time(t.as_microsecond())?.unwrap_or(end),
         };
         Ok(Cursor {
             partition,
             log,
+            tiers,
             next,
             records: None,
         })
+    }
+
+    /// The next record in whichever tier holds it (`None`: caught up).
+    fn next_record(&mut self) -> Option<Result<Record>> {
+        let mut warm_ends = 0;
+        loop {
+            if self.records.is_none() {
+                match self.tiers.open(self.next) {
+                    Ok(r) => self.records = Some(r),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            match self.records.as_mut()? {
+                TierRecords::Hot(r) => return r.next(),
+                TierRecords::Warm(w) => match w.next() {
+                    Some(Ok(record)) if record.offset != self.next => {
+                        self.records = None;
+                        return Some(Err(Error::OffsetExpired {
+                            topic: self.tiers.topic.clone(),
+                            partition: self.partition,
+                            requested: self.next,
+                            earliest: record.offset,
+                        }));
+                    }
+                    Some(item) => return Some(item),
+                    // The end of the warm tier (as it was): go on in the hot log.
+                    None if warm_ends == 0 => {
+                        warm_ends += 1;
+                        self.records = None;
+                    }
+                    None => {
+                        self.records = None;
+                        return Some(Err(Error::invalid(
+                            format!(
+                                "warm read of topic {:?} partition {} at offset {}",
+                                self.tiers.topic, self.partition, self.next
+                            ),
+                            "the warm tier claims the offset but yields no record",
+                        )));
+                    }
+                },
+            }
+        }
     }
 }
 
@@ -190,7 +248,9 @@ impl Reader {
             } else {
                 StartFrom::Earliest
             };
-            self.cursors.push(Cursor::new(p, log.clone(), &from)?);
+            let tiers = self.fabric.partition_view(&self.topic.name, p)?;
+            debug_assert!(Arc::ptr_eq(&tiers.log, log));
+            self.cursors.push(Cursor::new(tiers, &from)?);
         }
         self.seen = logs.len();
         Ok(())
@@ -266,13 +326,7 @@ impl Reader {
         while self.current < self.cursors.len() {
             let i = self.current;
             let cursor = &mut self.cursors[i];
-            if cursor.records.is_none() {
-                match cursor.log.iter(cursor.next) {
-                    Ok(r) => cursor.records = Some(r),
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            let item = cursor.records.as_mut().and_then(Iterator::next);
+            let item = cursor.next_record();
             match item {
                 Some(Ok(record)) => {
                     cursor.next = record.offset + 1;

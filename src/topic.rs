@@ -116,8 +116,8 @@ impl std::fmt::Display for FsyncPolicy {
 /// Settings of one topic, persisted in `<data>/topics/<topic>/topic.json`.
 ///
 /// Every field has a `fabric topic create` flag of the same name (with
-/// dashes). The retention fields are recorded now and enforced by the
-/// tiering work; `None` means "keep forever".
+/// dashes). The retention fields are enforced by [`Fabric::maintain`](crate::Fabric::maintain)
+/// (see `docs/FORMAT.md`, "Retention tiers").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // `default`: a file written before a setting existed loads with that
 // setting's default (see `stored_config_checksum`).
@@ -142,11 +142,65 @@ pub struct TopicConfig {
     pub max_batch_bytes: usize,
     /// Log bytes between sparse index entries.
     pub index_interval_bytes: u32,
-    /// Retention by age in milliseconds (placeholder, not enforced yet).
+    /// Hot retention by age in milliseconds: a sealed segment whose newest
+    /// record is older than this leaves the hot tier (to warm, or to the cold
+    /// action). Default 7 days; `None` keeps segments hot forever (what
+    /// `topic.json` files written before tiering say with `null`).
     pub retention_ms: Option<u64>,
-    /// Retention by size in bytes per partition (placeholder, not enforced yet).
+    /// Hot retention by size in bytes per partition: the oldest sealed
+    /// segments leave the hot tier until the partition is within it
+    /// (Kafka's `retention.bytes`). Default `None`: unlimited.
     pub retention_bytes: Option<u64>,
+    /// Warm retention in milliseconds, counted like `retention_ms` from the
+    /// newest record of an archive segment: older archives get the cold
+    /// action. 0 (default) means no warm tier: segments leaving hot get the
+    /// cold action directly. When set, it must exceed `retention_ms`.
+    #[serde(default)]
+    pub warm_retention_ms: u64,
+    /// What happens to data leaving the last readable tier (default `delete`).
+    #[serde(default)]
+    pub cold_action: ColdAction,
 }
+
+/// What retention does with data leaving the last readable tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ColdAction {
+    /// Delete it.
+    #[default]
+    Delete,
+    /// Move it, as a self-describing archive segment, to the cold directory
+    /// (`<cold>/<topic>/<partition>/`); it is no longer readable through the fabric.
+    Export,
+}
+
+impl ColdAction {
+    /// The command-line spelling (`delete`, `export`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColdAction::Delete => "delete",
+            ColdAction::Export => "export",
+        }
+    }
+}
+
+impl std::str::FromStr for ColdAction {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "delete" => Ok(ColdAction::Delete),
+            "export" => Ok(ColdAction::Export),
+            other => Err(Error::invalid(
+                "cold action",
+                format!("{other:?} is not one of delete, export"),
+            )),
+        }
+    }
+}
+
+/// Default hot retention: 7 days.
+pub const DEFAULT_RETENTION_MS: u64 = 7 * 86_400_000;
 
 impl Default for TopicConfig {
     fn default() -> Self {
@@ -161,8 +215,10 @@ impl Default for TopicConfig {
             max_record_bytes: log.max_record_bytes,
             max_batch_bytes: log.max_batch_bytes,
             index_interval_bytes: log.index_interval_bytes,
-            retention_ms: None,
+            retention_ms: Some(DEFAULT_RETENTION_MS),
             retention_bytes: None,
+            warm_retention_ms: 0,
+            cold_action: ColdAction::Delete,
         }
     }
 }
@@ -203,6 +259,18 @@ impl TopicConfig {
             return Err(Error::invalid(
                 "retention",
                 "retention_ms and retention_bytes must be positive when set",
+            ));
+        }
+        if let Some(hot) = self.retention_ms
+            && self.warm_retention_ms != 0
+            && self.warm_retention_ms <= hot
+        {
+            return Err(Error::invalid(
+                "warm_retention_ms",
+                format!(
+                    "{} must exceed retention_ms {hot}: warm retention counts from the same record time as hot retention",
+                    self.warm_retention_ms
+                ),
             ));
         }
         // The limits `Log::open` enforces, checked here so a bad topic is

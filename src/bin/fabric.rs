@@ -27,6 +27,13 @@ struct Cli {
     /// The data directory (created by the first writing command).
     #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Where warm archive segments live (default: DATA/warm); give the same
+    /// directory the host configures.
+    #[arg(long, global = true, value_name = "DIR")]
+    warm_dir: Option<PathBuf>,
+    /// Where exported cold archive segments go (default: DATA/cold).
+    #[arg(long, global = true, value_name = "DIR")]
+    cold_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +56,27 @@ enum Command {
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Show or apply a topic's retention policy (hot, warm and cold tiers).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RetentionCommand {
+    /// Print the policy, then one JSON line per partition with its tiers (read-only).
+    Show {
+        /// The topic.
+        topic: String,
+    },
+    /// Apply the policy now: move segments between tiers; print the report as
+    /// one JSON line (progress on stderr).
+    Run {
+        /// The topic.
+        topic: String,
+        /// Act as if the time were this RFC 3339 instant (default: now).
+        #[arg(long)]
+        now: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,12 +138,21 @@ struct CreateArgs {
     /// Log bytes between sparse index entries.
     #[arg(long)]
     index_interval_bytes: Option<u32>,
-    /// Retention by age in milliseconds (recorded; enforced by tiering, later).
+    /// Hot retention by age in milliseconds (default 7 days): older sealed
+    /// segments move to warm (or get the cold action).
     #[arg(long)]
     retention_ms: Option<u64>,
-    /// Retention by size in bytes per partition (recorded; enforced later).
+    /// Hot retention by size in bytes per partition (default unlimited).
     #[arg(long)]
     retention_bytes: Option<u64>,
+    /// Warm retention in milliseconds, from the record time; must exceed
+    /// --retention-ms (default 0: no warm tier).
+    #[arg(long)]
+    warm_retention_ms: Option<u64>,
+    /// What happens to data leaving the last readable tier: delete or export
+    /// (to the cold directory).
+    #[arg(long)]
+    cold_action: Option<eventfabric::ColdAction>,
 }
 
 #[derive(Args, Debug)]
@@ -286,19 +323,23 @@ fn data_dir(cli_data: &Option<PathBuf>) -> CliResult<&Path> {
 }
 
 fn run(cli: Cli) -> CliResult {
+    let mut tiers = FabricConfig::default();
+    tiers.warm_dir = cli.warm_dir.clone();
+    tiers.cold_dir = cli.cold_dir.clone();
     match cli.command {
-        Command::Topic(cmd) => topic(data_dir(&cli.data)?, cmd),
+        Command::Topic(cmd) => topic(data_dir(&cli.data)?, cmd, &tiers),
         Command::Produce(args) => produce(data_dir(&cli.data)?, args),
         Command::Consume(args) => consume(data_dir(&cli.data)?, args),
-        Command::Inspect(args) => inspect(data_dir(&cli.data)?, args),
+        Command::Inspect(args) => inspect(data_dir(&cli.data)?, args, &tiers),
         Command::Verify(args) => verify(data_dir(&cli.data)?, args),
         Command::Gen(args) => gen_events(args),
         Command::Bench(BenchCommand::Produce(args)) => bench_produce(data_dir(&cli.data)?, args),
         Command::Bench(BenchCommand::Consume(args)) => bench_consume(data_dir(&cli.data)?, args),
+        Command::Retention(cmd) => retention(data_dir(&cli.data)?, tiers, cmd),
     }
 }
 
-fn topic(data: &Path, cmd: TopicCommand) -> CliResult {
+fn topic(data: &Path, cmd: TopicCommand, tiers: &FabricConfig) -> CliResult {
     match cmd {
         TopicCommand::Create(a) => {
             let mut c = TopicConfig::with_partitions(a.partitions);
@@ -328,9 +369,15 @@ fn topic(data: &Path, cmd: TopicCommand) -> CliResult {
             if let Some(v) = a.index_interval_bytes {
                 c.index_interval_bytes = v;
             }
-            c.retention_ms = a.retention_ms;
-            c.retention_bytes = a.retention_bytes;
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            c.retention_ms = a.retention_ms.or(c.retention_ms);
+            c.retention_bytes = a.retention_bytes.or(c.retention_bytes);
+            if let Some(v) = a.warm_retention_ms {
+                c.warm_retention_ms = v;
+            }
+            if let Some(v) = a.cold_action {
+                c.cold_action = v;
+            }
+            let fabric = Fabric::open(data, tiers.clone())?;
             fabric.create_topic(&a.topic, c)?;
             fabric.close()?;
             eprintln!(
@@ -364,7 +411,7 @@ fn topic(data: &Path, cmd: TopicCommand) -> CliResult {
                     "refusing to delete topic {topic} without --yes: it removes all its data; add --yes to confirm"
                 ));
             }
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             fabric.delete_topic(&topic)?;
             fabric.close()?;
             eprintln!("deleted topic {topic} from {}", data.display());
@@ -550,8 +597,8 @@ fn micros_to_rfc3339(micros: i64) -> String {
     jiff::Timestamp::from_microsecond(micros).map_or_else(|_| micros.to_string(), |t| t.to_string())
 }
 
-fn inspect(data: &Path, args: InspectArgs) -> CliResult {
-    let fabric = Fabric::open_read_only(data)?;
+fn inspect(data: &Path, args: InspectArgs, tiers: &FabricConfig) -> CliResult {
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let names = match &args.topic {
         Some(t) => {
             fabric.topic_info(t)?;
@@ -590,7 +637,11 @@ fn inspect(data: &Path, args: InspectArgs) -> CliResult {
                 .collect();
             let (earliest, next) = (log.earliest_offset(), log.next_offset());
             let max_ts = log.segments().iter().filter_map(|s| s.max_timestamp).max();
+            let tiers = &fabric.tier_summary(name)?[p as usize];
             partitions.push(json!({
+                "earliest_available_offset": tiers.earliest_offset,
+                "warm": tiers.warm.iter().map(archive_json).collect::<Vec<_>>(),
+                "cold": tiers.cold.iter().map(archive_json).collect::<Vec<_>>(),
                 "partition": p,
                 "dir": log.dir().display().to_string(),
                 "earliest_offset": earliest,
@@ -643,6 +694,7 @@ fn inspect(data: &Path, args: InspectArgs) -> CliResult {
                     }
                 );
             }
+            print_archives(p);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -957,5 +1009,171 @@ fn bench_consume(data: &Path, args: BenchConsumeArgs) -> CliResult {
     let held: u64 = info.offsets.iter().map(|(e, n)| n - e).sum();
     let read_bytes = (stored * records).checked_div(held).unwrap_or(0);
     report(args.json, "bench consume", records, read_bytes, secs, lat);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One archive segment (warm or cold) as `inspect` and `retention show` print it.
+fn archive_json(a: &eventfabric::tier::ArchiveInfo) -> Value {
+    let s = &a.summary;
+    json!({
+        "file": a.path.display().to_string(),
+        "base_offset": s.base_offset,
+        "next_offset": s.next_offset,
+        "size_bytes": s.file_bytes,
+        "raw_bytes": s.raw_bytes,
+        "blocks": s.block_count,
+        "first_time": micros_to_rfc3339(s.min_timestamp),
+        "max_time": micros_to_rfc3339(s.max_timestamp),
+        "schema_versions": s.schema_versions,
+    })
+}
+
+/// The warm and cold lines of one partition in `inspect`'s text output.
+fn print_archives(p: &Value) {
+    for tier in ["warm", "cold"] {
+        for a in p[tier].as_array().into_iter().flatten() {
+            println!(
+                "    {tier} {}: offsets {}..{}, {} bytes ({} before compression), time {} .. {}",
+                a["file"].as_str().unwrap_or(""),
+                a["base_offset"],
+                a["next_offset"],
+                a["size_bytes"],
+                a["raw_bytes"],
+                a["first_time"].as_str().unwrap_or("-"),
+                a["max_time"].as_str().unwrap_or("-")
+            );
+        }
+    }
+}
+
+/// One file of a tier: base offset, next offset, bytes, first and largest timestamp.
+type TierFile = (u64, u64, u64, Option<i64>, Option<i64>);
+
+/// Totals of one tier of a partition for `retention show`.
+fn tier_totals(files: &[TierFile]) -> Value {
+    json!({
+        "segments": files.len(),
+        "bytes": files.iter().map(|f| f.2).sum::<u64>(),
+        "base_offset": files.first().map(|f| f.0),
+        "next_offset": files.last().map(|f| f.1),
+        "first_time": files.iter().filter_map(|f| f.3).min().map(micros_to_rfc3339),
+        "max_time": files.iter().filter_map(|f| f.4).max().map(micros_to_rfc3339),
+    })
+}
+
+fn retention(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> CliResult {
+    match cmd {
+        RetentionCommand::Show { topic } => {
+            let fabric = Fabric::open_read_only_with(data, &tiers)?;
+            let c = fabric.topic_info(&topic)?.config;
+            let warm_dir = tiers
+                .warm_dir
+                .clone()
+                .unwrap_or_else(|| data.join(eventfabric::tier::WARM_DIR));
+            let cold_dir = tiers
+                .cold_dir
+                .clone()
+                .unwrap_or_else(|| data.join(eventfabric::tier::COLD_DIR));
+            println!(
+                "{}",
+                json!({
+                    "topic": topic,
+                    "retention_ms": c.retention_ms,
+                    "retention_bytes": c.retention_bytes,
+                    "warm_retention_ms": c.warm_retention_ms,
+                    "cold_action": c.cold_action.as_str(),
+                    "warm_dir": warm_dir.display().to_string(),
+                    "cold_dir": cold_dir.display().to_string(),
+                })
+            );
+            for p in fabric.tier_summary(&topic)? {
+                let hot: Vec<TierFile> = p
+                    .hot
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.base_offset,
+                            s.next_offset,
+                            s.size_bytes,
+                            None,
+                            s.max_timestamp,
+                        )
+                    })
+                    .collect();
+                let archives = |list: &[eventfabric::tier::ArchiveInfo]| -> Vec<TierFile> {
+                    list.iter()
+                        .map(|a| {
+                            let s = &a.summary;
+                            (
+                                s.base_offset,
+                                s.next_offset,
+                                s.file_bytes,
+                                Some(s.min_timestamp),
+                                Some(s.max_timestamp),
+                            )
+                        })
+                        .collect()
+                };
+                println!(
+                    "{}",
+                    json!({
+                        "topic": topic,
+                        "partition": p.partition,
+                        "earliest_offset": p.earliest_offset,
+                        "next_offset": p.next_offset,
+                        "hot": tier_totals(&hot),
+                        "warm": tier_totals(&archives(&p.warm)),
+                        "cold": tier_totals(&archives(&p.cold)),
+                    })
+                );
+            }
+        }
+        RetentionCommand::Run { topic, now } => {
+            let now = match now {
+                Some(t) => t.parse::<jiff::Timestamp>().map_err(|e| Failure {
+                    message: format!(
+                        "--now {t:?} is not an RFC 3339 time ({e}), e.g. 2026-06-10T12:00:00Z"
+                    ),
+                    code: 2,
+                })?,
+                None => jiff::Timestamp::now(),
+            };
+            let fabric = Fabric::open(data, tiers)?;
+            let mut progress = |m: &eventfabric::TierMove| {
+                eprintln!(
+                    "retention: {} partition {}: offsets {}..{} {} -> {} ({} -> {} bytes)",
+                    m.topic,
+                    m.partition,
+                    m.base_offset,
+                    m.next_offset,
+                    m.from.as_str(),
+                    m.to.as_str(),
+                    m.bytes_before,
+                    m.bytes_after
+                );
+            };
+            let r = fabric.maintain_topic(&topic, now, &mut progress)?;
+            fabric.close()?;
+            let earliest: Vec<Value> = r
+                .earliest_changes
+                .iter()
+                .map(|c| json!({"partition": c.partition, "earliest_offset": c.earliest}))
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "topic": topic,
+                    "partitions_checked": r.partitions_checked,
+                    "segments_to_warm": r.segments_to_warm,
+                    "segments_to_cold": r.segments_to_cold,
+                    "segments_deleted": r.segments_deleted,
+                    "bytes_before": r.bytes_before,
+                    "bytes_after": r.bytes_after,
+                    "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
+                    "earliest_changes": earliest,
+                })
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,1276 @@
+//! Retention tiers: hot segments → warm archive segments → cold (deleted or
+//! exported), the maintenance that moves data between them, and reads that
+//! do not care which readable tier (warm or hot) holds an offset.
+//!
+//! Owns the warm and cold directory layout (`<warm>/<topic>/<partition>/` and
+//! `<cold>/<topic>/<partition>/`, files `<base:020>.archive`), the in-memory
+//! list of each partition's archive segments, crash recovery between the hot
+//! and warm tiers, [`Fabric::maintain`] and its background thread, and the
+//! tier-aware cursor the [`Reader`](crate::Reader) uses.
+//!
+//! It must never touch a partition's active segment, never delete a hot
+//! segment before its archive is complete, synced, renamed into place and
+//! its directory synced, and never hold a lock that appends or reads take
+//! while it compresses or copies: the only such moments are swapping an
+//! in-memory list (a pointer) and taking segments out of the hot list.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
+use crate::batch::{self, BatchView};
+use crate::error::{Error, Result};
+use crate::fabric::{Fabric, TopicHandle, WeakFabric};
+use crate::io::{FaultInjector, Io};
+use crate::log::{Log, Record, Records, SegmentInfo};
+use crate::segment::Segment;
+use crate::topic::{ColdAction, TopicConfig};
+
+/// Default name of the warm directory inside the data directory.
+pub const WARM_DIR: &str = "warm";
+/// Default name of the cold directory inside the data directory.
+pub const COLD_DIR: &str = "cold";
+/// Decompressed blocks kept for reuse, shared by all partitions (each at most
+/// a block, ~256 KiB): bounds the memory warm reads hold besides each
+/// reader's current block.
+const BLOCK_CACHE_ENTRIES: usize = 16;
+
+/// A tier data can be in, or leave to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tier {
+    /// Segments of the partition log.
+    Hot,
+    /// Archive segments in the warm directory, still readable.
+    Warm,
+    /// Archive segments exported to the cold directory, no longer readable
+    /// through the fabric.
+    Cold,
+    /// Deleted.
+    Deleted,
+}
+
+impl Tier {
+    /// Lowercase name (`hot`, `warm`, `cold`, `deleted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Warm => "warm",
+            Tier::Cold => "cold",
+            Tier::Deleted => "deleted",
+        }
+    }
+}
+
+/// One segment moved by maintenance, as reported to a progress callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierMove {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Where the data was.
+    pub from: Tier,
+    /// Where it went.
+    pub to: Tier,
+    /// First offset moved.
+    pub base_offset: u64,
+    /// One past the last offset moved.
+    pub next_offset: u64,
+    /// Size of the file(s) before.
+    pub bytes_before: u64,
+    /// Size of what they became (0 when deleted).
+    pub bytes_after: u64,
+}
+
+/// A partition whose earliest readable offset moved during maintenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarliestChange {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The new earliest readable offset (everything below is gone or cold).
+    pub earliest: u64,
+}
+
+/// What one [`Fabric::maintain`] run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintainReport {
+    /// Partitions looked at.
+    pub partitions_checked: usize,
+    /// Hot segments rewritten into warm archive segments.
+    pub segments_to_warm: usize,
+    /// Hot segments or warm archives exported to the cold directory.
+    pub segments_to_cold: usize,
+    /// Hot segments or warm archives deleted.
+    pub segments_deleted: usize,
+    /// Bytes of the files moved or deleted, before.
+    pub bytes_before: u64,
+    /// Bytes of what they became (archives written, cold copies; 0 for deletions).
+    pub bytes_after: u64,
+    /// Partitions whose earliest readable offset advanced (what a dedup
+    /// cache evicts below).
+    pub earliest_changes: Vec<EarliestChange>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// One archive segment file, for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// What its footer says.
+    pub summary: ArchiveSummary,
+}
+
+/// Every tier of one partition, for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTiers {
+    /// Partition number.
+    pub partition: u32,
+    /// Earliest readable offset (warm or hot).
+    pub earliest_offset: u64,
+    /// Next offset to be appended.
+    pub next_offset: u64,
+    /// Hot segments, oldest first.
+    pub hot: Vec<SegmentInfo>,
+    /// Warm archive segments, oldest first.
+    pub warm: Vec<ArchiveInfo>,
+    /// Archive segments exported to the cold directory, oldest first.
+    pub cold: Vec<ArchiveInfo>,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn archive_name(base: u64) -> String {
+    format!("{base:020}.{ARCHIVE_EXTENSION}")
+}
+
+fn parse_archive_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(ARCHIVE_EXTENSION)?.strip_suffix('.')?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// Decompressed blocks shared by every warm partition of a fabric.
+#[derive(Debug, Default)]
+struct BlockCache {
+    entries: Mutex<VecDeque<((usize, usize), Bytes)>>,
+}
+
+impl BlockCache {
+    fn get_or_load(&self, archive: &Arc<Archive>, i: usize) -> Result<Bytes> {
+        let key = (Arc::as_ptr(archive) as usize, i);
+        if let Some((_, b)) = self.entries.lock().iter().find(|(k, _)| *k == key) {
+            return Ok(b.clone());
+        }
+        let block = archive.read_block(i)?;
+        let mut entries = self.entries.lock();
+        if entries.len() >= BLOCK_CACHE_ENTRIES {
+            entries.pop_front();
+        }
+        entries.push_back((key, block.clone()));
+        Ok(block)
+    }
+
+    fn forget(&self, archive: &Arc<Archive>) {
+        let ptr = Arc::as_ptr(archive) as usize;
+        self.entries.lock().retain(|((p, _), _)| *p != ptr);
+    }
+}
+
+/// The warm tier of one partition: its archive segments, oldest first,
+/// contiguous in offsets.
+#[derive(Debug)]
+pub(crate) struct WarmPartition {
+    topic: String,
+    partition: u32,
+    dir: PathBuf,
+    read_only: bool,
+    archives: RwLock<Arc<Vec<Arc<Archive>>>>,
+    cache: Arc<BlockCache>,
+}
+
+impl WarmPartition {
+    pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Archive>>> {
+        self.archives.read().clone()
+    }
+
+    /// First warm offset, if the warm tier holds anything.
+    pub(crate) fn earliest(&self) -> Option<u64> {
+        self.archives.read().first().map(|a| a.base())
+    }
+
+    fn block(&self, archive: &Arc<Archive>, i: usize) -> Result<Bytes> {
+        self.cache.get_or_load(archive, i)
+    }
+
+    /// Lists and opens the archive segments in `dir`. A writer removes
+    /// leftover temporary files and archives that fail validation while the
+    /// hot log still holds their records (an interrupted tiering); any other
+    /// invalid archive is an error naming file and byte.
+    fn load(
+        dir: &Path,
+        topic: &str,
+        partition: u32,
+        log: &Log,
+        io: Option<&Io>,
+        cache: Arc<BlockCache>,
+    ) -> Result<WarmPartition> {
+        let mut bases = Vec::new();
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(base) = parse_archive_name(&name) {
+                        bases.push(base);
+                    } else if name.ends_with(".tmp")
+                        && let Some(io) = io
+                    {
+                        io.remove(&entry.path())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("list", dir, e)),
+        }
+        bases.sort_unstable();
+        let hot_earliest = log.earliest_offset();
+        let mut archives: Vec<Arc<Archive>> = Vec::new();
+        for base in bases {
+            let path = dir.join(archive_name(base));
+            let opened = Archive::open(&path).and_then(|a| {
+                let s = &a.summary;
+                if s.topic != topic || s.partition != partition || s.base_offset != base {
+                    return Err(Error::corrupted(
+                        &path,
+                        0,
+                        format!(
+                            "archive holds topic {:?} partition {} from offset {}, not what its place says ({topic:?} partition {partition} from {base})",
+                            s.topic, s.partition, s.base_offset
+                        ),
+                    ));
+                }
+                Ok(a)
+            });
+            match opened {
+                Ok(a) => {
+                    if let Some(prev) = archives.last()
+                        && prev.next() != a.base()
+                    {
+                        return Err(Error::corrupted(
+                            &path,
+                            0,
+                            format!(
+                                "archive starts at offset {} but the previous one ends before {}",
+                                a.base(),
+                                prev.next()
+                            ),
+                        ));
+                    }
+                    archives.push(Arc::new(a));
+                }
+                Err(e) if io.is_some() && hot_earliest <= base => {
+                    // The hot log still holds these records: the archive is
+                    // the unfinished half of a tiering, and the hot copy wins.
+                    log::warn!("tiering recovery: removing {} ({e})", path.display());
+                    if let Some(io) = io {
+                        io.remove(&path)?;
+                        io.sync_dir(dir)?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(last) = archives.last()
+            && last.next() < hot_earliest
+        {
+            return Err(Error::corrupted(
+                &last.path,
+                0,
+                format!(
+                    "warm tier ends before offset {} but the hot log {} starts at {hot_earliest}: offsets in between are missing",
+                    last.next(),
+                    log.dir().display()
+                ),
+            ));
+        }
+        Ok(WarmPartition {
+            topic: topic.to_owned(),
+            partition,
+            dir: dir.to_path_buf(),
+            read_only: io.is_none(),
+            archives: RwLock::new(Arc::new(archives)),
+            cache,
+        })
+    }
+
+    /// Read-only views: picks up archives the writer added or removed.
+    fn reload(&self, log: &Log) -> Result<()> {
+        if !self.read_only {
+            return Ok(());
+        }
+        let fresh = WarmPartition::load(
+            &self.dir,
+            &self.topic,
+            self.partition,
+            log,
+            None,
+            self.cache.clone(),
+        )?;
+        let old = self.snapshot();
+        // Keep the objects (and their cached blocks) of archives already open.
+        let merged: Vec<Arc<Archive>> = fresh
+            .snapshot()
+            .iter()
+            .map(|a| {
+                old.iter()
+                    .find(|o| o.base() == a.base() && o.summary == a.summary)
+                    .cloned()
+                    .unwrap_or_else(|| a.clone())
+            })
+            .collect();
+        *self.archives.write() = Arc::new(merged);
+        Ok(())
+    }
+
+    fn push(&self, archive: Arc<Archive>) {
+        let mut list = self.archives.write();
+        let mut next = Vec::clone(&list);
+        next.push(archive);
+        *list = Arc::new(next);
+    }
+
+    fn pop_first(&self) {
+        let mut list = self.archives.write();
+        let next: Vec<_> = list.iter().skip(1).cloned().collect();
+        *list = Arc::new(next);
+    }
+
+    /// The first offset whose record timestamp is at or after `ts`, if a warm record is that recent.
+    fn offset_for_time(&self, ts: i64) -> Result<Option<u64>> {
+        for a in self.snapshot().iter() {
+            if a.summary.max_timestamp < ts {
+                continue;
+            }
+            for (i, b) in a.blocks.iter().enumerate() {
+                if b.max_timestamp < ts {
+                    continue;
+                }
+                let block = self.block(a, i)?;
+                let mut pos = 0usize;
+                while pos < block.len() {
+                    let view = BatchView::parse(&block[pos..])
+                        .map_err(|e| Error::corrupted(&a.path, b.position, e.to_string()))?;
+                    if view.header.max_timestamp >= ts
+                        && let Some(r) = view.records().find(|r| r.timestamp >= ts)
+                    {
+                        return Ok(Some(r.offset));
+                    }
+                    pos += view.header.length as usize;
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Streams records out of the warm tier, one decompressed block at a time.
+#[derive(Debug)]
+pub(crate) struct WarmRecords {
+    warm: Arc<WarmPartition>,
+    archives: Arc<Vec<Arc<Archive>>>,
+    archive: usize,
+    block: usize,
+    /// The current decompressed block and the position of the batch being read.
+    current: Option<(Bytes, usize)>,
+    next: u64,
+}
+
+impl WarmRecords {
+    fn new(warm: Arc<WarmPartition>, archives: Arc<Vec<Arc<Archive>>>, from: u64) -> WarmRecords {
+        let archive = archives.partition_point(|a| a.next() <= from);
+        let block = archives
+            .get(archive)
+            .map_or(0, |a| a.block_for_offset(from));
+        WarmRecords {
+            warm,
+            archives,
+            archive,
+            block,
+            current: None,
+            next: from,
+        }
+    }
+
+    fn advance(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some((block, pos)) = &mut self.current {
+                while *pos < block.len() {
+                    // The block passed `decode_block`: every batch in it is whole and verified.
+                    let header = batch::parse_header(&block[*pos..]).map_err(|e| {
+                        Error::corrupted(&self.archives[self.archive].path, 0, e.to_string())
+                    })?;
+                    let len = header.length as usize;
+                    if header.next_offset() > self.next {
+                        let view = BatchView::trusted(&block[*pos..*pos + len], header);
+                        if let Some(r) = view.records_from(self.next).next() {
+                            self.next = r.offset + 1;
+                            let start = *pos + r.value_start;
+                            return Ok(Some(Record {
+                                offset: r.offset,
+                                timestamp: r.timestamp,
+                                value: block.slice(start..start + r.value.len()),
+                            }));
+                        }
+                    }
+                    *pos += len;
+                }
+                self.current = None;
+                self.block += 1;
+            }
+            let Some(archive) = self.archives.get(self.archive) else {
+                return Ok(None);
+            };
+            if self.block >= archive.blocks.len() || archive.next() <= self.next {
+                self.archive += 1;
+                self.block = self
+                    .archives
+                    .get(self.archive)
+                    .map_or(0, |a| a.block_for_offset(self.next));
+                continue;
+            }
+            if archive.blocks[self.block].last_offset < self.next {
+                self.block += 1;
+                continue;
+            }
+            let archive = archive.clone();
+            self.current = Some((self.warm.block(&archive, self.block)?, 0));
+        }
+    }
+}
+
+impl Iterator for WarmRecords {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        self.advance().transpose()
+    }
+}
+
+/// Where a cursor reads from: the warm tier or the hot log.
+#[derive(Debug)]
+pub(crate) enum TierRecords {
+    Warm(WarmRecords),
+    Hot(Records),
+}
+
+/// The tiers one partition is read through.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionView {
+    pub(crate) topic: String,
+    pub(crate) partition: u32,
+    pub(crate) log: Arc<Log>,
+    pub(crate) warm: Arc<WarmPartition>,
+}
+
+impl PartitionView {
+    /// The earliest readable offset: the warm tier's first, else the hot log's.
+    pub(crate) fn earliest(&self) -> Result<u64> {
+        if self.warm.read_only {
+            self.warm.reload(&self.log)?;
+        }
+        let warm = self.warm.earliest();
+        let hot = self.log.earliest_offset();
+        Ok(warm.map_or(hot, |w| w.min(hot)))
+    }
+
+    /// An iterator from `from`, in whichever tier holds it. Offsets that
+    /// retention removed are [`Error::OffsetExpired`].
+    pub(crate) fn open(&self, from: u64) -> Result<TierRecords> {
+        let mut reloaded = false;
+        for _ in 0..8 {
+            let hot_before = self.log.earliest_offset();
+            let snap = self.warm.snapshot();
+            if let (Some(first), Some(last)) = (snap.first(), snap.last())
+                && from >= first.base()
+                && from < last.next()
+            {
+                return Ok(TierRecords::Warm(WarmRecords::new(
+                    self.warm.clone(),
+                    snap,
+                    from,
+                )));
+            }
+            if from >= hot_before {
+                match self.log.iter(from) {
+                    Ok(r) => return Ok(TierRecords::Hot(r)),
+                    Err(Error::OffsetOutOfRange { .. }) if self.log.earliest_offset() > from => {
+                        continue; // tiered away meanwhile: look again
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.log.earliest_offset() != hot_before {
+                continue; // raced with maintenance
+            }
+            if self.warm.read_only && !reloaded {
+                self.warm.reload(&self.log)?;
+                reloaded = true;
+                continue;
+            }
+            let earliest = snap.first().map_or(hot_before, |a| a.base());
+            return Err(Error::OffsetExpired {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                requested: from,
+                earliest,
+            });
+        }
+        Err(Error::invalid(
+            format!(
+                "read of topic {:?} partition {}",
+                self.topic, self.partition
+            ),
+            "maintenance kept moving segments under it; retry",
+        ))
+    }
+
+    /// The first offset whose record timestamp is at or after `ts` in any
+    /// readable tier, or `None` when no record is that recent.
+    pub(crate) fn offset_for_time(&self, ts: i64) -> Result<Option<u64>> {
+        if self.warm.read_only {
+            self.warm.reload(&self.log)?;
+        }
+        for _ in 0..8 {
+            let hot_before = self.log.earliest_offset();
+            if let Some(o) = self.warm.offset_for_time(ts)? {
+                return Ok(Some(o));
+            }
+            let found = self.log.offset_for_time(ts);
+            if self.log.earliest_offset() == hot_before {
+                return found;
+            }
+        }
+        Err(Error::invalid(
+            format!(
+                "time lookup in topic {:?} partition {}",
+                self.topic, self.partition
+            ),
+            "maintenance kept moving segments under it; retry",
+        ))
+    }
+}
+
+/// The warm tiers of one topic's partitions, loaded on first use.
+type TopicWarm = RwLock<HashMap<u32, Arc<WarmPartition>>>;
+
+/// The fabric's tier state: where warm and cold live and each partition's warm tier.
+pub(crate) struct Tiers {
+    warm_root: PathBuf,
+    cold_root: PathBuf,
+    read_only: bool,
+    topics: RwLock<HashMap<String, Arc<TopicWarm>>>,
+    cache: Arc<BlockCache>,
+    /// One maintenance run at a time (explicit calls and the background thread).
+    maintain_lock: Mutex<()>,
+    faults: RwLock<Option<Arc<dyn FaultInjector>>>,
+}
+
+impl std::fmt::Debug for Tiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiers")
+            .field("warm_root", &self.warm_root)
+            .field("cold_root", &self.cold_root)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tiers {
+    pub(crate) fn new(warm_root: PathBuf, cold_root: PathBuf, read_only: bool) -> Tiers {
+        Tiers {
+            warm_root,
+            cold_root,
+            read_only,
+            topics: RwLock::new(HashMap::new()),
+            cache: Arc::new(BlockCache::default()),
+            maintain_lock: Mutex::new(()),
+            faults: RwLock::new(None),
+        }
+    }
+
+    fn io(&self) -> Io {
+        Io::new(self.faults.read().clone())
+    }
+
+    pub(crate) fn set_faults(&self, faults: Option<Arc<dyn FaultInjector>>) {
+        *self.faults.write() = faults;
+    }
+
+    fn warm_dir(&self, topic: &str, partition: u32) -> PathBuf {
+        self.warm_root.join(topic).join(partition.to_string())
+    }
+
+    fn cold_dir(&self, topic: &str, partition: u32) -> PathBuf {
+        self.cold_root.join(topic).join(partition.to_string())
+    }
+
+    /// The warm tier of `topic`'s partition `partition` (loaded, and for a
+    /// writer recovered against `log`, on first use).
+    pub(crate) fn partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        log: &Arc<Log>,
+    ) -> Result<Arc<WarmPartition>> {
+        if let Some(parts) = self.topics.read().get(topic)
+            && let Some(w) = parts.read().get(&partition)
+        {
+            return Ok(w.clone());
+        }
+        let parts = self
+            .topics
+            .write()
+            .entry(topic.to_owned())
+            .or_default()
+            .clone();
+        let mut parts = parts.write();
+        if let Some(w) = parts.get(&partition) {
+            return Ok(w.clone());
+        }
+        let loaded = Arc::new(self.load_partition(topic, partition, log)?);
+        parts.insert(partition, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn load_partition(&self, topic: &str, partition: u32, log: &Log) -> Result<WarmPartition> {
+        let io = self.io();
+        let dir = self.warm_dir(topic, partition);
+        let warm = WarmPartition::load(
+            &dir,
+            topic,
+            partition,
+            log,
+            (!self.read_only).then_some(&io),
+            self.cache.clone(),
+        )?;
+        if !self.read_only {
+            // A crash after the archive was renamed into place but before the
+            // hot segment was deleted leaves both: the complete archive wins.
+            if let Some(end) = warm.snapshot().last().map(|a| a.next())
+                && log.earliest_offset() < end
+            {
+                let doomed = log.detach_sealed_before(end)?;
+                if log.earliest_offset() < end {
+                    return Err(Error::corrupted(
+                        log.dir(),
+                        0,
+                        format!(
+                            "the hot log starts at offset {} inside the warm tier (which ends before {end}) and no whole segment covers the overlap",
+                            log.earliest_offset()
+                        ),
+                    ));
+                }
+                for (seg, index) in &doomed {
+                    log::warn!(
+                        "tiering recovery: removing {} (its archive is complete)",
+                        seg.display()
+                    );
+                    io.remove(seg)?;
+                    io.remove(index)?;
+                }
+                io.sync_dir(log.dir())?;
+            }
+            remove_orphan_indexes(&io, log)?;
+            remove_temporaries(&io, &self.cold_dir(topic, partition))?;
+        }
+        Ok(warm)
+    }
+
+    /// Forgets a topic's warm state and removes its warm directory (topic
+    /// deleted, or created anew under a name a deleted topic had).
+    pub(crate) fn forget_topic(&self, topic: &str) -> Result<()> {
+        self.topics.write().remove(topic);
+        if self.read_only {
+            return Ok(());
+        }
+        let dir = self.warm_root.join(topic);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => self.io().sync_dir(&self.warm_root),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &dir, e)),
+        }
+    }
+
+    /// Creates `dir` (and missing parents up to the tier root) durably.
+    fn ensure_dir(&self, io: &Io, dir: &Path, root: &Path) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        // Each created directory's entry lives in its parent: sync parents
+        // up to and including the one holding the tier root.
+        let mut d = dir;
+        while let Some(parent) = d.parent() {
+            io.sync_dir(parent)?;
+            if d == root || !d.starts_with(root) {
+                break;
+            }
+            d = parent;
+        }
+        Ok(())
+    }
+}
+
+/// Maintenance of one partition.
+struct PartitionJob<'a> {
+    tiers: &'a Tiers,
+    io: Io,
+    topic: &'a str,
+    partition: u32,
+    config: &'a TopicConfig,
+    log: &'a Arc<Log>,
+    warm: Arc<WarmPartition>,
+    now: i64,
+}
+
+fn cutoff(now: i64, ms: u64) -> i64 {
+    now.saturating_sub(i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX))
+}
+
+impl PartitionJob<'_> {
+    fn warm_enabled(&self) -> bool {
+        self.config.warm_retention_ms > 0
+    }
+
+    fn run(&self, report: &mut MaintainReport, progress: &mut dyn FnMut(&TierMove)) -> Result<()> {
+        self.expire_warm(report, progress)?;
+        let moved = self.leave_hot(report, progress)?;
+        if moved && self.warm_enabled() {
+            self.expire_warm(report, progress)?;
+        }
+        Ok(())
+    }
+
+    /// Warm archives past warm retention (all of them when there is no warm
+    /// tier) get the cold action, oldest first.
+    fn expire_warm(
+        &self,
+        report: &mut MaintainReport,
+        progress: &mut dyn FnMut(&TierMove),
+    ) -> Result<()> {
+        let cut = cutoff(self.now, self.config.warm_retention_ms);
+        loop {
+            let Some(first) = self.warm.snapshot().first().cloned() else {
+                return Ok(());
+            };
+            if self.warm_enabled() && first.summary.max_timestamp > cut {
+                return Ok(());
+            }
+            let size = first.summary.file_bytes;
+            let to = match self.config.cold_action {
+                ColdAction::Export => {
+                    self.copy_to_cold(&first)?;
+                    Tier::Cold
+                }
+                ColdAction::Delete => Tier::Deleted,
+            };
+            self.warm.pop_first();
+            self.tiers.cache.forget(&first);
+            self.io.remove(&first.path)?;
+            self.io.sync_dir(&self.warm.dir)?;
+            let after = if to == Tier::Cold { size } else { 0 };
+            self.record(
+                report,
+                progress,
+                Tier::Warm,
+                to,
+                first.base(),
+                first.next(),
+                size,
+                after,
+            );
+        }
+    }
+
+    /// A fsynced copy of a warm archive, renamed into the cold directory.
+    fn copy_to_cold(&self, archive: &Archive) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let dir = self.tiers.cold_dir(self.topic, self.partition);
+        self.tiers
+            .ensure_dir(&self.io, &dir, &self.tiers.cold_root)?;
+        let target = dir.join(archive_name(archive.base()));
+        let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
+        let src = fs::File::open(&archive.path).map_err(|e| Error::io("open", &archive.path, e))?;
+        let out = self.io.open_rw(&tmp, true)?;
+        self.io.set_len(&out, &tmp, 0)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0u64;
+        while pos < archive.summary.file_bytes {
+            let n = ((archive.summary.file_bytes - pos) as usize).min(buf.len());
+            src.read_exact_at(&mut buf[..n], pos)
+                .map_err(|e| Error::io("read", &archive.path, e))?;
+            self.io.write_at(&out, &tmp, &buf[..n], pos)?;
+            pos += n as u64;
+        }
+        self.io.sync_all(&out, &tmp)?;
+        drop(out);
+        self.io.rename(&tmp, &target)?;
+        self.io.sync_dir(&dir)
+    }
+
+    /// Sealed hot segments past hot retention (by time or bytes) leave the
+    /// hot tier, oldest first; never the active segment. Returns whether any did.
+    fn leave_hot(
+        &self,
+        report: &mut MaintainReport,
+        progress: &mut dyn FnMut(&TierMove),
+    ) -> Result<bool> {
+        let cut = self.config.retention_ms.map(|ms| cutoff(self.now, ms));
+        let mut moved = false;
+        loop {
+            let segs = self.log.segment_handles();
+            let Some(first) = segs.first().filter(|s| segs.len() > 1 && s.is_sealed()) else {
+                return Ok(moved);
+            };
+            let empty = first.next_offset() == first.base;
+            let by_time = cut.is_some_and(|c| empty || first.max_timestamp() <= c);
+            let by_bytes = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| segs.iter().map(|s| s.committed_len()).sum::<u64>() > limit);
+            if !by_time && !by_bytes {
+                return Ok(moved);
+            }
+            self.move_hot(first, report, progress)?;
+            moved = true;
+        }
+    }
+
+    fn move_hot(
+        &self,
+        seg: &Arc<Segment>,
+        report: &mut MaintainReport,
+        progress: &mut dyn FnMut(&TierMove),
+    ) -> Result<()> {
+        let (base, next) = (seg.base, seg.next_offset());
+        let size = seg.committed_len();
+        let to = if next == base {
+            Tier::Deleted
+        } else if self.warm_enabled() {
+            Tier::Warm
+        } else if self.config.cold_action == ColdAction::Export {
+            Tier::Cold
+        } else {
+            Tier::Deleted
+        };
+        let mut after = 0;
+        if matches!(to, Tier::Warm | Tier::Cold) {
+            let (dir, root) = if to == Tier::Warm {
+                (self.warm.dir.clone(), &self.tiers.warm_root)
+            } else {
+                (
+                    self.tiers.cold_dir(self.topic, self.partition),
+                    &self.tiers.cold_root,
+                )
+            };
+            self.tiers.ensure_dir(&self.io, &dir, root)?;
+            let target = dir.join(archive_name(base));
+            let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
+            let view = seg.view()?;
+            let data = &view.map[..view.committed_len as usize];
+            let meta = ArchiveMeta {
+                topic: self.topic,
+                partition: self.partition,
+                created_at: now_micros(),
+            };
+            // Compression runs here, holding no lock of the log.
+            let written = archive::write_archive(&self.io, &tmp, data, &seg.path, base, &meta)
+                .and_then(|s| {
+                    self.io.rename(&tmp, &target)?;
+                    Ok(s)
+                });
+            let summary = match written {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            self.io.sync_dir(&dir)?;
+            if to == Tier::Warm {
+                self.warm.push(Arc::new(Archive::open(&target)?));
+            }
+            after = summary.file_bytes;
+        }
+        // Only now, with the archive durable under its name, may the hot copy go.
+        let doomed = self.log.detach_sealed_before(next)?;
+        for (segment, index) in &doomed {
+            self.io.remove(segment)?;
+            self.io.remove(index)?;
+        }
+        self.io.sync_dir(self.log.dir())?;
+        self.record(report, progress, Tier::Hot, to, base, next, size, after);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        report: &mut MaintainReport,
+        progress: &mut dyn FnMut(&TierMove),
+        from: Tier,
+        to: Tier,
+        base_offset: u64,
+        next_offset: u64,
+        bytes_before: u64,
+        bytes_after: u64,
+    ) {
+        match to {
+            Tier::Warm => report.segments_to_warm += 1,
+            Tier::Cold => report.segments_to_cold += 1,
+            _ => report.segments_deleted += 1,
+        }
+        report.bytes_before += bytes_before;
+        report.bytes_after += bytes_after;
+        progress(&TierMove {
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            from,
+            to,
+            base_offset,
+            next_offset,
+            bytes_before,
+            bytes_after,
+        });
+    }
+}
+
+fn maintain_topics(
+    fabric: &Fabric,
+    only: Option<&str>,
+    now: i64,
+    progress: &mut dyn FnMut(&TierMove),
+) -> Result<MaintainReport> {
+    let started = Instant::now();
+    let tiers = fabric.tiers();
+    let _one_at_a_time = tiers.maintain_lock.lock();
+    let io = tiers.io();
+    let mut report = MaintainReport::default();
+    let handles: Vec<Arc<TopicHandle>> = match only {
+        Some(name) => vec![fabric.handle(name)?],
+        None => fabric.topic_handles(),
+    };
+    for handle in handles {
+        if handle.check_live().is_err() {
+            continue;
+        }
+        let config = handle.config.read().clone();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            report.partitions_checked += 1;
+            let warm = tiers.partition(&handle.name, p as u32, log)?;
+            let before = warm.earliest().unwrap_or_else(|| log.earliest_offset());
+            let job = PartitionJob {
+                tiers,
+                io: io.clone(),
+                topic: &handle.name,
+                partition: p as u32,
+                config: &config,
+                log,
+                warm: warm.clone(),
+                now,
+            };
+            let result = job.run(&mut report, progress);
+            let after = warm.earliest().unwrap_or_else(|| log.earliest_offset());
+            if after != before {
+                report.earliest_changes.push(EarliestChange {
+                    topic: handle.name.clone(),
+                    partition: p as u32,
+                    earliest: after,
+                });
+            }
+            result?;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// A background thread running [`Fabric::maintain`] every interval, from
+/// [`Fabric::start_maintenance`]. Dropping it (or [`MaintenanceHandle::stop`])
+/// stops and joins the thread.
+#[derive(Debug)]
+pub struct MaintenanceHandle {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    last: Arc<Mutex<Option<std::result::Result<MaintainReport, String>>>>,
+}
+
+impl MaintenanceHandle {
+    /// The outcome of the last run (`Err` holds the error's message), if any ran.
+    pub fn last_outcome(&self) -> Option<std::result::Result<MaintainReport, String>> {
+        self.last.lock().clone()
+    }
+
+    /// Stops the thread, waiting for a run in progress to finish.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        {
+            let (flag, cv) = &*self.stop;
+            *flag.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MaintenanceHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Fabric {
+    /// Applies every topic's retention now: sealed hot segments past hot
+    /// retention (by time or bytes) become warm archive segments, or get the
+    /// cold action when the topic has no warm tier; warm archives past warm
+    /// retention get the cold action (`delete`, or `export` to the cold
+    /// directory). Never touches an active segment; appends and reads are
+    /// never blocked for longer than an in-memory list swap. Crash-safe at
+    /// every step (see `docs/FORMAT.md`, "Retention tiers").
+    pub fn maintain(&self) -> Result<MaintainReport> {
+        self.maintain_at(jiff::Timestamp::now())
+    }
+
+    /// [`Fabric::maintain`] as if the time were `now` (tests, replays of a schedule).
+    pub fn maintain_at(&self, now: jiff::Timestamp) -> Result<MaintainReport> {
+        self.check_tier_writable()?;
+        maintain_topics(self, None, now.as_microsecond(), &mut |_| {})
+    }
+
+    /// Maintains one topic as if the time were `now`, calling `progress`
+    /// after each segment moved (for long runs, e.g. `fabric retention run`).
+    pub fn maintain_topic(
+        &self,
+        topic: &str,
+        now: jiff::Timestamp,
+        progress: &mut dyn FnMut(&TierMove),
+    ) -> Result<MaintainReport> {
+        self.check_tier_writable()?;
+        maintain_topics(self, Some(topic), now.as_microsecond(), progress)
+    }
+
+    fn check_tier_writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::invalid(
+                "maintain",
+                format!(
+                    "the data directory {} is open read-only; open it as the writer",
+                    self.path().display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts a thread that runs [`Fabric::maintain`] every `interval` until
+    /// the returned handle is stopped or dropped. The thread holds no strong
+    /// reference: once every other handle of the fabric is gone it ends.
+    pub fn start_maintenance(&self, interval: Duration) -> Result<MaintenanceHandle> {
+        self.check_tier_writable()?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let last = Arc::new(Mutex::new(None));
+        let weak: WeakFabric = self.downgrade();
+        let (stop2, last2) = (stop.clone(), last.clone());
+        let thread = std::thread::Builder::new()
+            .name("eventfabric-maintain".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let (flag, cv) = &*stop2;
+                        let mut stopped = flag.lock();
+                        if !*stopped {
+                            cv.wait_for(&mut stopped, interval);
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    let Some(fabric) = weak.upgrade() else { return };
+                    let outcome = fabric.maintain().map_err(|e| {
+                        log::warn!("background maintenance: {e}");
+                        e.to_string()
+                    });
+                    *last2.lock() = Some(outcome);
+                }
+            })
+            .map_err(|e| Error::io("spawn maintenance thread", self.path(), e))?;
+        Ok(MaintenanceHandle {
+            stop,
+            thread: Some(thread),
+            last,
+        })
+    }
+
+    /// The earliest offset of `partition` still readable (warm or hot).
+    /// Everything below it was deleted or exported by retention: a dedup
+    /// cache may evict ids recorded below it.
+    pub fn earliest_available(&self, topic: &str, partition: u32) -> Result<u64> {
+        self.partition_view(topic, partition)?.earliest()
+    }
+
+    /// Every tier of every partition of `topic`: hot segments, warm and cold
+    /// archive segments with their offset and time ranges.
+    pub fn tier_summary(&self, topic: &str) -> Result<Vec<PartitionTiers>> {
+        let handle = self.handle(topic)?;
+        let mut out = Vec::new();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            let view = self.partition_view(topic, p as u32)?;
+            if view.warm.read_only {
+                view.warm.reload(log)?;
+            }
+            let warm = view
+                .warm
+                .snapshot()
+                .iter()
+                .map(|a| ArchiveInfo {
+                    path: a.path.clone(),
+                    summary: a.summary.clone(),
+                })
+                .collect();
+            out.push(PartitionTiers {
+                partition: p as u32,
+                earliest_offset: view.earliest()?,
+                next_offset: log.next_offset(),
+                hot: log.segments(),
+                warm,
+                cold: list_cold(&self.tiers().cold_dir(topic, p as u32))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Test support: fails chosen file operations of tiering (archive writes,
+    /// renames, removals, directory syncs) from now on.
+    #[doc(hidden)]
+    pub fn set_tier_fault_injector(&self, faults: Option<Arc<dyn FaultInjector>>) {
+        self.tiers().set_faults(faults);
+    }
+
+    pub(crate) fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {
+        let log = self.partition(topic, partition)?;
+        let warm = self.tiers().partition(topic, partition, &log)?;
+        Ok(PartitionView {
+            topic: topic.to_owned(),
+            partition,
+            log,
+            warm,
+        })
+    }
+}
+
+/// A crash during an export leaves a `.tmp` file in the cold directory: remove it.
+fn remove_temporaries(io: &Io, dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            io.remove(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A crash between unlinking a tiered segment and its index leaves the index:
+/// remove index files of segments below the hot log's start.
+fn remove_orphan_indexes(io: &Io, log: &Log) -> Result<()> {
+    let dir = log.dir();
+    let earliest = log.earliest_offset();
+    let mut removed = false;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let base = name
+            .strip_suffix(".index")
+            .filter(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|stem| stem.parse::<u64>().ok());
+        if base.is_some_and(|b| b < earliest) {
+            io.remove(&entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        io.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let mut bases: Vec<u64> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_archive_name(&e.file_name().to_string_lossy()))
+        .collect();
+    bases.sort_unstable();
+    for base in bases {
+        let path = dir.join(archive_name(base));
+        let a = Archive::open(&path)?;
+        out.push(ArchiveInfo {
+            path,
+            summary: a.summary,
+        });
+    }
+    Ok(out)
+}
+
+/// Opens every partition's warm tier of a writable fabric, resolving what an
+/// interrupted tiering left behind (called by `Fabric::open`).
+pub(crate) fn recover_all(fabric: &Fabric) -> Result<()> {
+    for handle in fabric.topic_handles() {
+        for (p, log) in handle.partitions().iter().enumerate() {
+            fabric.tiers().partition(&handle.name, p as u32, log)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_round_trip() {
+        assert_eq!(parse_archive_name(&archive_name(42)), Some(42));
+        assert_eq!(parse_archive_name("00000000000000000042.archive.tmp"), None);
+        assert_eq!(parse_archive_name("42.archive"), None);
+    }
+}

@@ -1,0 +1,844 @@
+//! Retention tiers: hot → warm archive segments → cold, against a model of
+//! the partition; crash injection at every step of tiering; replay by time
+//! across tiers; damaged archives; maintenance racing appends and readers.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eventfabric::batch::BatchEncoder;
+use eventfabric::{
+    ColdAction, Error, Fabric, FabricConfig, FaultPlan, FsyncPolicy, StartFrom, TopicConfig,
+};
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+const TOPIC: &str = "audit.trail.v1";
+const DAY_MS: u64 = 86_400_000;
+const MS_US: i64 = 1000;
+/// 2026-06-10T12:00:00Z.
+const T0: i64 = 1_781_092_800_000_000;
+const SEGMENT_BYTES: u64 = 2048;
+
+/// Appended records by offset: (timestamp, value).
+type Appended = Vec<(i64, Vec<u8>)>;
+
+fn at(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap()
+}
+
+fn config(partitions: u32, warm_ms: u64, cold: ColdAction, bytes: Option<u64>) -> TopicConfig {
+    let mut c = TopicConfig::with_partitions(partitions);
+    c.fsync = FsyncPolicy::Os;
+    c.segment_bytes = SEGMENT_BYTES;
+    c.retention_ms = Some(7 * DAY_MS);
+    c.warm_retention_ms = warm_ms;
+    c.cold_action = cold;
+    c.retention_bytes = bytes;
+    c
+}
+
+fn value(p: u32, offset: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("p{p}-o{offset}-").into_bytes();
+    v.resize(len.max(v.len()), b'x');
+    v
+}
+
+/// Every record readable from the earliest offset: (offset, timestamp, value).
+fn read_partition(fabric: &Fabric, p: u32) -> eventfabric::Result<Vec<(u64, i64, Vec<u8>)>> {
+    let mut reader = fabric
+        .reader(TOPIC, StartFrom::Earliest)?
+        .with_partitions(&[p])?;
+    let mut out = Vec::new();
+    while let Some(r) = reader.next_raw() {
+        let r = r?;
+        out.push((r.offset, r.timestamp, r.value.to_vec()));
+    }
+    Ok(out)
+}
+
+/// The model of one partition: every record ever appended, the hot segments
+/// (the last one active) and the warm archives, each as (base, next, max_ts, bytes).
+#[derive(Debug, Clone, Default)]
+struct PartModel {
+    records: Vec<(i64, Vec<u8>)>,
+    hot: Vec<(u64, u64, i64, u64)>,
+    warm: Vec<(u64, u64, i64, u64)>,
+    cold: Vec<(u64, u64)>,
+}
+
+impl PartModel {
+    fn new() -> Self {
+        PartModel {
+            hot: vec![(0, 0, i64::MIN, 0)],
+            ..Self::default()
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.records.len() as u64
+    }
+
+    fn earliest(&self) -> u64 {
+        self.warm.first().map_or(self.hot[0].0, |w| w.0)
+    }
+
+    fn roll(&mut self) {
+        let last = *self.hot.last().unwrap();
+        if last.3 > 0 {
+            self.hot.push((last.1, last.1, i64::MIN, 0));
+        }
+    }
+
+    fn append(&mut self, batch: Vec<(i64, Vec<u8>)>) {
+        let encoded = BatchEncoder::encoded_len(batch.iter().map(|(_, v)| v.len())) as u64;
+        let last = *self.hot.last().unwrap();
+        if last.3 > 0 && last.3 + encoded > SEGMENT_BYTES {
+            self.roll();
+        }
+        let seg = self.hot.last_mut().unwrap();
+        for (t, v) in batch {
+            seg.1 += 1;
+            seg.2 = seg.2.max(t);
+            self.records.push((t, v));
+        }
+        seg.3 += encoded;
+    }
+
+    fn maintain(&mut self, c: &TopicConfig, now: i64) {
+        let warm_on = c.warm_retention_ms > 0;
+        let warm_cut = now - c.warm_retention_ms as i64 * MS_US;
+        let expire = |m: &mut PartModel| {
+            while let Some(&w) = m.warm.first() {
+                if warm_on && w.2 > warm_cut {
+                    break;
+                }
+                m.warm.remove(0);
+                if c.cold_action == ColdAction::Export {
+                    m.cold.push((w.0, w.1));
+                }
+            }
+        };
+        expire(self);
+        let hot_cut = now - c.retention_ms.unwrap() as i64 * MS_US;
+        let mut moved = false;
+        while self.hot.len() > 1 {
+            let first = self.hot[0];
+            let total: u64 = self.hot.iter().map(|s| s.3).sum();
+            let by_time = first.2 <= hot_cut;
+            let by_bytes = c.retention_bytes.is_some_and(|l| total > l);
+            if !by_time && !by_bytes {
+                break;
+            }
+            self.hot.remove(0);
+            moved = true;
+            if warm_on {
+                self.warm.push(first);
+            } else if c.cold_action == ColdAction::Export {
+                self.cold.push((first.0, first.1));
+            }
+        }
+        if moved && warm_on {
+            expire(self);
+        }
+    }
+}
+
+fn check_partition(
+    fabric: &Fabric,
+    p: u32,
+    m: &PartModel,
+    probe_time: i64,
+) -> Result<(), TestCaseError> {
+    let fail = |e: Error| TestCaseError::fail(e.to_string());
+    let earliest = m.earliest();
+    prop_assert_eq!(fabric.earliest_available(TOPIC, p).map_err(fail)?, earliest);
+    let got = read_partition(fabric, p).map_err(fail)?;
+    let want: Vec<(u64, i64, Vec<u8>)> = m.records[earliest as usize..]
+        .iter()
+        .enumerate()
+        .map(|(i, (t, v))| (earliest + i as u64, *t, v.clone()))
+        .collect();
+    prop_assert_eq!(got.len(), want.len(), "partition {} from {}", p, earliest);
+    prop_assert!(got == want, "partition {} records differ", p);
+    let summary = &fabric.tier_summary(TOPIC).map_err(fail)?[p as usize];
+    let warm: Vec<(u64, u64)> = summary
+        .warm
+        .iter()
+        .map(|a| (a.summary.base_offset, a.summary.next_offset))
+        .collect();
+    let want_warm: Vec<(u64, u64)> = m.warm.iter().map(|w| (w.0, w.1)).collect();
+    prop_assert_eq!(warm, want_warm);
+    let hot: Vec<u64> = summary.hot.iter().map(|s| s.base_offset).collect();
+    let want_hot: Vec<u64> = m.hot.iter().map(|s| s.0).collect();
+    prop_assert_eq!(hot, want_hot);
+    let cold: Vec<(u64, u64)> = summary
+        .cold
+        .iter()
+        .map(|a| (a.summary.base_offset, a.summary.next_offset))
+        .collect();
+    prop_assert_eq!(cold, m.cold.clone());
+    // Below the earliest offset: a clear error carrying it.
+    if earliest > 0 {
+        let below = fabric.reader(
+            TOPIC,
+            StartFrom::Offsets(BTreeMap::from([(p, earliest - 1)])),
+        );
+        match below {
+            Err(Error::OffsetExpired {
+                earliest: e,
+                requested,
+                partition,
+                ..
+            }) => {
+                prop_assert_eq!((e, requested, partition), (earliest, earliest - 1, p));
+            }
+            other => prop_assert!(false, "expected OffsetExpired, got {:?}", other.map(|_| ())),
+        }
+    }
+    // By time: the first readable record at or after `probe_time`.
+    let want_first = m.records[earliest as usize..]
+        .iter()
+        .position(|(t, _)| *t >= probe_time)
+        .map(|i| earliest + i as u64);
+    let mut reader = fabric
+        .reader(TOPIC, StartFrom::Time(at(probe_time)))
+        .map_err(fail)?
+        .with_partitions(&[p])
+        .map_err(fail)?;
+    let first = reader
+        .next_raw()
+        .transpose()
+        .map_err(fail)?
+        .map(|r| r.offset);
+    prop_assert_eq!(first, want_first, "time {} in partition {}", probe_time, p);
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Append a batch of `n` records of `len` bytes to a partition, stamped now.
+    Append {
+        p: u32,
+        n: usize,
+        len: usize,
+    },
+    Roll(u32),
+    /// Let time pass (milliseconds).
+    Advance(u64),
+    Maintain,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0u32..2, 1usize..6, 1usize..300).prop_map(|(p, n, len)| Op::Append { p, n, len }),
+        2 => (0u32..2).prop_map(Op::Roll),
+        3 => prop_oneof![1u64..DAY_MS, DAY_MS..20 * DAY_MS].prop_map(Op::Advance),
+        4 => Just(Op::Maintain),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn topic_config_strategy() -> impl Strategy<Value = TopicConfig> {
+    (
+        prop_oneof![Just(0u64), Just(10 * DAY_MS), Just(30 * DAY_MS)],
+        prop_oneof![Just(ColdAction::Delete), Just(ColdAction::Export)],
+        prop_oneof![Just(None), (3000u64..9000).prop_map(Some)],
+    )
+        .prop_map(|(warm, cold, bytes)| config(2, warm, cold, bytes))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Records are visible exactly once across warm and hot, in order, and
+    /// the earliest offset moves exactly as the retention policy says.
+    #[test]
+    fn retention_and_tiering_follow_the_model(
+        tc in topic_config_strategy(),
+        ops in proptest::collection::vec(op(), 1..40),
+        probe in 0i64..60,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        fabric.create_topic(TOPIC, tc.clone()).unwrap();
+        let mut models = [PartModel::new(), PartModel::new()];
+        let mut now = T0;
+        for op in ops {
+            match op {
+                Op::Append { p, n, len } => {
+                    let log = fabric.partition(TOPIC, p).unwrap();
+                    let next = models[p as usize].next();
+                    let batch: Vec<(i64, Vec<u8>)> = (0..n)
+                        .map(|i| (now + i as i64, value(p, next + i as u64, len)))
+                        .collect();
+                    log.append_batch_with_timestamps(&batch).unwrap();
+                    models[p as usize].append(batch);
+                }
+                Op::Roll(p) => {
+                    fabric.partition(TOPIC, p).unwrap().roll().unwrap();
+                    models[p as usize].roll();
+                }
+                Op::Advance(ms) => now += ms as i64 * MS_US,
+                Op::Maintain => {
+                    fabric.maintain_at(at(now)).unwrap();
+                    for m in &mut models {
+                        m.maintain(&tc, now);
+                    }
+                }
+                Op::Reopen => {
+                    fabric.close().unwrap();
+                    fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+                }
+            }
+            for p in 0..2u32 {
+                let probe_time = T0 + probe * DAY_MS as i64 * MS_US / 2;
+                check_partition(&fabric, p, &models[p as usize], probe_time)?;
+            }
+        }
+    }
+}
+
+/// A partition with `segments` sealed segments of old records (plus an active one).
+fn setup_old_segments(
+    dir: &Path,
+    tc: TopicConfig,
+    segments: usize,
+) -> (Fabric, Vec<(i64, Vec<u8>)>) {
+    let fabric = Fabric::open(dir, FabricConfig::default()).unwrap();
+    fabric.create_topic(TOPIC, tc).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    let mut all = Vec::new();
+    for s in 0..segments {
+        let batch: Vec<(i64, Vec<u8>)> = (0..10)
+            .map(|i| {
+                let o = all.len() as u64 + i;
+                (
+                    T0 + s as i64 * DAY_MS as i64 * MS_US + i as i64,
+                    value(0, o, 50),
+                )
+            })
+            .collect();
+        log.append_batch_with_timestamps(&batch).unwrap();
+        log.roll().unwrap();
+        all.extend(batch);
+    }
+    let tail = vec![(
+        T0 + 40 * DAY_MS as i64 * MS_US,
+        value(0, all.len() as u64, 50),
+    )];
+    log.append_batch_with_timestamps(&tail).unwrap();
+    all.extend(tail);
+    (fabric, all)
+}
+
+/// Every readable record of partition 0 is one of `all`, at its offset, once,
+/// contiguous from the earliest offset to the end.
+fn assert_exactly_once(fabric: &Fabric, all: &[(i64, Vec<u8>)]) -> u64 {
+    let got = read_partition(fabric, 0).unwrap();
+    let earliest = fabric.earliest_available(TOPIC, 0).unwrap();
+    // On disk, too, each offset is held once: warm then hot, contiguous.
+    let summary = &fabric.tier_summary(TOPIC).unwrap()[0];
+    let mut expect = earliest;
+    for a in &summary.warm {
+        assert_eq!(
+            a.summary.base_offset, expect,
+            "warm archives overlap or leave a gap"
+        );
+        expect = a.summary.next_offset;
+    }
+    for h in &summary.hot {
+        assert_eq!(
+            h.base_offset, expect,
+            "hot segments overlap the warm tier or leave a gap"
+        );
+        expect = h.next_offset;
+    }
+    // No file of a tiered segment is left behind in the hot directory.
+    let first_hot = summary.hot[0].base_offset;
+    let hot_dir = summary.hot[0].path.parent().unwrap();
+    for entry in std::fs::read_dir(hot_dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
+            assert!(
+                base >= first_hot,
+                "leftover {name} below hot offset {first_hot}"
+            );
+        }
+    }
+    assert_eq!(got.len() as u64, all.len() as u64 - earliest);
+    for (i, (o, t, v)) in got.iter().enumerate() {
+        assert_eq!(*o, earliest + i as u64);
+        assert_eq!((*t, v), (all[*o as usize].0, &all[*o as usize].1));
+    }
+    earliest
+}
+
+/// Runs `step` with a crash after every possible number of tiering file
+/// operations; after each, reopens and checks `after_crash`. Returns how many
+/// crash points were tried.
+fn crash_at_every_step(
+    prepare: &dyn Fn(&Path) -> (Fabric, Appended),
+    now: i64,
+    after_crash: &dyn Fn(&Fabric, &Appended, &Path),
+) -> u64 {
+    let mut n = 0;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        let (fabric, all) = prepare(dir.path());
+        let plan = Arc::new(FaultPlan::new().crash_after(n));
+        fabric.set_tier_fault_injector(Some(plan.clone()));
+        let outcome = fabric.maintain_at(at(now));
+        // The process dies here: drop everything, reopen from the files.
+        drop(fabric);
+        let reopened = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        after_crash(&reopened, &all, dir.path());
+        // Maintenance finishes the job after the crash.
+        reopened.maintain_at(at(now)).unwrap();
+        after_crash(&reopened, &all, dir.path());
+        if outcome.is_ok() {
+            assert!(plan.operations() > 0);
+            return n;
+        }
+        n += 1;
+        assert!(n < 500, "maintenance never completed");
+    }
+}
+
+#[test]
+fn a_crash_at_any_step_of_hot_to_warm_keeps_every_record_exactly_once() {
+    let steps = crash_at_every_step(
+        &|dir| setup_old_segments(dir, config(1, 365 * DAY_MS, ColdAction::Delete, None), 3),
+        T0 + 20 * DAY_MS as i64 * MS_US,
+        &|fabric, all, _| {
+            // Nothing is past warm retention: every record stays readable.
+            assert_eq!(assert_exactly_once(fabric, all), 0);
+        },
+    );
+    // create, write header, blocks, tail, sync, rename, sync dir, remove x2, sync dir (+ directory creation syncs), per segment.
+    assert!(steps >= 3 * 9, "only {steps} crash points");
+}
+
+fn cold_files(dir: &Path) -> Vec<(u64, u64)> {
+    let cold = dir.join("cold").join(TOPIC).join("0");
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&cold) {
+        for e in entries {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Checked right after a (re)open, which removes partial exports.
+            assert!(!name.ends_with(".tmp"), "leftover {name}");
+            if name.ends_with(".archive") {
+                let bytes = std::fs::read(e.path()).unwrap();
+                let s = eventfabric::archive::verify_bytes(&bytes, &e.path()).unwrap();
+                out.push((s.base_offset, s.next_offset));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn a_crash_at_any_step_of_warm_to_cold_export_never_loses_a_record() {
+    let tc = config(1, 10 * DAY_MS, ColdAction::Export, None);
+    let steps = crash_at_every_step(
+        &|dir| {
+            let (fabric, all) = setup_old_segments(dir, tc.clone(), 3);
+            // Into warm first (no faults), then cross warm retention under faults.
+            fabric
+                .maintain_at(at(T0 + 10 * DAY_MS as i64 * MS_US))
+                .unwrap();
+            assert_eq!(fabric.tier_summary(TOPIC).unwrap()[0].warm.len(), 3);
+            (fabric, all)
+        },
+        T0 + 60 * DAY_MS as i64 * MS_US,
+        &|fabric, all, dir| {
+            let earliest = assert_exactly_once(fabric, all);
+            // Whatever is no longer readable sits, complete, in the cold directory.
+            let cold = cold_files(dir);
+            let covered: u64 = cold
+                .iter()
+                .filter(|(_, next)| *next <= earliest)
+                .map(|(b, n)| n - b)
+                .sum();
+            assert_eq!(covered, earliest, "cold {cold:?} earliest {earliest}");
+        },
+    );
+    assert!(steps >= 3 * 6, "only {steps} crash points");
+}
+
+#[test]
+fn a_crash_at_any_step_of_hot_to_cold_export_never_loses_a_record() {
+    let tc = config(1, 0, ColdAction::Export, None);
+    crash_at_every_step(
+        &|dir| setup_old_segments(dir, tc.clone(), 2),
+        T0 + 30 * DAY_MS as i64 * MS_US,
+        &|fabric, all, dir| {
+            let earliest = assert_exactly_once(fabric, all);
+            let covered: u64 = cold_files(dir)
+                .iter()
+                .filter(|(_, next)| *next <= earliest)
+                .map(|(b, n)| n - b)
+                .sum();
+            assert_eq!(covered, earliest);
+        },
+    );
+}
+
+#[test]
+fn replay_by_time_finds_records_in_warm_in_hot_and_across_the_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(
+        dir.path(),
+        config(1, 365 * DAY_MS, ColdAction::Delete, None),
+        6,
+    );
+    // Segments 0..3 (days 0..3) go warm; days 3..6 stay hot.
+    let report = fabric
+        .maintain_at(at(T0 + 10 * DAY_MS as i64 * MS_US + 10))
+        .unwrap();
+    assert_eq!(report.segments_to_warm, 4, "{report:?}");
+    let summary = &fabric.tier_summary(TOPIC).unwrap()[0];
+    let warm_end = summary.warm.last().unwrap().summary.next_offset;
+    assert_eq!(warm_end, 40);
+    for (day, want) in [(1i64, 10u64), (3, 30), (5, 50)] {
+        let t = T0 + day * DAY_MS as i64 * MS_US + 5;
+        let mut reader = fabric.reader(TOPIC, StartFrom::Time(at(t))).unwrap();
+        let got: Vec<u64> = std::iter::from_fn(|| reader.next_raw())
+            .map(|r| r.unwrap().offset)
+            .collect();
+        // The first record at or after t, then everything after it, across tiers.
+        let first = want + 5;
+        assert_eq!(
+            got,
+            (first..all.len() as u64).collect::<Vec<_>>(),
+            "day {day}"
+        );
+    }
+    // A time in a gap between records lands on the next record, even across the boundary.
+    let t = T0 + 3 * DAY_MS as i64 * MS_US - 1;
+    let mut reader = fabric.reader(TOPIC, StartFrom::Time(at(t))).unwrap();
+    assert_eq!(reader.next_raw().unwrap().unwrap().offset, 30);
+    // Offsets in warm read back through the same API.
+    let mut reader = fabric
+        .reader(TOPIC, StartFrom::Offsets(BTreeMap::from([(0, 37)])))
+        .unwrap();
+    let got: Vec<u64> = std::iter::from_fn(|| reader.next_raw())
+        .map(|r| r.unwrap().offset)
+        .take(6)
+        .collect();
+    assert_eq!(got, vec![37, 38, 39, 40, 41, 42]);
+}
+
+#[test]
+fn archive_footer_catalogs_topic_range_and_schema_versions() {
+    use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    let mut tc = config(1, 365 * DAY_MS, ColdAction::Delete, None);
+    tc.segment_bytes = 64 << 10;
+    fabric.create_topic(TOPIC, tc).unwrap();
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let mut generator = FixtureGenerator::new(7, 10);
+    let mut versions = std::collections::BTreeSet::new();
+    let mut events = Vec::new();
+    for i in 0..600 {
+        let e = generator.next(FixtureKind::all()[i % 3]);
+        versions.insert(e.schema_version.as_str().to_owned());
+        producer.publish(&e).unwrap();
+        events.push(e);
+    }
+    fabric.partition(TOPIC, 0).unwrap().roll().unwrap();
+    let report = fabric
+        .maintain_at(at(T0 + 30 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert!(report.segments_to_warm >= 2, "{report:?}");
+    assert!(report.bytes_after * 2 < report.bytes_before, "{report:?}");
+    let summary = &fabric.tier_summary(TOPIC).unwrap()[0];
+    for a in &summary.warm {
+        let s = &a.summary;
+        assert_eq!((s.topic.as_str(), s.partition), (TOPIC, 0));
+        assert_eq!(s.undecoded_records, 0);
+        assert!(s.schema_versions.iter().all(|v| versions.contains(v)));
+        // Self-describing: the file alone says the same.
+        let bytes = std::fs::read(&a.path).unwrap();
+        assert_eq!(
+            &eventfabric::archive::verify_bytes(&bytes, &a.path).unwrap(),
+            s
+        );
+    }
+    let all: std::collections::BTreeSet<String> = summary
+        .warm
+        .iter()
+        .flat_map(|a| a.summary.schema_versions.clone())
+        .collect();
+    assert_eq!(all, versions);
+    // Decoded envelopes read back from warm equal what was produced.
+    let read: Vec<_> = fabric
+        .reader(TOPIC, StartFrom::Earliest)
+        .unwrap()
+        .map(|r| r.unwrap().envelope)
+        .collect();
+    assert_eq!(read, events);
+}
+
+fn warm_setup(dir: &Path) -> (Vec<(i64, Vec<u8>)>, std::path::PathBuf) {
+    let (fabric, all) =
+        setup_old_segments(dir, config(1, 365 * DAY_MS, ColdAction::Delete, None), 3);
+    fabric
+        .maintain_at(at(T0 + 20 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    let path = fabric.tier_summary(TOPIC).unwrap()[0].warm[1].path.clone();
+    fabric.close().unwrap();
+    (all, path)
+}
+
+#[test]
+fn a_truncated_archive_is_an_error_naming_file_and_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = warm_setup(dir.path());
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 7).unwrap();
+    drop(f);
+    let err = Fabric::open(dir.path(), FabricConfig::default()).unwrap_err();
+    match &err {
+        Error::Corrupted {
+            path: p,
+            position,
+            reason,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(*position, len - 7 - 16);
+            assert!(reason.contains("truncated"), "{reason}");
+        }
+        other => panic!("expected Corrupted, got {other}"),
+    }
+}
+
+#[test]
+fn a_corrupted_block_is_an_error_when_read_never_a_silent_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, path) = warm_setup(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0x40; // inside the first (only) block
+    std::fs::write(&path, &bytes).unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+    let mut offsets = Vec::new();
+    let err = loop {
+        match reader.next_raw() {
+            Some(Ok(r)) => offsets.push(r.offset),
+            Some(Err(e)) => break e,
+            None => panic!("the damaged block was skipped: read {offsets:?}"),
+        }
+    };
+    // Archive 0 (offsets 0..10) reads; archive 1 fails naming its file and block.
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+    match &err {
+        Error::Corrupted {
+            path: p,
+            position,
+            reason,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(*position, 8);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("expected Corrupted, got {other}"),
+    }
+    // The error repeats instead of moving past the damage.
+    assert!(matches!(
+        reader.next_raw(),
+        Some(Err(Error::Corrupted { .. }))
+    ));
+    // Verification of the bytes alone agrees.
+    assert!(eventfabric::archive::verify_bytes(&bytes, &path).is_err());
+    drop(all);
+}
+
+#[test]
+fn an_invalid_archive_whose_hot_segment_survives_is_removed_and_hot_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(
+        dir.path(),
+        config(1, 365 * DAY_MS, ColdAction::Delete, None),
+        2,
+    );
+    // A crash left a half-written archive under its final name while the
+    // hot segment still exists (a rename that reached the disk before the
+    // data, which sync-before-rename prevents, or media damage).
+    let warm = dir.path().join("warm").join(TOPIC).join("0");
+    std::fs::create_dir_all(&warm).unwrap();
+    let bogus = warm.join(format!("{:020}.archive", 0));
+    std::fs::write(&bogus, b"\xEFFAR\x01\x01\0\0partial").unwrap();
+    std::fs::write(warm.join(format!("{:020}.archive.tmp", 10)), b"junk").unwrap();
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    assert!(!bogus.exists());
+    assert_eq!(std::fs::read_dir(&warm).unwrap().count(), 0);
+    assert_eq!(assert_exactly_once(&fabric, &all), 0);
+}
+
+#[test]
+fn maintain_runs_concurrently_with_appends_and_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    fabric
+        .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let writer = {
+        let (fabric, stop) = (fabric.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let log = fabric.partition(TOPIC, 0).unwrap();
+            let mut next = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<(i64, Vec<u8>)> = (0..5)
+                    .map(|i| (T0 + (next + i) as i64, value(0, next + i, 40)))
+                    .collect();
+                log.append_batch_with_timestamps(&batch).unwrap();
+                next += 5;
+            }
+            next
+        })
+    };
+    let maintainer = {
+        let (fabric, stop) = (fabric.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut warmed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                warmed += fabric
+                    .maintain_at(at(T0 + 30 * DAY_MS as i64 * MS_US))
+                    .unwrap()
+                    .segments_to_warm;
+            }
+            warmed
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (fabric, stop) = (fabric.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rounds = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+                    let mut expect = 0u64;
+                    while let Some(r) = reader.next_raw() {
+                        let r = r.unwrap();
+                        assert_eq!(r.offset, expect, "gap or duplicate");
+                        assert_eq!(&r.value[..], &value(0, expect, 40)[..]);
+                        expect += 1;
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let appended = writer.join().unwrap();
+    let warmed = maintainer.join().unwrap();
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert!(warmed > 0, "no segment was tiered during the run");
+    let got = read_partition(&fabric, 0).unwrap();
+    assert_eq!(got.len() as u64, appended);
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    assert_eq!(read_partition(&fabric, 0).unwrap().len() as u64, appended);
+}
+
+#[test]
+fn background_maintenance_tiers_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(dir.path(), config(1, 0, ColdAction::Delete, None), 3);
+    // The records are from June 2026; the wall clock must be more than the
+    // 7-day hot retention past them for the thread's maintain() to act.
+    assert!(Timestamp::now().as_microsecond() > T0 + 8 * DAY_MS as i64 * MS_US);
+    let handle = fabric.start_maintenance(Duration::from_millis(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (fabric.earliest_available(TOPIC, 0).unwrap() == 0 || handle.last_outcome().is_none())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let last = handle.last_outcome();
+    handle.stop();
+    assert!(matches!(last, Some(Ok(_))), "{last:?}");
+    // Every sealed segment was more than 7 days old: all deleted, the active one kept.
+    assert_eq!(fabric.earliest_available(TOPIC, 0).unwrap(), 30);
+    assert_eq!(read_partition(&fabric, 0).unwrap().len(), all.len() - 30);
+}
+
+#[test]
+fn a_warm_tier_in_a_configured_directory_and_read_only_views_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let warm = tempfile::tempdir().unwrap();
+    let mut fc = FabricConfig::default();
+    fc.warm_dir = Some(warm.path().to_path_buf());
+    let fabric = Fabric::open(dir.path(), fc.clone()).unwrap();
+    fabric
+        .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+        .unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    for s in 0..3 {
+        log.append_batch_with_timestamps(&[(T0 + s, value(0, s as u64, 10))])
+            .unwrap();
+        log.roll().unwrap();
+    }
+    fabric
+        .maintain_at(at(T0 + 20 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert!(
+        warm.path()
+            .join(TOPIC)
+            .join("0")
+            .join(format!("{:020}.archive", 2))
+            .is_file()
+    );
+    assert!(!dir.path().join("warm").exists());
+    assert_eq!(read_partition(&fabric, 0).unwrap().len(), 3);
+    // Deleting the topic removes its warm data; a new topic of the same name starts empty.
+    fabric.delete_topic(TOPIC).unwrap();
+    assert!(!warm.path().join(TOPIC).exists());
+    fabric
+        .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+        .unwrap();
+    assert_eq!(read_partition(&fabric, 0).unwrap().len(), 0);
+}
+
+#[test]
+fn read_only_fabric_reads_through_the_warm_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(
+        dir.path(),
+        config(1, 365 * DAY_MS, ColdAction::Delete, None),
+        3,
+    );
+    let ro = Fabric::open_read_only(dir.path()).unwrap();
+    assert_eq!(assert_exactly_once(&ro, &all), 0);
+    fabric
+        .maintain_at(at(T0 + 20 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    fabric.flush().unwrap();
+    ro.refresh().unwrap();
+    assert_eq!(assert_exactly_once(&ro, &all), 0);
+}
+
+#[test]
+fn warm_retention_must_exceed_hot_retention() {
+    let mut tc = TopicConfig::with_partitions(1);
+    tc.warm_retention_ms = 1000;
+    let err = tc.validate().unwrap_err().to_string();
+    assert!(err.contains("warm_retention_ms"), "{err}");
+    assert_eq!(TopicConfig::default().retention_ms, Some(7 * DAY_MS));
+}
