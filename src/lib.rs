@@ -54,6 +54,7 @@
 
 pub mod batch;
 mod checkpoint;
+mod dedup;
 pub mod envelope;
 mod error;
 pub mod fabric;
@@ -67,10 +68,13 @@ mod mmap;
 pub mod partitioner;
 pub mod producer;
 pub mod reader;
+mod sampling;
 mod segment;
+pub mod snapshot;
 pub mod topic;
 mod verify;
 
+pub use crate::dedup::DedupStats;
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
@@ -79,7 +83,8 @@ pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
-pub use crate::producer::{Draft, Producer, Published};
+pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
 pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};
