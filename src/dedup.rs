@@ -109,6 +109,8 @@ struct State {
     /// entry whose `seq` no longer matches the map is stale and skipped.
     order: VecDeque<(u128, u64)>,
     next_seq: u64,
+    /// Map slots that are [`Slot::Pending`] (not counted against the cap).
+    pending: usize,
 }
 
 /// The dedup cache of one topic, shared by all its producers in the process.
@@ -148,6 +150,7 @@ impl DedupCache {
                 map: HashMap::with_hasher(IdHasherBuilder::new()),
                 order: VecDeque::new(),
                 next_seq: 0,
+                pending: 0,
             }),
             resolved: Condvar::new(),
         }
@@ -244,6 +247,7 @@ impl DedupCache {
                 }
                 _ => {
                     st.map.insert(id, Slot::Pending);
+                    st.pending += 1;
                     return Claim::Fresh;
                 }
             }
@@ -254,6 +258,9 @@ impl DedupCache {
     /// the window or over the entry cap.
     pub(crate) fn commit(&self, id: u128, position: Position, now_us: i64) {
         let mut st = self.state.lock();
+        if matches!(st.map.get(&id), Some(Slot::Pending)) {
+            st.pending -= 1;
+        }
         Self::insert_locked(&mut st, id, position);
         self.evict_locked(&mut st, now_us);
         drop(st);
@@ -265,6 +272,7 @@ impl DedupCache {
         let mut st = self.state.lock();
         if matches!(st.map.get(&id), Some(Slot::Pending)) {
             st.map.remove(&id);
+            st.pending -= 1;
         }
         drop(st);
         self.resolved.notify_all();
@@ -278,6 +286,7 @@ impl DedupCache {
         match st.map.get(&id) {
             Some(Slot::At { seq: s, .. }) if *s == seq => {
                 st.map.insert(id, Slot::Pending);
+                st.pending += 1;
                 true
             }
             _ => false,
@@ -308,7 +317,10 @@ impl DedupCache {
                 None => {
                     st.order.pop_front();
                 }
-                Some(position) if position.timestamp < since || st.map.len() > self.max_entries => {
+                Some(position)
+                    if position.timestamp < since
+                        || st.map.len() - st.pending > self.max_entries =>
+                {
                     st.order.pop_front();
                     st.map.remove(&id);
                 }

@@ -875,5 +875,8 @@ pub fn import_with_progress(
         handled += block.len() as u64;
         progress(handled);
     }
+    for log in handle.partitions().iter() {
+        log.flush()?;
+    }
     Ok(summary)
 }
