@@ -326,8 +326,9 @@ pub fn export_with_progress(
         head[12..16].copy_from_slice(&0u32.to_le_bytes());
         head[16..20].copy_from_slice(&(meta.len() as u32).to_le_bytes());
         head[20..24].copy_from_slice(&crc(&[&meta]).to_le_bytes());
-        let sum = crc(&[&head[..24]]);
-        head[24..28].copy_from_slice(&sum.to_le_bytes());
+        // 24..28 reserved, zero.
+        let sum = crc(&[&head[..28]]);
+        head[28..32].copy_from_slice(&sum.to_le_bytes());
         w.write(&head)?;
         w.write(&meta)?;
 
@@ -541,9 +542,9 @@ impl<R: Read> Decoder<R> {
             return Err(d.corrupt(0, "not an eventfabric snapshot (bad magic)"));
         }
         let version = u32::from_le_bytes(head[8..12].try_into().unwrap_or_default());
-        let stored = u32::from_le_bytes(head[24..28].try_into().unwrap_or_default());
-        if crc(&[&head[..24]]) != stored {
-            return Err(d.corrupt(24, "file header checksum mismatch"));
+        let stored = u32::from_le_bytes(head[28..32].try_into().unwrap_or_default());
+        if crc(&[&head[..28]]) != stored {
+            return Err(d.corrupt(28, "file header checksum mismatch"));
         }
         if version != SNAPSHOT_VERSION {
             return Err(d.corrupt(
@@ -551,6 +552,12 @@ impl<R: Read> Decoder<R> {
                 format!(
                     "unsupported snapshot version {version}, this build reads version {SNAPSHOT_VERSION}"
                 ),
+            ));
+        }
+        if head[12..16] != [0; 4] || head[24..28] != [0; 4] {
+            return Err(d.corrupt(
+                12,
+                "unknown flags or non-zero reserved bytes in the file header",
             ));
         }
         let meta_len = u32::from_le_bytes(head[16..20].try_into().unwrap_or_default()) as usize;

@@ -550,7 +550,7 @@ proptest! {
         let mut make = |n: u8| {
             clock += 1000;
             let mut e = event(u64::from(n), Duration::ZERO, &format!("key-{}", n % 2));
-            e.partition_key = if n % 2 == 0 { "a".into() } else { "c".into() };
+            e.partition_key = if n.is_multiple_of(2) { "a".into() } else { "c".into() };
             e.emitted_at = Timestamp::from_microsecond(base + clock).unwrap();
             e
         };
