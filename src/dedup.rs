@@ -44,16 +44,6 @@ enum Slot {
     At { position: Position, seq: u64 },
 }
 
-/// What [`DedupCache::claim`] decided for an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// Not seen within the window: the caller now owns the id and must
-    /// [`DedupCache::commit`] or [`DedupCache::abandon`] it.
-    Fresh,
-    /// Appended before at this position (still to be checked against the log).
-    Seen { position: Position, seq: u64 },
-}
-
 /// A fast hasher for event ids. UUIDv7 ids are half timestamp, half random;
 /// folding both halves and multiplying by a seeded odd constant spreads them
 /// over the table in one multiplication, where SipHash would cost ~20 ns of
@@ -179,7 +169,10 @@ impl DedupCache {
         let since = now_us.saturating_sub(cache.window_us);
         let mut starts = Vec::with_capacity(logs.len());
         for log in logs {
-            starts.push(log.offset_for_time(since)?);
+            // At most the newest `max_entries` records of each partition can
+            // be kept, which bounds the scan (and its memory) on a busy topic.
+            let floor = log.next_offset().saturating_sub(cache.max_entries as u64);
+            starts.push(log.offset_for_time(since)?.map(|from| from.max(floor)));
         }
         let candidates: u64 = logs
             .iter()
@@ -330,43 +323,82 @@ impl DedupCache {
         }
     }
 
-    /// Claims `id` for appending, or reports where it was appended. Blocks
-    /// while another producer holds a pending claim on it, so two racing
-    /// producers append it once. A caller claiming several ids must claim
-    /// them in ascending order (no two waiters can then wait on each other).
-    pub(crate) fn claim(&self, id: u128, now_us: i64) -> Claim {
+    /// Claims each of `ids` for appending or finds where it was appended,
+    /// under one lock (so the table probes of a batch overlap instead of
+    /// paying a memory round trip each behind a lock acquisition).
+    ///
+    /// For each id, in order, `decided(index, found)` is called: `None` — the
+    /// caller now owns a pending claim and must [`DedupCache::commit_many`]
+    /// or [`DedupCache::abandon`] it; `Some(position)` — appended before at
+    /// `position`, which `verify` confirmed against the log (a position that
+    /// fails `verify` was removed by retention or truncation: the id is
+    /// claimed instead). Blocks while another producer holds a pending claim
+    /// on an id, so racing producers append it once; `ids` must be ascending
+    /// so that no two waiters wait on each other. On an error from `verify`,
+    /// the ids decided so far stay decided (the caller abandons its claims).
+    pub(crate) fn claim_many(
+        &self,
+        ids: &[u128],
+        now_us: i64,
+        verify: &mut dyn FnMut(u128, Position) -> Result<bool>,
+        decided: &mut dyn FnMut(usize, Option<Position>),
+    ) -> Result<()> {
         use std::collections::hash_map::Entry;
         let mut st = self.state.lock();
-        loop {
-            let in_window = |position: &Position| self.in_window(position, now_us);
-            // One probe of the table: the common case (a fresh id) is a miss.
-            match st.map.entry(id) {
-                Entry::Occupied(e) => match *e.get() {
-                    Slot::Pending => {}
-                    Slot::At { position, seq } if in_window(&position) => {
-                        return Claim::Seen { position, seq };
-                    }
-                    Slot::At { .. } => {
-                        *e.into_mut() = Slot::Pending;
+        for (i, &id) in ids.iter().enumerate() {
+            loop {
+                let seen = match st.map.entry(id) {
+                    Entry::Occupied(e) => match *e.get() {
+                        Slot::Pending => None,
+                        Slot::At { position, .. } if self.in_window(&position, now_us) => {
+                            Some(position)
+                        }
+                        Slot::At { .. } => {
+                            *e.into_mut() = Slot::Pending;
+                            st.pending += 1;
+                            decided(i, None);
+                            break;
+                        }
+                    },
+                    Entry::Vacant(e) => {
+                        e.insert(Slot::Pending);
                         st.pending += 1;
-                        return Claim::Fresh;
+                        decided(i, None);
+                        break;
                     }
-                },
-                Entry::Vacant(e) => {
-                    e.insert(Slot::Pending);
-                    st.pending += 1;
-                    return Claim::Fresh;
+                };
+                match seen {
+                    // Pending elsewhere: wait for it to be committed or abandoned.
+                    None => self.resolved.wait(&mut st),
+                    Some(position) => {
+                        // Rare (a real duplicate): checked under the lock so
+                        // that a stale entry turns into our claim atomically.
+                        if verify(id, position)? {
+                            decided(i, Some(position));
+                        } else {
+                            st.map.insert(id, Slot::Pending);
+                            st.pending += 1;
+                            decided(i, None);
+                        }
+                        break;
+                    }
                 }
             }
-            self.resolved.wait(&mut st);
         }
+        Ok(())
     }
 
-    /// Records where a claimed id was appended and evicts what fell out of
-    /// the window or over the entry cap.
-    pub(crate) fn commit(&self, id: u128, position: Position, now_us: i64) {
+    /// Records where claimed ids were appended and evicts what fell out of
+    /// the window or over the entry cap, under one lock.
+    pub(crate) fn commit_many(
+        &self,
+        appended: impl IntoIterator<Item = (u128, Position)>,
+        now_us: i64,
+    ) {
         let mut st = self.state.lock();
-        Self::insert_locked(&mut st, id, position);
+        for (id, position) in appended {
+            Self::insert_locked(&mut st, id, position);
+        }
         self.evict_locked(&mut st, now_us);
         drop(st);
         self.resolved.notify_all();
@@ -381,21 +413,6 @@ impl DedupCache {
         }
         drop(st);
         self.resolved.notify_all();
-    }
-
-    /// Replaces a [`Claim::Seen`] entry that the log no longer holds
-    /// (retention or truncation removed it) by a fresh claim for the caller.
-    /// Returns `false` when the entry changed meanwhile (claim again).
-    pub(crate) fn reclaim_stale(&self, id: u128, seq: u64) -> bool {
-        let mut st = self.state.lock();
-        match st.map.get(&id) {
-            Some(Slot::At { seq: s, .. }) if *s == seq => {
-                st.map.insert(id, Slot::Pending);
-                st.pending += 1;
-                true
-            }
-            _ => false,
-        }
     }
 
     /// Points `id` at a new position regardless of what it held (a deliberate
@@ -508,6 +525,19 @@ pub(crate) fn now_micros() -> i64 {
 mod tests {
     use super::*;
 
+    fn claim(c: &DedupCache, id: u128, now: i64) -> Option<Position> {
+        let mut out = None;
+        c.claim_many(&[id], now, &mut |_, _| Ok(true), &mut |_, found| {
+            out = found
+        })
+        .unwrap();
+        out
+    }
+
+    fn commit(c: &DedupCache, id: u128, position: Position, now: i64) {
+        c.commit_many([(id, position)], now);
+    }
+
     fn at(partition: u32, offset: u64, timestamp: i64) -> Position {
         Position {
             partition,
@@ -519,14 +549,12 @@ mod tests {
     #[test]
     fn claim_commit_lookup_and_window() {
         let c = DedupCache::new(1, 10); // 1 ms = 1000 µs
-        assert_eq!(c.claim(7, 5_000), Claim::Fresh);
-        c.commit(7, at(0, 3, 5_000), 5_000);
-        assert!(
-            matches!(c.claim(7, 5_500), Claim::Seen { position, .. } if position == at(0, 3, 5_000))
-        );
+        assert_eq!(claim(&c, 7, 5_000), None);
+        commit(&c, 7, at(0, 3, 5_000), 5_000);
+        assert!(claim(&c, 7, 5_500) == Some(at(0, 3, 5_000)));
         assert_eq!(c.lookup(7, 6_000), Some(at(0, 3, 5_000)));
         assert_eq!(c.lookup(7, 6_001), None, "outside the window");
-        assert_eq!(c.claim(7, 6_001), Claim::Fresh);
+        assert_eq!(claim(&c, 7, 6_001), None);
         c.abandon(7);
         assert_eq!(
             c.lookup(7, 5_000),
@@ -560,8 +588,8 @@ mod tests {
             .map(|i| (u128::from(i) << 64 | 1, at(0, i, i as i64)))
             .collect();
         DedupCache::bulk_insert(&mut c2.state.lock(), found);
-        assert_eq!(c2.claim(u128::MAX, 0), Claim::Fresh);
-        c2.commit(u128::MAX, at(0, 99_999, 0), 0);
+        assert_eq!(claim(&c2, u128::MAX, 0), None);
+        commit(&c2, u128::MAX, at(0, 99_999, 0), 0);
         assert_eq!(c2.len(), 5_000);
         assert_eq!(c2.lookup(u128::from(15_000u64) << 64 | 1, 0), None);
         assert!(c2.lookup(u128::from(15_001u64) << 64 | 1, 0).is_some());
@@ -571,8 +599,8 @@ mod tests {
     fn count_cap_evicts_oldest() {
         let c = DedupCache::new(60_000, 3);
         for id in 0..5u128 {
-            assert_eq!(c.claim(id, 0), Claim::Fresh);
-            c.commit(id, at(0, id as u64, 0), 0);
+            assert_eq!(claim(&c, id, 0), None);
+            commit(&c, id, at(0, id as u64, 0), 0);
         }
         assert_eq!(c.len(), 3);
         assert_eq!(c.lookup(0, 0), None);

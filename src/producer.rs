@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::dedup::{Claim, DedupCache, Position, event_id_of, now_micros};
+use crate::dedup::{DedupCache, Position, event_id_of, now_micros};
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
 use crate::fabric::TopicHandle;
@@ -342,21 +342,29 @@ impl Producer {
             });
         }
         let id = envelope.event_id.as_u128();
+        let now = now_micros();
         let claim = match &self.topic.dedup {
             None => None,
-            Some(cache) => match claim_or_find(cache, &logs, id, now_micros())? {
-                Some(original) => {
+            Some(cache) => {
+                let mut found = None;
+                cache.claim_many(
+                    &[id],
+                    now,
+                    &mut |id, position| still_holds(&logs, position, id),
+                    &mut |_, f| found = f,
+                )?;
+                if let Some(original) = found {
                     return Ok(Published {
                         partition: original.partition,
                         offset: original.offset,
                         outcome: PublishOutcome::Duplicate,
                     });
                 }
-                None => Some(Claims {
+                Some(Claims {
                     cache,
                     owned: vec![Some(id)],
-                }),
-            },
+                })
+            }
         };
         self.buf.clear();
         envelope.encode(&mut self.buf);
@@ -373,7 +381,7 @@ impl Producer {
                 offset,
                 timestamp: ts,
             };
-            claim.cache.commit(id, position, now_micros());
+            claim.cache.commit_many([(id, position)], now);
         }
         Ok(Published::appended(partition, offset))
     }
@@ -544,30 +552,6 @@ fn still_holds(logs: &[Arc<Log>], position: Position, id: u128) -> Result<bool> 
     }
 }
 
-/// Decides, for an id this call must not append twice, whether it was
-/// appended before (`Some`, the original position) or is now claimed by the
-/// caller (`None`).
-fn claim_or_find(
-    cache: &DedupCache,
-    logs: &[Arc<Log>],
-    id: u128,
-    now: i64,
-) -> Result<Option<Position>> {
-    loop {
-        match cache.claim(id, now) {
-            Claim::Fresh => return Ok(None),
-            Claim::Seen { position, seq } => {
-                if still_holds(logs, position, id)? {
-                    return Ok(Some(position));
-                }
-                if cache.reclaim_stale(id, seq) {
-                    return Ok(None);
-                }
-            }
-        }
-    }
-}
-
 /// Appends `items` (bytes in `buf`) to their partitions, applying sampling
 /// (when `sample`) and the topic's dedup cache; fills `out` in input order.
 pub(crate) fn append_items(
@@ -619,25 +603,32 @@ pub(crate) fn append_items(
         });
     }
     if let Some(claims) = claims.as_mut() {
-        let now = now_micros();
         // Ascending id order: a producer waiting on another's pending claim
         // never holds a claim that one waits on.
         let mut order: Vec<usize> = (0..items.len())
             .filter(|&i| matches!(plan[i], Plan::Append))
             .collect();
         order.sort_unstable_by_key(|&i| items[i].id);
-        for i in order {
-            match claim_or_find(claims.cache, logs, items[i].id, now)? {
-                None => claims.owned[i] = Some(items[i].id),
-                Some(p) => {
-                    plan[i] = Plan::Done(Published {
-                        partition: p.partition,
-                        offset: p.offset,
-                        outcome: PublishOutcome::Duplicate,
-                    });
+        let ids: Vec<u128> = order.iter().map(|&i| items[i].id).collect();
+        let Claims { cache, owned } = claims;
+        cache.claim_many(
+            &ids,
+            now_micros(),
+            &mut |id, position| still_holds(logs, position, id),
+            &mut |k, found| {
+                let i = order[k];
+                match found {
+                    None => owned[i] = Some(items[i].id),
+                    Some(p) => {
+                        plan[i] = Plan::Done(Published {
+                            partition: p.partition,
+                            offset: p.offset,
+                            outcome: PublishOutcome::Duplicate,
+                        });
+                    }
                 }
-            }
-        }
+            },
+        )?;
     }
     let base = out.len();
     out.extend(items.iter().map(dropped));
@@ -720,20 +711,23 @@ fn append_chunk(
         return Ok(());
     }
     let offsets = log.append_batch_with_timestamps(records)?;
-    let now = now_micros();
     let mut claims = claims;
-    for (&i, offset) in indexes.iter().zip(offsets) {
+    for (&i, offset) in indexes.iter().zip(offsets.clone()) {
         out[i] = Published::appended(partition, offset);
-        if let Some(claims) = claims.as_mut()
-            && let Some(id) = claims.owned[i].take()
-        {
-            let position = Position {
-                partition,
-                offset,
-                timestamp: items[i].timestamp,
-            };
-            claims.cache.commit(id, position, now);
-        }
+    }
+    if let Some(claims) = claims.as_mut() {
+        let owned = &mut claims.owned;
+        let appended = indexes.iter().zip(offsets).filter_map(|(&i, offset)| {
+            owned[i].take().map(|id| {
+                let position = Position {
+                    partition,
+                    offset,
+                    timestamp: items[i].timestamp,
+                };
+                (id, position)
+            })
+        });
+        claims.cache.commit_many(appended, now_micros());
     }
     Ok(())
 }
