@@ -5,7 +5,7 @@
 #   fuzz/seeds.sh [--regen]
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(batch_decode recovery_segment recovery_two_segments)
+targets=(batch_decode recovery_segment recovery_two_segments snapshot_decode)
 if [[ "${1:-}" == "--regen" ]]; then
     for t in "${targets[@]}"; do rm -rf "seeds/$t"; done
     cargo run --quiet --example make_seeds -- seeds

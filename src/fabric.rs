@@ -74,6 +74,10 @@ pub(crate) struct TopicHandle {
     /// Bumped after an append to any partition (see [`AppendSignal`]), so a
     /// consumer of many partitions sleeps until one of them grows.
     pub(crate) append_signal: Arc<AppendSignal>,
+    /// The producer-side dedup cache (writer only, when the topic's window is on).
+    pub(crate) dedup: Option<crate::dedup::DedupCache>,
+    /// Sampling of `system.` events (when the topic sets a rate).
+    pub(crate) sampler: Option<crate::sampling::SystemSampler>,
 }
 
 impl TopicHandle {
@@ -317,6 +321,7 @@ impl Fabric {
         for p in 0..config.partitions {
             logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
+        let (dedup, sampler) = crate::dedup::topic_guards(&config, &logs, self.inner.read_only)?;
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
             dir,
@@ -324,6 +329,8 @@ impl Fabric {
             partitions: RwLock::new(Arc::new(logs)),
             deleted: AtomicBool::new(false),
             append_signal,
+            dedup,
+            sampler,
         }))
     }
 
@@ -550,6 +557,21 @@ impl Fabric {
     pub fn producer(&self, topic: &str, source: &str) -> Result<Producer> {
         self.check_writable("produce")?;
         Producer::new(self.handle(topic)?, source)
+    }
+
+    /// Size of `topic`'s dedup cache (`None` when its dedup window is off or
+    /// this handle is read-only).
+    pub fn dedup_stats(&self, topic: &str) -> Result<Option<crate::dedup::DedupStats>> {
+        Ok(self.handle(topic)?.dedup.as_ref().map(|c| c.stats()))
+    }
+
+    /// `system.` events of `topic` dropped by sampling since it was opened.
+    pub fn system_events_dropped(&self, topic: &str) -> Result<u64> {
+        Ok(self
+            .handle(topic)?
+            .sampler
+            .as_ref()
+            .map_or(0, |s| s.dropped()))
     }
 
     /// A reader of `topic` starting at `from`.

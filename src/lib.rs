@@ -55,6 +55,7 @@
 pub mod archive;
 pub mod batch;
 mod checkpoint;
+mod dedup;
 pub mod envelope;
 mod error;
 pub mod fabric;
@@ -69,14 +70,17 @@ mod notify;
 pub mod partitioner;
 pub mod producer;
 pub mod reader;
+mod sampling;
 mod segment;
 // Used by consumer groups and queues (issue 4), landing next.
+pub mod snapshot;
 #[allow(dead_code)]
 mod statelog;
 pub mod tier;
 pub mod topic;
 mod verify;
 
+pub use crate::dedup::DedupStats;
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
@@ -85,8 +89,9 @@ pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
-pub use crate::producer::{Draft, Producer, Published};
+pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
 pub use crate::tier::{
     EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
 };

@@ -14,18 +14,62 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::dedup::{DedupCache, Position, event_id_of, now_micros};
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
 use crate::fabric::TopicHandle;
+use crate::log::{Log, ReadLimit};
 use crate::partitioner::partition_for_key;
 
 /// Where a published event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Published {
-    /// The partition it was appended to.
+    /// The partition it was appended to (for a duplicate: where the original
+    /// is; for a dropped event: where it would have gone).
     pub partition: u32,
-    /// Its offset within that partition.
+    /// Its offset within that partition (for a duplicate: the original's;
+    /// for a dropped event: [`Published::NO_OFFSET`]).
     pub offset: u64,
+    /// Whether it was appended, recognised as a duplicate, or dropped.
+    pub outcome: PublishOutcome,
+}
+
+/// What publishing did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishOutcome {
+    /// Appended at the reported position.
+    #[default]
+    Appended,
+    /// Its `event_id` was already appended to the topic within the dedup
+    /// window: nothing was appended, the position is the original's.
+    Duplicate,
+    /// A `system.` event beyond the topic's `system_events_per_sec`: dropped
+    /// (at-most-once sampling) and counted, nothing was appended.
+    Dropped,
+}
+
+impl Published {
+    /// The offset reported for a dropped event, which has none.
+    pub const NO_OFFSET: u64 = u64::MAX;
+
+    fn appended(partition: u32, offset: u64) -> Published {
+        Published {
+            partition,
+            offset,
+            outcome: PublishOutcome::Appended,
+        }
+    }
+
+    /// Whether the event was recognised as already appended (nothing appended).
+    pub fn is_duplicate(&self) -> bool {
+        self.outcome == PublishOutcome::Duplicate
+    }
+
+    /// Whether the event was dropped by sampling (nothing appended).
+    pub fn is_dropped(&self) -> bool {
+        self.outcome == PublishOutcome::Dropped
+    }
 }
 
 /// An event that may still lack the fields a producer fills in: its JSON
@@ -277,7 +321,76 @@ impl Producer {
 
     /// Enriches, validates, encodes and appends one event; returns where it
     /// landed. Durable according to the topic's fsync policy when it returns.
+    ///
+    /// With the topic's dedup window on, an `event_id` already appended
+    /// within it is not appended again: the result is the original position
+    /// with [`PublishOutcome::Duplicate`]. With `system_events_per_sec` set,
+    /// a `system.` event beyond the rate is dropped
+    /// ([`PublishOutcome::Dropped`]) and counted.
     pub fn publish(&mut self, envelope: &Envelope) -> Result<Published> {
+        self.topic.check_live()?;
+        let envelope = self.checked(envelope)?;
+        let logs = self.topic.partitions();
+        let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
+        if let Some(sampler) = &self.topic.sampler
+            && !sampler.admit(&envelope.event_type)
+        {
+            return Ok(Published {
+                partition,
+                offset: Published::NO_OFFSET,
+                outcome: PublishOutcome::Dropped,
+            });
+        }
+        let id = envelope.event_id.as_u128();
+        let now = now_micros();
+        let claim = match &self.topic.dedup {
+            None => None,
+            Some(cache) => {
+                let mut found = None;
+                cache.claim_many(
+                    &[id],
+                    now,
+                    &mut |id, position| still_holds(&logs, position, id),
+                    &mut |_, f| found = f,
+                )?;
+                if let Some(original) = found {
+                    return Ok(Published {
+                        partition: original.partition,
+                        offset: original.offset,
+                        outcome: PublishOutcome::Duplicate,
+                    });
+                }
+                Some(Claims {
+                    cache,
+                    owned: vec![Some(id)],
+                })
+            }
+        };
+        self.buf.clear();
+        envelope.encode(&mut self.buf);
+        let ts = envelope.emitted_at.as_microsecond();
+        let log = &logs[partition as usize];
+        // On failure `claim` is dropped, which abandons it.
+        let offset = log
+            .append_batch_with_timestamps(&[(ts, &self.buf[..])])?
+            .start;
+        if let Some(mut claim) = claim {
+            claim.owned[0] = None;
+            let position = Position {
+                partition,
+                offset,
+                timestamp: ts,
+            };
+            claim.cache.commit_many([(id, position)], now);
+        }
+        Ok(Published::appended(partition, offset))
+    }
+
+    /// Publishes one event bypassing the dedup check and sampling: it is
+    /// appended even if its `event_id` was appended within the window (and
+    /// the cache then points at the new copy). For deliberate re-appends such
+    /// as a DLQ replay into the source topic.
+    pub fn publish_replay(&mut self, envelope: &Envelope) -> Result<Published> {
         self.topic.check_live()?;
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
@@ -285,12 +398,33 @@ impl Producer {
         self.buf.clear();
         envelope.encode(&mut self.buf);
         let ts = envelope.emitted_at.as_microsecond();
-        let log = &logs[partition as usize];
-        let offsets = log.append_batch_with_timestamps(&[(ts, &self.buf[..])])?;
-        Ok(Published {
-            partition,
-            offset: offsets.start,
-        })
+        let offsets =
+            logs[partition as usize].append_batch_with_timestamps(&[(ts, &self.buf[..])])?;
+        if let Some(cache) = &self.topic.dedup {
+            let position = Position {
+                partition,
+                offset: offsets.start,
+                timestamp: ts,
+            };
+            cache.overwrite(envelope.event_id.as_u128(), position, now_micros());
+        }
+        Ok(Published::appended(partition, offsets.start))
+    }
+
+    /// Where the topic's dedup cache says `event_id` was appended within the
+    /// window, as `(partition, offset)` — the cache alone, not checked
+    /// against the log as [`Producer::publish`] does before trusting it.
+    pub fn dedup_lookup(&self, event_id: Uuid) -> Option<(u32, u64)> {
+        let cache = self.topic.dedup.as_ref()?;
+        cache
+            .lookup(event_id.as_u128(), now_micros())
+            .map(|p| (p.partition, p.offset))
+    }
+
+    /// `system.` events this topic dropped by sampling since it was opened
+    /// in this process (all producers of the topic together).
+    pub fn system_events_dropped(&self) -> u64 {
+        self.topic.sampler.as_ref().map_or(0, |s| s.dropped())
     }
 
     /// [`Producer::prepare`] then [`Producer::publish`]; returns the stored
@@ -322,57 +456,33 @@ impl Producer {
     /// fails the call and nothing is appended), then appends one batch per
     /// partition (split only where a batch would exceed the topic's
     /// `max_batch_bytes`). Results are in input order.
+    ///
+    /// Dedup and sampling apply as in [`Producer::publish`]; an `event_id`
+    /// repeated within the batch is appended once, its repeats reported as
+    /// duplicates of the first.
     pub fn publish_batch(&mut self, envelopes: &[Envelope]) -> Result<Vec<Published>> {
         self.topic.check_live()?;
         let logs = self.topic.partitions();
         let count = logs.len() as u32;
-        let max_batch = self.topic.config.read().max_batch_bytes;
         self.buf.clear();
-        // (partition, start, end, timestamp) per envelope, in input order.
-        let mut spans = Vec::with_capacity(envelopes.len());
+        let mut items = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let envelope = self.checked(envelope)?;
             let start = self.buf.len();
             envelope.encode(&mut self.buf);
-            spans.push((
-                partition_for_key(&envelope.partition_key, count),
+            items.push(Item {
+                partition: partition_for_key(&envelope.partition_key, count),
                 start,
-                self.buf.len(),
-                envelope.emitted_at.as_microsecond(),
-            ));
+                end: self.buf.len(),
+                timestamp: envelope.emitted_at.as_microsecond(),
+                id: envelope.event_id.as_u128(),
+                system: envelope
+                    .event_type
+                    .starts_with(crate::sampling::SYSTEM_DOMAIN_PREFIX),
+            });
         }
-        let mut out = vec![
-            Published {
-                partition: 0,
-                offset: 0
-            };
-            envelopes.len()
-        ];
-        let partitions: BTreeSet<u32> = spans.iter().map(|s| s.0).collect();
-        let mut records: Vec<(i64, &[u8])> = Vec::new();
-        let mut indexes: Vec<usize> = Vec::new();
-        for p in partitions {
-            let log = &logs[p as usize];
-            records.clear();
-            indexes.clear();
-            let mut bytes = crate::batch::HEADER_LEN;
-            for (i, &(sp, start, end, ts)) in spans.iter().enumerate() {
-                if sp != p {
-                    continue;
-                }
-                let size = end - start + crate::batch::RECORD_OVERHEAD;
-                if !records.is_empty() && bytes + size > max_batch {
-                    append_chunk(log, p, &records, &indexes, &mut out)?;
-                    records.clear();
-                    indexes.clear();
-                    bytes = crate::batch::HEADER_LEN;
-                }
-                bytes += size;
-                records.push((ts, &self.buf[start..end]));
-                indexes.push(i);
-            }
-            append_chunk(log, p, &records, &indexes, &mut out)?;
-        }
+        let mut out = Vec::new();
+        append_items(&self.topic, &logs, &self.buf, &items, true, &mut out)?;
         Ok(out)
     }
 
@@ -385,19 +495,239 @@ impl Producer {
     }
 }
 
+/// One encoded event waiting to be appended: its bytes are `buf[start..end]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Item {
+    pub(crate) partition: u32,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) timestamp: i64,
+    pub(crate) id: u128,
+    /// A `system.` event, subject to sampling.
+    pub(crate) system: bool,
+}
+
+/// What happens to each item before any append.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Claimed (or no dedup): to be appended.
+    Append,
+    /// Repeats the item at this index of the same call.
+    SameAs(usize),
+    /// Final already: a duplicate of an earlier append, or dropped.
+    Done(Published),
+}
+
+/// Pending dedup claims of one call; those not committed are abandoned
+/// when it is dropped (an append failed), so no id stays claimed.
+struct Claims<'a> {
+    cache: &'a DedupCache,
+    /// By item index: the id claimed and not committed yet.
+    owned: Vec<Option<u128>>,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        for id in self.owned.iter().flatten() {
+            self.cache.abandon(*id);
+        }
+    }
+}
+
+/// Whether `log` still holds the record of `id` at `position` (retention or
+/// truncation may have removed it, and a truncated offset may be reused).
+fn still_holds(logs: &[Arc<Log>], position: Position, id: u128) -> Result<bool> {
+    let Some(log) = logs.get(position.partition as usize) else {
+        return Ok(false);
+    };
+    if position.offset < log.earliest_offset() || position.offset >= log.next_offset() {
+        return Ok(false);
+    }
+    match log.read(position.offset, ReadLimit::records(1)) {
+        Ok(records) => Ok(records
+            .first()
+            .is_some_and(|r| r.offset == position.offset && event_id_of(&r.value) == Some(id))),
+        Err(Error::OffsetOutOfRange { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends `items` (bytes in `buf`) to their partitions, applying sampling
+/// (when `sample`) and the topic's dedup cache; fills `out` in input order.
+pub(crate) fn append_items(
+    topic: &TopicHandle,
+    logs: &[Arc<Log>],
+    buf: &[u8],
+    items: &[Item],
+    sample: bool,
+    out: &mut Vec<Published>,
+) -> Result<()> {
+    let max_batch = topic.config.read().max_batch_bytes;
+    let dropped = |item: &Item| Published {
+        partition: item.partition,
+        offset: Published::NO_OFFSET,
+        outcome: PublishOutcome::Dropped,
+    };
+    let mut plan: Vec<Plan> = Vec::with_capacity(items.len());
+    let mut claims = topic.dedup.as_ref().map(|cache| Claims {
+        cache,
+        owned: vec![None; items.len()],
+    });
+    // Repeats within the call first: they inherit the first one's fate and
+    // cost no sampling token.
+    let check_repeats = claims.is_some() && items.len() > 1;
+    let mut first_of: std::collections::HashMap<u128, usize> =
+        std::collections::HashMap::with_capacity(if check_repeats { items.len() } else { 0 });
+    for (i, item) in items.iter().enumerate() {
+        if check_repeats {
+            match first_of.entry(item.id) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    plan.push(Plan::SameAs(*first.get()));
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
+        }
+        let admitted = !sample
+            || !item.system
+            || topic
+                .sampler
+                .as_ref()
+                .is_none_or(|s| s.admit_at(std::time::Instant::now()));
+        plan.push(if admitted {
+            Plan::Append
+        } else {
+            Plan::Done(dropped(item))
+        });
+    }
+    if let Some(claims) = claims.as_mut() {
+        // Ascending id order: a producer waiting on another's pending claim
+        // never holds a claim that one waits on.
+        let mut order: Vec<usize> = (0..items.len())
+            .filter(|&i| matches!(plan[i], Plan::Append))
+            .collect();
+        order.sort_unstable_by_key(|&i| items[i].id);
+        let ids: Vec<u128> = order.iter().map(|&i| items[i].id).collect();
+        let Claims { cache, owned } = claims;
+        cache.claim_many(
+            &ids,
+            now_micros(),
+            &mut |id, position| still_holds(logs, position, id),
+            &mut |k, found| {
+                let i = order[k];
+                match found {
+                    None => owned[i] = Some(items[i].id),
+                    Some(p) => {
+                        plan[i] = Plan::Done(Published {
+                            partition: p.partition,
+                            offset: p.offset,
+                            outcome: PublishOutcome::Duplicate,
+                        });
+                    }
+                }
+            },
+        )?;
+    }
+    let base = out.len();
+    out.extend(items.iter().map(dropped));
+    let partitions: BTreeSet<u32> = items.iter().map(|s| s.partition).collect();
+    let mut records: Vec<(i64, &[u8])> = Vec::new();
+    let mut indexes: Vec<usize> = Vec::new();
+    for p in partitions {
+        let log = logs.get(p as usize).ok_or_else(|| {
+            Error::invalid(
+                format!("partition {p} of topic {:?}", topic.name),
+                format!("the topic has {} partitions", logs.len()),
+            )
+        })?;
+        records.clear();
+        indexes.clear();
+        let mut bytes = crate::batch::HEADER_LEN;
+        for (i, item) in items.iter().enumerate() {
+            if item.partition != p || !matches!(plan[i], Plan::Append) {
+                continue;
+            }
+            let size = item.end - item.start + crate::batch::RECORD_OVERHEAD;
+            if !records.is_empty() && bytes + size > max_batch {
+                append_chunk(
+                    log,
+                    p,
+                    items,
+                    &records,
+                    &indexes,
+                    claims.as_mut(),
+                    &mut out[base..],
+                )?;
+                records.clear();
+                indexes.clear();
+                bytes = crate::batch::HEADER_LEN;
+            }
+            bytes += size;
+            records.push((item.timestamp, &buf[item.start..item.end]));
+            indexes.push(i);
+        }
+        append_chunk(
+            log,
+            p,
+            items,
+            &records,
+            &indexes,
+            claims.as_mut(),
+            &mut out[base..],
+        )?;
+    }
+    for (i, step) in plan.iter().enumerate() {
+        match *step {
+            Plan::Append => {}
+            Plan::Done(published) => out[base + i] = published,
+            Plan::SameAs(first) => {
+                let original = out[base + first];
+                out[base + i] = if original.is_dropped() {
+                    original
+                } else {
+                    Published {
+                        outcome: PublishOutcome::Duplicate,
+                        ..original
+                    }
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
 fn append_chunk(
-    log: &crate::Log,
+    log: &Log,
     partition: u32,
+    items: &[Item],
     records: &[(i64, &[u8])],
     indexes: &[usize],
+    claims: Option<&mut Claims<'_>>,
     out: &mut [Published],
 ) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
     let offsets = log.append_batch_with_timestamps(records)?;
-    for (&i, offset) in indexes.iter().zip(offsets) {
-        out[i] = Published { partition, offset };
+    let mut claims = claims;
+    for (&i, offset) in indexes.iter().zip(offsets.clone()) {
+        out[i] = Published::appended(partition, offset);
+    }
+    if let Some(claims) = claims.as_mut() {
+        let owned = &mut claims.owned;
+        let appended = indexes.iter().zip(offsets).filter_map(|(&i, offset)| {
+            owned[i].take().map(|id| {
+                let position = Position {
+                    partition,
+                    offset,
+                    timestamp: items[i].timestamp,
+                };
+                (id, position)
+            })
+        });
+        claims.cache.commit_many(appended, now_micros());
     }
     Ok(())
 }

@@ -160,6 +160,48 @@ pub struct TopicConfig {
     /// What happens to data leaving the last readable tier (default `delete`).
     #[serde(default)]
     pub cold_action: ColdAction,
+    /// Producer-side dedup window in milliseconds, measured on the record
+    /// timestamp (`emitted_at`): publishing an `event_id` already appended
+    /// within it returns the original position and appends nothing. 0 = off.
+    #[serde(
+        default = "default_dedup_window_ms",
+        skip_serializing_if = "is_default_dedup_window_ms"
+    )]
+    pub dedup_window_ms: u64,
+    /// Most event ids the dedup cache holds; the oldest go first beyond it.
+    #[serde(
+        default = "default_dedup_max_entries",
+        skip_serializing_if = "is_default_dedup_max_entries"
+    )]
+    pub dedup_max_entries: u64,
+    /// At-most-once sampling: `system.` events beyond this many per second
+    /// (token bucket, one second of burst) are dropped and counted instead of
+    /// appended. `None` = never drop. Other domains are never dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_events_per_sec: Option<u32>,
+}
+
+/// Default dedup window: 2 minutes.
+pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 120_000;
+/// Default cap on dedup cache entries per topic.
+pub const DEFAULT_DEDUP_MAX_ENTRIES: u64 = 1_000_000;
+
+fn default_dedup_window_ms() -> u64 {
+    DEFAULT_DEDUP_WINDOW_MS
+}
+
+// Defaults are left out of topic.json so files written before these fields
+// existed keep their checksum (it covers the serialised config).
+fn is_default_dedup_window_ms(v: &u64) -> bool {
+    *v == DEFAULT_DEDUP_WINDOW_MS
+}
+
+fn default_dedup_max_entries() -> u64 {
+    DEFAULT_DEDUP_MAX_ENTRIES
+}
+
+fn is_default_dedup_max_entries(v: &u64) -> bool {
+    *v == DEFAULT_DEDUP_MAX_ENTRIES
 }
 
 /// What retention does with data leaving the last readable tier.
@@ -219,6 +261,9 @@ impl Default for TopicConfig {
             retention_bytes: None,
             warm_retention_ms: 0,
             cold_action: ColdAction::Delete,
+            dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
+            dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
+            system_events_per_sec: None,
         }
     }
 }
@@ -271,6 +316,24 @@ impl TopicConfig {
                     "{} must exceed retention_ms {hot}: warm retention counts from the same record time as hot retention",
                     self.warm_retention_ms
                 ),
+            ));
+        }
+        if self.dedup_window_ms > 0 && self.dedup_max_entries == 0 {
+            return Err(Error::invalid(
+                "dedup_max_entries",
+                "must be positive while dedup_window_ms is set (set dedup_window_ms to 0 to turn dedup off)",
+            ));
+        }
+        if self.dedup_window_ms > i64::MAX as u64 / 1000 {
+            return Err(Error::invalid(
+                "dedup_window_ms",
+                format!("{} is too large", self.dedup_window_ms),
+            ));
+        }
+        if self.system_events_per_sec == Some(0) {
+            return Err(Error::invalid(
+                "system_events_per_sec",
+                "must be positive when set (leave it unset to never drop system events)",
             ));
         }
         // The limits `Log::open` enforces, checked here so a bad topic is

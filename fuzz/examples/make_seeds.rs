@@ -368,6 +368,34 @@ fn log_segments(dir: &Path) -> Result<Vec<u64>> {
     Ok(bases)
 }
 
+/// Snapshot files exported from small topics of fixture events: whole, a
+/// partition subset with an offset range, and an empty range.
+fn snapshot_seeds(out: &Path, work: &Path) -> Result<()> {
+    use eventfabric::snapshot::{Bound, ExportOptions, export};
+    use eventfabric::{Fabric, FabricConfig, FsyncPolicy, TopicConfig};
+    let dir = out.join("snapshot_decode");
+    let data = work.join("snapshot-data");
+    let fabric = Fabric::open(&data, FabricConfig::with_fsync(FsyncPolicy::Os))?;
+    let mut config = TopicConfig::with_partitions(2);
+    config.fsync = FsyncPolicy::Os;
+    fabric.create_topic("seed.snap.v1", config)?;
+    let mut generator = eventfabric::fixtures::FixtureGenerator::new(7, 3);
+    let events: Vec<_> = generator.mixed().take(6).collect();
+    fabric.producer("seed.snap.v1", "seeds")?.publish_batch(&events)?;
+    let mut subset = ExportOptions::default();
+    subset.partitions = Some(vec![1]);
+    subset.from = Bound::Offset(1);
+    let mut empty = ExportOptions::default();
+    empty.from = Bound::Offset(1000);
+    for (name, options) in [("whole", ExportOptions::default()), ("subset", subset), ("empty", empty)] {
+        let file = work.join(format!("{name}.snap"));
+        export(&fabric, "seed.snap.v1", &file, &options)?;
+        write(&dir, name, &fs::read(&file)?)?;
+    }
+    fabric.close()?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let out = std::env::args().nth(1).unwrap_or_else(|| "seeds".into());
     let out = Path::new(&out);
@@ -375,7 +403,8 @@ fn main() -> Result<()> {
     batch_seeds(out)?;
     recovery_segment_seeds(out, work.path())?;
     two_segment_seeds(out, work.path())?;
-    for t in ["batch_decode", "recovery_segment", "recovery_two_segments"] {
+    snapshot_seeds(out, work.path())?;
+    for t in ["batch_decode", "recovery_segment", "recovery_two_segments", "snapshot_decode"] {
         let n = fs::read_dir(out.join(t))?.count();
         println!("{}: {n} seeds", out.join(t).display());
     }

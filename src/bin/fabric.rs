@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::{
-    Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, ReadEvent, StartFrom, TopicConfig,
+    Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, PublishOutcome, Published, ReadEvent,
+    StartFrom, TopicConfig,
 };
 use serde_json::{Value, json};
 
@@ -56,6 +57,10 @@ enum Command {
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Export a topic (or some partitions, over a range) into one snapshot file.
+    Export(ExportArgs),
+    /// Import a snapshot file as a new topic or into an existing one.
+    Import(ImportArgs),
     /// Show or apply a topic's retention policy (hot, warm and cold tiers).
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -153,6 +158,15 @@ struct CreateArgs {
     /// (to the cold directory).
     #[arg(long)]
     cold_action: Option<eventfabric::ColdAction>,
+    /// Producer dedup window in milliseconds (default 120000; 0 turns dedup off).
+    #[arg(long)]
+    dedup_window_ms: Option<u64>,
+    /// Most event ids the dedup cache holds (default 1000000).
+    #[arg(long)]
+    dedup_max_entries: Option<u64>,
+    /// Drop (and count) `system.` events beyond this many per second.
+    #[arg(long)]
+    system_events_per_sec: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -162,7 +176,9 @@ struct ProduceArgs {
     /// Override the topic's fsync policy for this run: always, group or os.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
-    /// Print {"line":N,"event_id":"...","partition":P,"offset":O} per record once durable.
+    /// Print {"line":N,"event_id":"...","partition":P,"offset":O} per record once durable
+    /// (a duplicate adds "duplicate_of":{"partition":P,"offset":O}; a sampled-away
+    /// system event prints "dropped":"sampled" and no offset).
     #[arg(long)]
     acks: bool,
     /// The `source` stamped on events that lack one.
@@ -334,6 +350,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Verify(args) => verify(data_dir(&cli.data)?, args),
         Command::Gen(args) => gen_events(args),
         Command::Bench(BenchCommand::Produce(args)) => bench_produce(data_dir(&cli.data)?, args),
+        Command::Export(args) => export(data_dir(&cli.data)?, args),
+        Command::Import(args) => import(data_dir(&cli.data)?, args),
         Command::Bench(BenchCommand::Consume(args)) => bench_consume(data_dir(&cli.data)?, args),
         Command::Retention(cmd) => retention(data_dir(&cli.data)?, tiers, cmd),
     }
@@ -377,6 +395,13 @@ fn topic(data: &Path, cmd: TopicCommand, tiers: &FabricConfig) -> CliResult {
             if let Some(v) = a.cold_action {
                 c.cold_action = v;
             }
+            if let Some(v) = a.dedup_window_ms {
+                c.dedup_window_ms = v;
+            }
+            if let Some(v) = a.dedup_max_entries {
+                c.dedup_max_entries = v;
+            }
+            c.system_events_per_sec = a.system_events_per_sec;
             let fabric = Fabric::open(data, tiers.clone())?;
             fabric.create_topic(&a.topic, c)?;
             fabric.close()?;
@@ -515,13 +540,14 @@ fn append_pending(
             producer.flush()?;
         }
         for ((n, e), p) in pending.lines.iter().zip(&pending.envelopes).zip(&published) {
-            let ack = json!({"line": n, "event_id": e.event_id.hyphenated().to_string(),
-                             "partition": p.partition, "offset": p.offset});
-            writeln!(out, "{ack}")?;
+            writeln!(out, "{}", ack_line(*n, e, p))?;
         }
         out.flush()?;
     }
-    let n = pending.lines.len() as u64;
+    let n = published
+        .iter()
+        .filter(|p| p.outcome == PublishOutcome::Appended)
+        .count() as u64;
     pending.lines.clear();
     pending.envelopes.clear();
     Ok(n)
@@ -1175,5 +1201,124 @@ fn retention(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> CliResu
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One `produce --acks` line: the position, plus `duplicate_of` for an event
+/// the topic already held (nothing appended) or `dropped` for a sampled one.
+fn ack_line(line: u64, envelope: &Envelope, p: &Published) -> Value {
+    let id = envelope.event_id.hyphenated().to_string();
+    match p.outcome {
+        PublishOutcome::Appended => {
+            json!({"line": line, "event_id": id, "partition": p.partition, "offset": p.offset})
+        }
+        PublishOutcome::Duplicate => json!({"line": line, "event_id": id,
+            "partition": p.partition, "offset": p.offset,
+            "duplicate_of": {"partition": p.partition, "offset": p.offset}}),
+        PublishOutcome::Dropped => json!({"line": line, "event_id": id,
+            "partition": p.partition, "dropped": "sampled"}),
+    }
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The topic to export.
+    topic: String,
+    /// The snapshot file to write (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Start: an OFFSET (in every exported partition) or an RFC 3339 time (emitted_at), inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// End: an OFFSET or an RFC 3339 time, exclusive.
+    #[arg(long)]
+    to: Option<String>,
+    /// Export only this partition (repeatable).
+    #[arg(long = "partition", value_name = "P")]
+    partitions: Vec<u32>,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The snapshot file to import.
+    file: PathBuf,
+    /// Import into this topic instead of the exported topic's name.
+    #[arg(long)]
+    topic: Option<String>,
+}
+
+fn parse_bound(flag: &str, text: &Option<String>) -> CliResult<eventfabric::snapshot::Bound> {
+    use eventfabric::snapshot::Bound;
+    Ok(match text.as_deref() {
+        None => Bound::Unbounded,
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Bound::Offset(s.parse()?)
+        }
+        Some(s) => match s.parse::<jiff::Timestamp>() {
+            Ok(t) => Bound::Time(t.as_microsecond()),
+            Err(e) => {
+                return fail(format!(
+                    "{flag} {s:?} is not an offset or an RFC 3339 time ({e}); e.g. {flag} 2026-06-10T12:30:00Z"
+                ));
+            }
+        },
+    })
+}
+
+/// Progress on stderr for long snapshot runs: at most twice a second, only
+/// once the run has lasted a second.
+fn snapshot_progress(what: &'static str) -> impl FnMut(u64) {
+    let started = Instant::now();
+    let mut last = Instant::now();
+    move |records| {
+        if started.elapsed() > Duration::from_secs(1) && last.elapsed() > Duration::from_millis(500)
+        {
+            eprintln!("fabric: {what} {records} records...");
+            last = Instant::now();
+        }
+    }
+}
+
+fn export(data: &Path, args: ExportArgs) -> CliResult {
+    let fabric = Fabric::open_read_only(data)?;
+    let mut options = eventfabric::snapshot::ExportOptions::default();
+    options.from = parse_bound("--from", &args.from)?;
+    options.to = parse_bound("--to", &args.to)?;
+    if !args.partitions.is_empty() {
+        options.partitions = Some(args.partitions.clone());
+    }
+    let mut progress = snapshot_progress("exported");
+    let summary = eventfabric::snapshot::export_with_progress(
+        &fabric,
+        &args.topic,
+        &args.out,
+        &options,
+        &mut progress,
+    )?;
+    println!(
+        "{}",
+        json!({"topic": args.topic, "file": summary.path, "records": summary.records,
+               "bytes": summary.value_bytes, "file_bytes": summary.file_bytes,
+               "schema_versions": summary.schema_versions})
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(data: &Path, args: ImportArgs) -> CliResult {
+    let fabric = Fabric::open(data, FabricConfig::default())?;
+    let mut progress = snapshot_progress("imported");
+    let summary = eventfabric::snapshot::import_with_progress(
+        &fabric,
+        &args.file,
+        args.topic.as_deref(),
+        &mut progress,
+    )?;
+    fabric.close()?;
+    println!(
+        "{}",
+        json!({"topic": summary.topic, "created": summary.created, "records": summary.records,
+               "appended": summary.appended, "bytes": summary.bytes,
+               "duplicates_skipped": summary.duplicates_skipped})
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,552 @@
+//! The producer-side dedup cache and at-most-once sampling, through the
+//! public API: a duplicate within the window returns the original position
+//! and appends nothing; outside the window (by time, by count) it appends;
+//! the cache survives a clean restart and a kill -9; retention and
+//! truncation evict; racing producers append each id once; a model-based
+//! proptest; `system.` events sampled above the rate, others never. (The
+//! kill -9 test lives in `tests/dedup_crash.rs`: a process that forks
+//! children shares its lock files with them until they exec, which would
+//! make the close-and-reopen steps here see their own lock as held.)
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
+use eventfabric::{
+    Envelope, Fabric, FabricConfig, FsyncPolicy, Log, PublishOutcome, Published, TopicConfig,
+};
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+const TOPIC: &str = "billing.dedup.v1";
+
+fn reopen(fabric: Fabric, dir: &std::path::Path) -> Fabric {
+    fabric.close().unwrap();
+    Fabric::open(dir, os()).unwrap()
+}
+
+fn os() -> FabricConfig {
+    FabricConfig::with_fsync(FsyncPolicy::Os)
+}
+
+fn config(partitions: u32) -> TopicConfig {
+    let mut c = TopicConfig::with_partitions(partitions);
+    c.fsync = FsyncPolicy::Os;
+    c
+}
+
+fn open(dir: &std::path::Path, c: TopicConfig) -> Fabric {
+    let fabric = Fabric::open(dir, os()).unwrap();
+    fabric.create_topic(TOPIC, c).unwrap();
+    fabric
+}
+
+/// A valid envelope with a deterministic id `n`, emitted `age` ago, keyed by `key`.
+fn event(n: u64, age: Duration, key: &str) -> Envelope {
+    let mut e = FixtureGenerator::new(n, 10).next(FixtureKind::all()[(n % 3) as usize]);
+    e.event_id = Envelope::event_id_from_parts(1_780_000_000_000 + n, n as u16, n);
+    let emitted = Timestamp::now() - jiff::SignedDuration::try_from(age).unwrap();
+    e.emitted_at = emitted;
+    e.occurred_at = emitted;
+    e.partition_key = key.to_string();
+    e
+}
+
+fn fresh(n: u64) -> Envelope {
+    event(n, Duration::ZERO, &format!("key-{n}"))
+}
+
+fn total_records(fabric: &Fabric) -> u64 {
+    fabric
+        .topic_info(TOPIC)
+        .unwrap()
+        .offsets
+        .iter()
+        .map(|(e, n)| n - e)
+        .sum()
+}
+
+/// Every (partition, offset, event_id) the topic holds.
+fn stored_ids(fabric: &Fabric) -> Vec<(u32, u64, uuid::Uuid)> {
+    fabric
+        .reader(TOPIC, eventfabric::StartFrom::Earliest)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.partition, r.offset, r.envelope.event_id)
+        })
+        .collect()
+}
+
+#[test]
+fn a_duplicate_within_the_window_returns_the_original_position_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(3));
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let first = producer.publish(&fresh(1)).unwrap();
+    assert_eq!(first.outcome, PublishOutcome::Appended);
+    let again = producer.publish(&fresh(1)).unwrap();
+    assert_eq!(
+        again,
+        Published {
+            outcome: PublishOutcome::Duplicate,
+            ..first
+        }
+    );
+    assert!(again.is_duplicate());
+    assert_eq!(total_records(&fabric), 1);
+    // A different producer of the same topic shares the cache.
+    let mut other = fabric.producer(TOPIC, "other").unwrap();
+    assert!(other.publish(&fresh(1)).unwrap().is_duplicate());
+    assert_eq!(
+        other.dedup_lookup(fresh(1).event_id),
+        Some((first.partition, first.offset))
+    );
+
+    // publish_batch: against the cache and within the batch.
+    let batch = vec![fresh(2), fresh(1), fresh(3), fresh(2), fresh(4)];
+    let out = producer.publish_batch(&batch).unwrap();
+    let outcomes: Vec<PublishOutcome> = out.iter().map(|p| p.outcome).collect();
+    use PublishOutcome::{Appended, Duplicate};
+    assert_eq!(
+        outcomes,
+        [Appended, Duplicate, Appended, Duplicate, Appended]
+    );
+    assert_eq!(
+        (out[1].partition, out[1].offset),
+        (first.partition, first.offset)
+    );
+    assert_eq!(
+        (out[3].partition, out[3].offset),
+        (out[0].partition, out[0].offset)
+    );
+    assert_eq!(total_records(&fabric), 4);
+    let ids: Vec<_> = stored_ids(&fabric)
+        .into_iter()
+        .map(|(_, _, id)| id)
+        .collect();
+    let distinct: HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "an id was stored twice: {ids:?}");
+    let stats = fabric.dedup_stats(TOPIC).unwrap().unwrap();
+    assert_eq!(stats.entries, 4);
+    assert!(stats.allocated_bytes > 0);
+}
+
+#[test]
+fn outside_the_window_by_time_or_by_count_it_appends_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.dedup_window_ms = 60_000;
+    c.dedup_max_entries = 3;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    // Emitted two minutes ago: outside a one-minute window from the start.
+    let old = event(100, Duration::from_secs(120), "k");
+    assert!(!producer.publish(&old).unwrap().is_duplicate());
+    assert!(!producer.publish(&old).unwrap().is_duplicate());
+    // Just inside the window.
+    let recent = event(101, Duration::from_secs(50), "k");
+    assert!(!producer.publish(&recent).unwrap().is_duplicate());
+    assert!(producer.publish(&recent).unwrap().is_duplicate());
+    // By count: three entries at most; the oldest committed goes first.
+    for n in 0..3 {
+        producer.publish(&fresh(n)).unwrap();
+    }
+    assert!(
+        !producer.publish(&recent).unwrap().is_duplicate(),
+        "evicted by count"
+    );
+    assert!(producer.publish(&fresh(2)).unwrap().is_duplicate());
+    assert_eq!(total_records(&fabric), 7);
+
+    // A window of 0 turns dedup off.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.dedup_window_ms = 0;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    producer.publish(&fresh(1)).unwrap();
+    assert!(!producer.publish(&fresh(1)).unwrap().is_duplicate());
+    assert!(fabric.dedup_stats(TOPIC).unwrap().is_none());
+}
+
+#[test]
+fn the_cache_survives_a_clean_restart_and_honours_the_window_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(4);
+    c.dedup_window_ms = 60_000;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let mut first = BTreeMap::new();
+    for n in 0..200 {
+        first.insert(n, producer.publish(&fresh(n)).unwrap());
+    }
+    let old = event(999, Duration::from_secs(120), "k");
+    producer.publish(&old).unwrap();
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 200);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for (n, original) in &first {
+        let again = producer.publish(&fresh(*n)).unwrap();
+        assert!(
+            again.is_duplicate(),
+            "event {n} appended again after restart"
+        );
+        assert_eq!(
+            (again.partition, again.offset),
+            (original.partition, original.offset)
+        );
+    }
+    assert!(
+        !producer.publish(&old).unwrap().is_duplicate(),
+        "outside the window"
+    );
+    assert_eq!(total_records(&fabric), 202);
+}
+
+#[test]
+fn truncation_and_retention_evict_ids_whose_records_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.segment_bytes = 4096;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+
+    // Truncate, then reuse the offsets with other events: the cached offset
+    // of event 1 now holds event 50, which must not be reported as event 1.
+    let a = producer.publish(&fresh(1)).unwrap();
+    producer.publish(&fresh(2)).unwrap();
+    log.truncate(a.offset).unwrap();
+    let c50 = producer.publish(&fresh(50)).unwrap();
+    assert_eq!(c50.offset, a.offset, "offset reused after truncate");
+    let again = producer.publish(&fresh(1)).unwrap();
+    assert_eq!(again.outcome, PublishOutcome::Appended);
+    assert!(producer.publish(&fresh(2)).unwrap().outcome == PublishOutcome::Appended);
+    assert!(producer.publish(&fresh(1)).unwrap().is_duplicate());
+
+    // Retention: roll segments and delete the old ones.
+    for n in 100..200 {
+        producer.publish(&fresh(n)).unwrap();
+    }
+    log.roll().unwrap();
+    let cut = log.next_offset();
+    assert!(log.delete_segments_before(cut).unwrap() > 0);
+    assert!(log.earliest_offset() > 0);
+    let before = log.next_offset();
+    let re = producer.publish(&fresh(100)).unwrap();
+    assert_eq!(
+        re.outcome,
+        PublishOutcome::Appended,
+        "purged id still deduped"
+    );
+    assert_eq!(re.offset, before);
+    // Ids still held are still duplicates.
+    producer.publish(&fresh(300)).unwrap();
+    assert!(producer.publish(&fresh(300)).unwrap().is_duplicate());
+}
+
+#[test]
+fn racing_producers_append_each_id_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(4));
+    let ids: Vec<u64> = (0..400).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let results: Vec<Vec<(u64, Published)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let fabric = fabric.clone();
+                let mut order = ids.clone();
+                // Each thread its own order; half the threads in batches.
+                order.rotate_left((t * 97) as usize % ids.len());
+                if t % 2 == 1 {
+                    order.reverse();
+                }
+                s.spawn(move || {
+                    let mut producer = fabric.producer(TOPIC, "racer").unwrap();
+                    let mut out = Vec::new();
+                    if t < 2 {
+                        for n in order {
+                            out.push((n, producer.publish(&fresh(n)).unwrap()));
+                            assert!(Instant::now() < deadline, "stress test overran");
+                        }
+                    } else {
+                        for chunk in order.chunks(7) {
+                            let envs: Vec<Envelope> = chunk.iter().map(|&n| fresh(n)).collect();
+                            let published = producer.publish_batch(&envs).unwrap();
+                            out.extend(chunk.iter().copied().zip(published));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(total_records(&fabric), ids.len() as u64);
+    let mut position: HashMap<u64, (u32, u64)> = HashMap::new();
+    let mut appended: HashMap<u64, usize> = HashMap::new();
+    for thread in &results {
+        for (n, p) in thread {
+            let at = (p.partition, p.offset);
+            assert_eq!(
+                *position.entry(*n).or_insert(at),
+                at,
+                "id {n} at two positions"
+            );
+            if p.outcome == PublishOutcome::Appended {
+                *appended.entry(*n).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        appended.values().all(|&c| c == 1),
+        "an id was appended twice or never"
+    );
+    assert_eq!(appended.len(), ids.len());
+    let stored: HashMap<(u32, u64), uuid::Uuid> = stored_ids(&fabric)
+        .into_iter()
+        .map(|(p, o, id)| ((p, o), id))
+        .collect();
+    for (n, at) in position {
+        assert_eq!(stored[&at], fresh(n).event_id);
+    }
+}
+
+#[test]
+fn publish_replay_bypasses_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(1));
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let first = producer.publish(&fresh(7)).unwrap();
+    let replay = producer.publish_replay(&fresh(7)).unwrap();
+    assert_eq!(replay.outcome, PublishOutcome::Appended);
+    assert_eq!(replay.offset, first.offset + 1);
+    // The cache now points at the replayed copy.
+    let again = producer.publish(&fresh(7)).unwrap();
+    assert!(again.is_duplicate());
+    assert_eq!(again.offset, replay.offset);
+    assert_eq!(total_records(&fabric), 2);
+}
+
+#[test]
+fn system_events_beyond_the_rate_are_dropped_and_counted_others_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(2);
+    c.system_events_per_sec = Some(5);
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let mut health = fresh(0);
+    health.event_type = "system.health.checked".into();
+    health.tenant_id = None;
+    let started = Instant::now();
+    let mut appended = 0u64;
+    let mut business = 0u64;
+    for n in 0..200u64 {
+        let mut e = health.clone();
+        e.event_id = fresh(1000 + n).event_id;
+        let p = producer.publish(&e).unwrap();
+        match p.outcome {
+            PublishOutcome::Appended => appended += 1,
+            PublishOutcome::Dropped => assert_eq!(p.offset, Published::NO_OFFSET),
+            PublishOutcome::Duplicate => panic!("not a duplicate"),
+        }
+        let b = producer.publish(&fresh(n)).unwrap();
+        assert_eq!(
+            b.outcome,
+            PublishOutcome::Appended,
+            "a billing event was dropped"
+        );
+        business += 1;
+    }
+    // Batches too.
+    let batch: Vec<Envelope> = (0..50u64)
+        .map(|n| {
+            let mut e = health.clone();
+            e.event_id = fresh(5000 + n).event_id;
+            e
+        })
+        .chain((0..50u64).map(|n| fresh(7000 + n)))
+        .collect();
+    let out = producer.publish_batch(&batch).unwrap();
+    appended += out[..50].iter().filter(|p| !p.is_dropped()).count() as u64;
+    assert!(
+        out[50..]
+            .iter()
+            .all(|p| p.outcome == PublishOutcome::Appended)
+    );
+    business += 50;
+    let secs = started.elapsed().as_secs_f64();
+    let allowed = 5 + (secs * 5.0).ceil() as u64;
+    assert!(
+        appended >= 5 && appended <= allowed,
+        "{appended} system events in {secs}s"
+    );
+    assert_eq!(producer.system_events_dropped(), 250 - appended);
+    assert_eq!(fabric.system_events_dropped(TOPIC).unwrap(), 250 - appended);
+    assert_eq!(total_records(&fabric), business + appended);
+}
+
+// ------------------------------------------------------------ model
+
+#[derive(Debug, Clone)]
+enum Op {
+    Publish(u8),
+    Batch(Vec<u8>),
+    Truncate(u8, u8),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (0u8..24).prop_map(Op::Publish),
+        2 => prop::collection::vec(0u8..24, 1..6).prop_map(Op::Batch),
+        1 => (0u8..2, 0u8..4).prop_map(|(p, back)| Op::Truncate(p, back)),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// The cache as specified: committed ids in commit order (re-appending an
+/// id moves it to the back), at most `cap` of them; a hit counts only if the
+/// log still holds that id at that position.
+#[derive(Default)]
+struct Model {
+    cache: VecDeque<(u128, (u32, u64))>,
+    log: [Vec<(u128, i64)>; 2],
+}
+
+impl Model {
+    fn lookup(&self, id: u128) -> Option<(u32, u64)> {
+        let &(_, at) = self.cache.iter().find(|(i, _)| *i == id)?;
+        let stored = self.log[at.0 as usize].get(at.1 as usize)?;
+        (stored.0 == id).then_some(at)
+    }
+
+    fn commit(&mut self, id: u128, at: (u32, u64), cap: usize) {
+        self.cache.retain(|(i, _)| *i != id);
+        self.cache.push_back((id, at));
+        while self.cache.len() > cap {
+            self.cache.pop_front();
+        }
+    }
+
+    fn rebuild(&mut self, cap: usize) {
+        let mut all: Vec<(i64, u128, (u32, u64))> = Vec::new();
+        for (p, log) in self.log.iter().enumerate() {
+            for (o, &(id, ts)) in log.iter().enumerate() {
+                all.push((ts, id, (p as u32, o as u64)));
+            }
+        }
+        all.sort();
+        let keep = all.len().saturating_sub(cap);
+        self.cache.clear();
+        for (_, id, at) in all.into_iter().skip(keep) {
+            self.cache.retain(|(i, _)| *i != id);
+            self.cache.push_back((id, at));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_cache_behaves_like_its_model(ops in prop::collection::vec(op(), 1..40)) {
+        const CAP: usize = 6;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(2);
+        c.dedup_max_entries = CAP as u64;
+        let mut fabric = open(dir.path(), c);
+        let mut model = Model::default();
+        // Distinct, increasing emitted_at for every publish (within the window).
+        let base = Timestamp::now().as_microsecond() - 60_000_000;
+        let mut clock = 0i64;
+        let mut make = |n: u8| {
+            clock += 1000;
+            let mut e = event(u64::from(n), Duration::ZERO, &format!("key-{}", n % 2));
+            e.partition_key = if n.is_multiple_of(2) { "a".into() } else { "c".into() };
+            e.emitted_at = Timestamp::from_microsecond(base + clock).unwrap();
+            e
+        };
+        for op in ops {
+            match op {
+                Op::Publish(n) => {
+                    let e = make(n);
+                    let mut producer = fabric.producer(TOPIC, "p").unwrap();
+                    let got = producer.publish(&e).unwrap();
+                    let id = e.event_id.as_u128();
+                    match model.lookup(id) {
+                        Some(at) => {
+                            prop_assert_eq!(got.outcome, PublishOutcome::Duplicate);
+                            prop_assert_eq!((got.partition, got.offset), at);
+                        }
+                        None => {
+                            prop_assert_eq!(got.outcome, PublishOutcome::Appended);
+                            let p = got.partition as usize;
+                            prop_assert_eq!(got.offset, model.log[p].len() as u64);
+                            model.log[p].push((id, e.emitted_at.as_microsecond()));
+                            model.commit(id, (got.partition, got.offset), CAP);
+                        }
+                    }
+                }
+                Op::Batch(ns) => {
+                    let envs: Vec<Envelope> = ns.iter().map(|&n| make(n)).collect();
+                    let mut producer = fabric.producer(TOPIC, "p").unwrap();
+                    let got = producer.publish_batch(&envs).unwrap();
+                    // The model: ids decided in ascending order against the
+                    // cache, then appended per partition in input order.
+                    let mut decided: HashMap<u128, Option<(u32, u64)>> = HashMap::new();
+                    let mut distinct: Vec<u128> = envs.iter().map(|e| e.event_id.as_u128()).collect();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    for id in distinct {
+                        let found = model.lookup(id);
+                        if found.is_none() {
+                            // Claimed now: a stale entry stops counting.
+                            model.cache.retain(|(i, _)| *i != id);
+                        }
+                        decided.insert(id, found);
+                    }
+                    let mut first: HashMap<u128, (u32, u64)> = HashMap::new();
+                    let mut partitions: Vec<u32> = got.iter().map(|g| g.partition).collect();
+                    partitions.sort_unstable();
+                    partitions.dedup();
+                    for p in partitions {
+                        for (e, g) in envs.iter().zip(&got) {
+                            let id = e.event_id.as_u128();
+                            if g.partition != p || decided[&id].is_some() || first.contains_key(&id) {
+                                continue;
+                            }
+                            prop_assert_eq!(g.outcome, PublishOutcome::Appended);
+                            prop_assert_eq!(g.offset, model.log[p as usize].len() as u64);
+                            model.log[p as usize].push((id, e.emitted_at.as_microsecond()));
+                            model.commit(id, (p, g.offset), CAP);
+                            first.insert(id, (p, g.offset));
+                        }
+                    }
+                    let mut seen = HashSet::new();
+                    for (e, g) in envs.iter().zip(&got) {
+                        let id = e.event_id.as_u128();
+                        let expect = decided[&id].or(first.get(&id).copied()).unwrap();
+                        prop_assert_eq!((g.partition, g.offset), expect);
+                        let repeat = !seen.insert(id);
+                        if decided[&id].is_some() || repeat {
+                            prop_assert_eq!(g.outcome, PublishOutcome::Duplicate);
+                        }
+                    }
+                }
+                Op::Truncate(p, back) => {
+                    let log: Arc<Log> = fabric.partition(TOPIC, u32::from(p)).unwrap();
+                    let keep = model.log[p as usize].len().saturating_sub(back as usize);
+                    log.truncate(keep as u64).unwrap();
+                    model.log[p as usize].truncate(keep);
+                }
+                Op::Reopen => {
+                    fabric = reopen(fabric, dir.path());
+                    model.rebuild(CAP);
+                }
+            }
+        }
+    }
+}

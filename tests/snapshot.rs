@@ -1,0 +1,424 @@
+//! Snapshot export/import: a round trip keeps every record bit for bit (bytes,
+//! order, timestamps, offsets); partition subsets and offset/time ranges
+//! export exactly what they name; importing into an existing topic skips
+//! the ids it holds; a truncated file, a flipped byte or a wrong version is
+//! refused naming the file and byte, with nothing imported.
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
+use eventfabric::snapshot::{self, Bound, ExportOptions};
+use eventfabric::{Envelope, Error, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
+
+const TOPIC: &str = "billing.snap.v1";
+
+fn os() -> FabricConfig {
+    FabricConfig::with_fsync(FsyncPolicy::Os)
+}
+
+fn config(partitions: u32) -> TopicConfig {
+    let mut c = TopicConfig::with_partitions(partitions);
+    c.fsync = FsyncPolicy::Os;
+    c.segment_bytes = 64 << 10;
+    c
+}
+
+/// Seed-like events of every kind (so several schema versions).
+fn events(n: usize, seed: u64) -> Vec<Envelope> {
+    let mut g = FixtureGenerator::new(seed, 50);
+    let kinds = FixtureKind::all();
+    (0..n).map(|i| g.next(kinds[i % kinds.len()])).collect()
+}
+
+fn filled(dir: &Path, n: usize) -> (Fabric, Vec<Envelope>) {
+    let fabric = Fabric::open(dir, os()).unwrap();
+    fabric.create_topic(TOPIC, config(3)).unwrap();
+    let evs = events(n, 11);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for chunk in evs.chunks(100) {
+        producer.publish_batch(chunk).unwrap();
+    }
+    (fabric, evs)
+}
+
+/// Every record of a topic partition: (offset, timestamp, raw bytes).
+fn raw(fabric: &Fabric, topic: &str, partition: u32) -> Vec<(u64, i64, Vec<u8>)> {
+    let log = fabric.partition(topic, partition).unwrap();
+    log.iter(log.earliest_offset())
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.offset, r.timestamp, r.value.to_vec())
+        })
+        .collect()
+}
+
+fn counts(fabric: &Fabric, topic: &str) -> Vec<(u64, u64)> {
+    fabric.topic_info(topic).unwrap().offsets
+}
+
+#[test]
+fn a_round_trip_keeps_every_record_bit_for_bit() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, _) = filled(src.path(), 1500);
+    let file = src.path().join("billing.snap");
+    let summary = snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    assert_eq!(summary.records, 1500);
+    let expected_versions: BTreeSet<String> = FixtureKind::all()
+        .iter()
+        .map(|k| k.schema_version().to_string())
+        .collect();
+    assert_eq!(
+        summary
+            .schema_versions
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        expected_versions
+    );
+    assert!(!src.path().join("billing.snap.tmp").exists());
+    let info = snapshot::inspect(&file).unwrap();
+    assert_eq!(info.topic, TOPIC);
+    assert_eq!(info.config, fabric.topic_info(TOPIC).unwrap().config);
+    assert_eq!(info.records, 1500);
+
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    let imported = snapshot::import(&target, &file, None).unwrap();
+    assert!(imported.created);
+    assert_eq!((imported.appended, imported.duplicates_skipped), (1500, 0));
+    assert_eq!(target.topic_info(TOPIC).unwrap().config, info.config);
+    for p in 0..3 {
+        assert_eq!(
+            raw(&target, TOPIC, p),
+            raw(&fabric, TOPIC, p),
+            "partition {p}"
+        );
+    }
+    // Renamed, into the same data directory.
+    let again = snapshot::import(&fabric, &file, Some("billing.copy.v1")).unwrap();
+    assert_eq!(again.appended, 1500);
+    for p in 0..3 {
+        assert_eq!(raw(&fabric, "billing.copy.v1", p), raw(&fabric, TOPIC, p));
+    }
+}
+
+#[test]
+fn partition_subsets_and_ranges_export_exactly_what_they_name() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, _) = filled(src.path(), 900);
+    let file = src.path().join("part.snap");
+    let mut options = ExportOptions::default();
+    options.partitions = Some(vec![2, 0]);
+    options.from = Bound::Offset(10);
+    options.to = Bound::Offset(50);
+    snapshot::export(&fabric, TOPIC, &file, &options).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let (info, records) = snapshot::decode(&bytes).unwrap();
+    assert_eq!(info.partitions, vec![0, 2]);
+    for p in [0u32, 2] {
+        let got: Vec<_> = records
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| (r.offset, r.timestamp, r.value.clone()))
+            .collect();
+        let want: Vec<_> = raw(&fabric, TOPIC, p)
+            .into_iter()
+            .filter(|r| (10..50).contains(&r.0))
+            .collect();
+        assert_eq!(got, want, "partition {p}");
+    }
+    assert!(records.iter().all(|r| r.partition != 1));
+
+    // A time range: [t1, t2) on record timestamps.
+    let all: Vec<i64> = (0..3)
+        .flat_map(|p| raw(&fabric, TOPIC, p))
+        .map(|r| r.1)
+        .collect();
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    let (t1, t2) = (sorted[200], sorted[600]);
+    let mut options = ExportOptions::default();
+    options.from = Bound::Time(t1);
+    options.to = Bound::Time(t2);
+    snapshot::export(&fabric, TOPIC, &file, &options).unwrap();
+    let (_, records) = snapshot::decode(&std::fs::read(&file).unwrap()).unwrap();
+    let want = all.iter().filter(|&&t| t >= t1 && t < t2).count();
+    assert_eq!(records.len(), want);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.timestamp >= t1 && r.timestamp < t2)
+    );
+
+    // A partition the topic lacks is refused.
+    let mut options = ExportOptions::default();
+    options.partitions = Some(vec![3]);
+    assert!(snapshot::export(&fabric, TOPIC, &file, &options).is_err());
+}
+
+#[test]
+fn importing_into_an_existing_topic_skips_the_ids_it_holds() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, evs) = filled(src.path(), 600);
+    let file = src.path().join("all.snap");
+    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+
+    // The same topic: everything is already there.
+    let before = counts(&fabric, TOPIC);
+    let s = snapshot::import(&fabric, &file, None).unwrap();
+    assert_eq!(
+        (s.appended, s.duplicates_skipped, s.created),
+        (0, 600, false)
+    );
+    assert_eq!(counts(&fabric, TOPIC), before);
+
+    // A topic that holds every other event: only the rest is appended, and
+    // a second import appends nothing.
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    target.create_topic(TOPIC, config(3)).unwrap();
+    let mut producer = target.producer(TOPIC, "test").unwrap();
+    let half: Vec<Envelope> = evs.iter().step_by(2).cloned().collect();
+    producer.publish_batch(&half).unwrap();
+    let s = snapshot::import(&target, &file, None).unwrap();
+    assert_eq!((s.appended, s.duplicates_skipped), (300, 300));
+    let s = snapshot::import(&target, &file, None).unwrap();
+    assert_eq!((s.appended, s.duplicates_skipped), (0, 600));
+    let mut ids = BTreeSet::new();
+    for r in target
+        .reader(TOPIC, eventfabric::StartFrom::Earliest)
+        .unwrap()
+    {
+        assert!(
+            ids.insert(r.unwrap().envelope.event_id),
+            "an id imported twice"
+        );
+    }
+    assert_eq!(ids.len(), 600);
+
+    // Fewer partitions than the snapshot needs: refused, nothing imported.
+    target.create_topic("billing.small.v1", config(2)).unwrap();
+    let err = snapshot::import(&target, &file, Some("billing.small.v1")).unwrap_err();
+    assert!(err.to_string().contains("partition 2"), "{err}");
+    assert_eq!(counts(&target, "billing.small.v1"), vec![(0, 0), (0, 0)]);
+}
+
+fn assert_refused(file: &Path, bytes: &[u8], what: &str) {
+    std::fs::write(file, bytes).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    let Err(err) = snapshot::import(&target, file, None) else {
+        panic!("{what}: imported");
+    };
+    match &err {
+        Error::Corrupted { path, .. } => assert_eq!(path, file, "{what}: {err}"),
+        other => panic!("{what}: not a corruption error: {other}"),
+    }
+    assert!(err.to_string().contains("nothing was imported"), "{err}");
+    assert!(target.topics().is_empty(), "{what}: a topic was created");
+    assert!(
+        snapshot::decode(bytes).is_err(),
+        "{what}: decode accepted it"
+    );
+}
+
+#[test]
+fn truncated_flipped_or_wrong_version_files_are_refused_and_import_nothing() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, _) = filled(src.path(), 120);
+    let good = src.path().join("good.snap");
+    snapshot::export(&fabric, TOPIC, &good, &ExportOptions::default()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    assert!(snapshot::decode(&bytes).is_ok());
+    let bad = src.path().join("bad.snap");
+
+    // Truncated: at every length near both ends, and a spread in between.
+    let len = bytes.len();
+    let cuts: BTreeSet<usize> = (0..64)
+        .chain(len - 64..len)
+        .chain((0..len).step_by(997))
+        .collect();
+    for cut in cuts {
+        assert_refused(&bad, &bytes[..cut], &format!("truncated to {cut}"));
+    }
+    // Flipped bytes: everywhere in the first 2 KiB and the last KiB, and a spread.
+    let flips: BTreeSet<usize> = (0..512.min(len))
+        .chain(len - 1024..len)
+        .chain((0..len).step_by(331))
+        .collect();
+    for at in flips {
+        let mut b = bytes.clone();
+        b[at] ^= 0x20;
+        assert_refused(&bad, &b, &format!("byte {at} flipped"));
+    }
+    // Extra bytes after the trailer.
+    let mut b = bytes.clone();
+    b.push(0);
+    assert_refused(&bad, &b, "trailing byte");
+    // A future version with a valid header checksum.
+    let mut b = bytes.clone();
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let sum = crc32fast::hash(&b[..28]);
+    b[28..32].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&bad, &b).unwrap();
+    let err = snapshot::inspect(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("unsupported snapshot version 2") && err.contains("bad.snap"),
+        "{err}"
+    );
+    assert_refused(&bad, &b, "version 2");
+    // The error names the byte: a flip inside the first block.
+    let mut b = bytes.clone();
+    let at = len / 2;
+    b[at] ^= 1;
+    std::fs::write(&bad, &b).unwrap();
+    match snapshot::inspect(&bad).unwrap_err() {
+        Error::Corrupted { position, .. } => assert!(position <= at as u64, "{position} > {at}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn cli_export_import_and_produce_acks_report_duplicates() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_fabric");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(bin)
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, _, err) = run(
+        &[
+            "topic",
+            "create",
+            TOPIC,
+            "--partitions",
+            "2",
+            "--dedup-window-ms",
+            "600000",
+            "--dedup-max-entries",
+            "1000",
+            "--system-events-per-sec",
+            "1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let info = Fabric::open_read_only(&data)
+        .unwrap()
+        .topic_info(TOPIC)
+        .unwrap();
+    assert_eq!(info.config.dedup_window_ms, 600_000);
+    assert_eq!(info.config.dedup_max_entries, 1000);
+    assert_eq!(info.config.system_events_per_sec, Some(1));
+
+    let mut e = events(1, 3).remove(0);
+    e.emitted_at = jiff::Timestamp::now();
+    let line = String::from_utf8(e.to_json()).unwrap();
+    let mut sys = e.clone();
+    sys.event_type = "system.health.checked".into();
+    sys.tenant_id = None;
+    let sys_lines: String = (0..3)
+        .map(|_| {
+            sys.event_id = Envelope::new_event_id();
+            format!("{}\n", String::from_utf8(sys.to_json()).unwrap())
+        })
+        .collect();
+    let input = format!("{line}\n{line}\n{sys_lines}");
+    let (ok, out, err) = run(&["produce", TOPIC, "--acks"], Some(&input));
+    assert!(ok, "{err}");
+    let acks: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(acks.len(), 5, "{out}");
+    assert!(acks[0].get("duplicate_of").is_none());
+    assert_eq!(
+        acks[1]["duplicate_of"],
+        serde_json::json!({"partition": acks[0]["partition"], "offset": acks[0]["offset"]})
+    );
+    assert_eq!(
+        (acks[1]["line"].as_u64(), acks[1]["offset"].clone()),
+        (Some(2), acks[0]["offset"].clone())
+    );
+    // A burst of one token: the first system event passes, the rest are dropped.
+    assert!(acks[2].get("offset").is_some() && acks[2].get("dropped").is_none());
+    for ack in &acks[3..] {
+        assert_eq!(ack["dropped"], "sampled", "{ack}");
+        assert!(ack.get("offset").is_none());
+    }
+
+    let snap = dir.path().join("out.snap");
+    let (ok, out, err) = run(&["export", TOPIC, "--out", snap.to_str().unwrap()], None);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["records"], 2);
+    let (ok, out, err) = run(
+        &[
+            "import",
+            snap.to_str().unwrap(),
+            "--topic",
+            "billing.copy.v1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            summary["appended"].as_u64(),
+            summary["duplicates_skipped"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    let (ok, out, _) = run(&["import", snap.to_str().unwrap()], None);
+    assert!(ok);
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            summary["appended"].as_u64(),
+            summary["duplicates_skipped"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    // A damaged file: exit status 1 and the file named.
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n - 3);
+    std::fs::write(&snap, &bytes).unwrap();
+    let (ok, _, err) = run(
+        &[
+            "import",
+            snap.to_str().unwrap(),
+            "--topic",
+            "billing.other.v1",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("out.snap") && err.contains("nothing was imported"),
+        "{err}"
+    );
+}
