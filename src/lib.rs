@@ -59,6 +59,8 @@ mod error;
 pub mod fabric;
 pub mod fixtures;
 mod flusher;
+pub mod group;
+mod idempotent;
 mod index;
 pub mod io;
 mod lock;
@@ -69,7 +71,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod reader;
 mod segment;
-// Used by consumer groups and queues (issue 4), landing next.
+// Used by consumer groups (src/group.rs) and queues (issue 4).
 #[allow(dead_code)]
 mod statelog;
 pub mod topic;
@@ -78,6 +80,9 @@ mod verify;
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
+pub use crate::group::{
+    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplaySession,
+};
 pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
 pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
