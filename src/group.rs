@@ -502,6 +502,15 @@ impl Consumer {
         self.next.get(partition as usize).copied().flatten()
     }
 
+    /// Changes how many events one `poll` returns at most (at least 1).
+    pub fn set_max_poll_records(&mut self, max: usize) -> Result<()> {
+        if max == 0 {
+            return Err(Error::invalid("max_poll_records", "must be at least 1"));
+        }
+        self.config.max_poll_records = max;
+        Ok(())
+    }
+
     /// Events this member skipped because their TTL had passed.
     pub fn expired_count(&self) -> u64 {
         self.expired
