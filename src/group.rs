@@ -301,6 +301,10 @@ struct GroupState {
     store: CursorStore,
     members: BTreeMap<MemberId, Member>,
     owner: Vec<Option<MemberId>>,
+    /// The epoch at which each partition's current owner got it: a member
+    /// that lost a partition and got it back holds a different stamp, so
+    /// its stale position is neither used nor committed.
+    owner_since: Vec<u64>,
     next_member: MemberId,
     /// Bumped by every rebalance.
     epoch: u64,
@@ -316,8 +320,15 @@ struct Coordinator {
 impl GroupState {
     fn rebalance(&mut self, topic: &TopicHandle) {
         let members: Vec<MemberId> = self.members.keys().copied().collect();
-        self.owner = assign::sticky_assignment(topic.partitions().len(), &members, &self.owner);
+        let owner = assign::sticky_assignment(topic.partitions().len(), &members, &self.owner);
         self.epoch += 1;
+        self.owner_since.resize(owner.len(), 0);
+        for (p, new) in owner.iter().enumerate() {
+            if self.owner.get(p).copied().flatten() != *new {
+                self.owner_since[p] = self.epoch;
+            }
+        }
+        self.owner = owner;
         // Members blocked in `poll` wake up and learn of it.
         topic.append_signal.notify();
     }
@@ -376,6 +387,8 @@ pub struct Consumer {
     owned: Vec<u32>,
     /// Next offset to hand out, per partition (`None`: not owned).
     next: Vec<Option<u64>>,
+    /// The coordinator's `owner_since` stamp of each owned partition.
+    since: Vec<u64>,
     /// Exclusive upper bound per partition (replay sessions).
     limit: Vec<u64>,
     paused: BTreeSet<u32>,
@@ -430,6 +443,7 @@ impl Consumer {
                             store,
                             members: BTreeMap::new(),
                             owner: Vec::new(),
+                            owner_since: Vec::new(),
                             next_member: 1,
                             epoch: 0,
                         }),
@@ -462,6 +476,7 @@ impl Consumer {
             epoch: 0,
             owned: Vec::new(),
             next: Vec::new(),
+            since: Vec::new(),
             limit: Vec::new(),
             paused: BTreeSet::new(),
             reader: None,
@@ -559,10 +574,13 @@ impl Consumer {
             .filter(|&p| state.owner[p as usize] == Some(self.id))
             .collect();
         self.next.resize(partitions.len(), None);
+        self.since.resize(partitions.len(), 0);
         self.limit.resize(partitions.len(), u64::MAX);
         let mut revoked = Vec::new();
         for &p in &self.owned {
-            if rejoined || !now_owned.contains(&p) {
+            let kept =
+                now_owned.contains(&p) && state.owner_since[p as usize] == self.since[p as usize];
+            if rejoined || !kept {
                 self.next[p as usize] = None;
                 revoked.push(p);
             }
@@ -581,6 +599,7 @@ impl Consumer {
                     },
                 };
                 self.next[p as usize] = Some(start);
+                self.since[p as usize] = state.owner_since[p as usize];
             }
         }
         self.epoch = state.epoch;
@@ -783,7 +802,10 @@ impl Consumer {
         let coord = self.coord().clone();
         let now_wall = self.config.clock.wall_micros();
         let mut state = coord.state.lock();
-        let mine = |p: u32| state.owner.get(p as usize).copied().flatten() == Some(self.id);
+        let mine = |p: u32| {
+            state.owner.get(p as usize).copied().flatten() == Some(self.id)
+                && state.owner_since.get(p as usize) == self.since.get(p as usize)
+        };
         let positions: Vec<(u32, u64)> = self
             .owned
             .iter()
