@@ -694,7 +694,12 @@ impl Consumer {
                     Some(reader) => {
                         reader.wait(slice.min(Duration::from_millis(100)))?;
                     }
-                    None => std::thread::sleep(slice.min(Duration::from_millis(10))),
+                    None => {
+                        // Nothing assigned or everything paused: still notice
+                        // partitions the writer adds.
+                        self.fabric.refresh()?;
+                        std::thread::sleep(slice.min(Duration::from_millis(10)));
+                    }
                 }
             } else {
                 let signal = self.coord().topic.append_signal.clone();

@@ -72,6 +72,13 @@ fn drain(consumer: &mut eventfabric::Consumer) -> Vec<RawEvent> {
 }
 
 #[test]
+fn a_consumer_can_move_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<eventfabric::Consumer>();
+    send::<ReplaySession>();
+}
+
+#[test]
 fn members_share_partitions_and_a_new_member_resumes_from_the_commit() {
     let dir = tempfile::tempdir().unwrap();
     let fabric = open(dir.path(), 4);
