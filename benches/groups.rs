@@ -8,6 +8,8 @@
 //!   durability (target ≥ 5 M msg/s).
 //! - `reopen_100_groups`: `Fabric::open` plus one member joining each of 100
 //!   groups (each reads its cursor log) (target < 100 ms).
+//! - `join_group_with_100k_processed_ids`: joining an effectively-once group
+//!   whose cursor log holds a full 100,000-id processed window.
 //!
 //! `cargo bench --bench groups -- --warm-up-time 1 --measurement-time 3`.
 //! Data lives under target/bench-data.
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eventfabric::group::{CommitDurability, ConsumerConfig};
+use eventfabric::group::{CommitDurability, ConsumerConfig, DeliveryMode};
 use eventfabric::{Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 use serde_json::json;
 
@@ -202,5 +204,61 @@ fn reopen_100_groups(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, e2e_latency, group_consume, reopen_100_groups);
+fn join_with_full_window(c: &mut Criterion) {
+    const IDS: usize = 100_000;
+    let dir = bench_dir("groups-window");
+    let fabric = open(&dir, true);
+    let template = small_envelope(&fabric);
+    let mut producer = fabric.producer(TOPIC, "b").expect("producer");
+    for _ in 0..IDS / 1000 {
+        let batch: Vec<Envelope> = (0..1000)
+            .map(|_| {
+                let mut e = template.clone();
+                e.event_id = Envelope::new_event_id();
+                e
+            })
+            .collect();
+        producer.publish_batch(&batch).expect("publish");
+    }
+    let config = || {
+        let mut config = ConsumerConfig::with_delivery(DeliveryMode::EffectivelyOnce);
+        config.max_poll_records = 1000;
+        config.commit_durability = CommitDurability::Os;
+        config
+    };
+    {
+        let mut member = fabric
+            .consumer("window", TOPIC, config())
+            .expect("consumer");
+        let mut got = 0;
+        while got < IDS {
+            got += member.poll(Duration::ZERO).expect("poll").len();
+            member.commit().expect("commit");
+        }
+    }
+    let mut g = c.benchmark_group("groups");
+    g.sample_size(10);
+    g.bench_function("join_group_with_100k_processed_ids", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let member = fabric.consumer("window", TOPIC, config()).expect("join");
+                total += start.elapsed();
+                assert_eq!(member.position(0), Some(IDS as u64));
+                drop(member);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    e2e_latency,
+    group_consume,
+    reopen_100_groups,
+    join_with_full_window
+);
 criterion_main!(benches);

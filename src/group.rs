@@ -318,9 +318,9 @@ struct Coordinator {
 }
 
 impl GroupState {
-    fn rebalance(&mut self, topic: &TopicHandle) {
+    fn rebalance(&mut self, topic: &TopicHandle, partitions: usize) {
         let members: Vec<MemberId> = self.members.keys().copied().collect();
-        let owner = assign::sticky_assignment(topic.partitions().len(), &members, &self.owner);
+        let owner = assign::sticky_assignment(partitions, &members, &self.owner);
         self.epoch += 1;
         self.owner_since.resize(owner.len(), 0);
         for (p, new) in owner.iter().enumerate() {
@@ -465,7 +465,7 @@ impl Consumer {
                     session_timeout: config.session_timeout,
                 },
             );
-            state.rebalance(&coord.topic);
+            state.rebalance(&coord.topic, coord.topic.partitions().len());
             id
         };
         let mut consumer = Consumer {
@@ -565,7 +565,7 @@ impl Consumer {
             changed = true;
         }
         if changed {
-            state.rebalance(&coord.topic);
+            state.rebalance(&coord.topic, partitions.len());
         }
         if state.epoch == self.epoch && !rejoined {
             return Ok(Vec::new());
@@ -952,7 +952,8 @@ impl Consumer {
         {
             let mut state = coord.state.lock();
             if state.members.remove(&self.id).is_some() {
-                state.rebalance(&coord.topic);
+                let partitions = coord.topic.partitions().len();
+                state.rebalance(&coord.topic, partitions);
             }
         }
         drop(coord);

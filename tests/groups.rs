@@ -178,6 +178,37 @@ fn a_member_that_misses_its_session_loses_its_partitions_and_cannot_commit_them(
 }
 
 #[test]
+fn a_partition_lost_and_regained_between_polls_restarts_from_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 3);
+    publish(&fabric, 60, "a");
+    let end1 = fabric.partition(TOPIC, 1).unwrap().next_offset();
+    assert!(end1 > 3);
+    let clock = Arc::new(ManualClock::default());
+    let mut small = config(&clock);
+    small.max_poll_records = 3;
+    let mut a = fabric.consumer("g", TOPIC, small).unwrap();
+    let _b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(a.assignment(), &[0, 1]);
+    a.pause(0).unwrap();
+    assert_eq!(a.poll(NOW).unwrap().len(), 3);
+    assert_eq!(a.position(1), Some(3));
+    // c takes partition 1 from a, consumes and commits all of it, leaves;
+    // partition 1 goes back to a, which has not polled meanwhile.
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    assert_eq!(c.assignment(), &[1]);
+    assert_eq!(drain(&mut c).len() as u64, end1);
+    c.commit().unwrap();
+    drop(c);
+    // a's stale position (3) must neither be committed nor read from.
+    a.commit().unwrap();
+    assert_eq!(a.assignment(), &[0, 1]);
+    assert_eq!(a.status().partitions[1].committed, Some(end1));
+    assert_eq!(a.position(1), Some(end1));
+}
+
+#[test]
 fn at_most_once_commits_before_handing_out_and_at_least_once_after() {
     let dir = tempfile::tempdir().unwrap();
     let fabric = open(dir.path(), 1);
