@@ -237,11 +237,16 @@ fn run(mode: DeliveryMode, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn at_least_once_group_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         run(DeliveryMode::AtLeastOnce, ops)?;
+    }
+
+    #[test]
+    fn effectively_once_group_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(DeliveryMode::EffectivelyOnce, ops)?;
     }
 
     #[test]
