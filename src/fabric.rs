@@ -108,6 +108,8 @@ struct Inner {
     admin: Mutex<()>,
     /// The data directory's writer lock (`fabric.lock`).
     _lock: Option<DirLock>,
+    /// Coordinators of the consumer groups live in this handle (issue 4).
+    groups: crate::group::Registry,
     /// Warm and cold tiers (see [`crate::tier`]).
     tiers: Tiers,
 }
@@ -207,6 +209,7 @@ impl Fabric {
                 topics: RwLock::new(BTreeMap::new()),
                 admin: Mutex::new(()),
                 _lock: Some(lock),
+                groups: Default::default(),
             }),
         };
         fabric.load_topics()?;
@@ -244,10 +247,16 @@ impl Fabric {
                 topics: RwLock::new(BTreeMap::new()),
                 admin: Mutex::new(()),
                 _lock: None,
+                groups: Default::default(),
             }),
         };
         fabric.load_topics()?;
         Ok(fabric)
+    }
+
+    /// The consumer-group coordinators of this handle.
+    pub(crate) fn group_registry(&self) -> &crate::group::Registry {
+        &self.inner.groups
     }
 
     /// The data directory.
@@ -689,6 +698,7 @@ impl Fabric {
                 topics: RwLock::new(BTreeMap::new()),
                 admin: Mutex::new(()),
                 _lock: None,
+                groups: Default::default(),
             }),
         };
         let mut out = Vec::new();

@@ -61,6 +61,8 @@ mod error;
 pub mod fabric;
 pub mod fixtures;
 mod flusher;
+pub mod group;
+mod idempotent;
 mod index;
 pub mod io;
 mod lock;
@@ -72,9 +74,7 @@ pub mod producer;
 pub mod reader;
 mod sampling;
 mod segment;
-// Used by consumer groups and queues (issue 4), landing next.
 pub mod snapshot;
-#[allow(dead_code)]
 mod statelog;
 pub mod tier;
 pub mod topic;
@@ -84,6 +84,9 @@ pub use crate::dedup::DedupStats;
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
+pub use crate::group::{
+    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplaySession,
+};
 pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
 pub use crate::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,

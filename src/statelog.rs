@@ -105,6 +105,15 @@ impl StateLog {
         })
     }
 
+    /// Reads the intact records of the state log at `path` without taking
+    /// its lock or changing the file (for reports while an owner may be
+    /// appending: a half-written last record just ends the list).
+    pub(crate) fn read_unlocked(path: &Path) -> Result<Vec<Vec<u8>>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        parse_file_header(&bytes, path)?;
+        Ok(parse_records(&bytes, path)?.0)
+    }
+
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -64,6 +64,51 @@ enum Command {
     /// Show or apply a topic's retention policy (hot, warm and cold tiers).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// List, describe and reset consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Re-read a range of TOPIC into a consumer group, printing the events.
+    Replay(ReplayArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// One JSON line per group: {"group":G,"topics":[...]}.
+    List,
+    /// One JSON line per topic/partition of group G: committed, end, lag, expired, members.
+    Describe {
+        /// The consumer group.
+        group: String,
+    },
+    /// Move group G's cursors on a topic (refused while a member of G is live).
+    Reset {
+        /// The consumer group.
+        group: String,
+        /// The topic whose cursors move.
+        #[arg(long)]
+        topic: String,
+        /// earliest, latest, an OFFSET (every partition) or an RFC 3339 time (emitted_at).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// The topic.
+    topic: String,
+    /// The consumer group the replay commits to (may be new).
+    #[arg(long)]
+    group: String,
+    /// Start: an OFFSET (every partition) or an RFC 3339 time (emitted_at), inclusive.
+    #[arg(long)]
+    from: String,
+    /// End: an OFFSET or an RFC 3339 time, exclusive (default: the end when the replay starts).
+    #[arg(long)]
+    to: Option<String>,
+    /// Most events per second, e.g. 500/s or 500.
+    #[arg(long)]
+    rate: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +247,12 @@ struct ConsumeArgs {
     /// Keep waiting for new events (also those of another, writing process).
     #[arg(long)]
     follow: bool,
+    /// Read as consumer group G: resume from G's committed cursors (--from is ignored).
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// With --group: commit what was printed.
+    #[arg(long, requires = "group")]
+    commit: bool,
 }
 
 #[derive(Args, Debug)]
@@ -354,6 +405,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Import(args) => import(data_dir(&cli.data)?, args),
         Command::Bench(BenchCommand::Consume(args)) => bench_consume(data_dir(&cli.data)?, args),
         Command::Retention(cmd) => retention(data_dir(&cli.data)?, tiers, cmd),
+        Command::Group(cmd) => group_command(data_dir(&cli.data)?, cmd),
+        Command::Replay(args) => replay(data_dir(&cli.data)?, args),
     }
 }
 
@@ -585,6 +638,9 @@ fn event_line(event: &ReadEvent) -> Value {
 }
 
 fn consume(data: &Path, args: ConsumeArgs) -> CliResult {
+    if args.group.is_some() {
+        return consume_group(data, args);
+    }
     let fabric = Fabric::open_read_only(data)?;
     let from = parse_from(&args.from, args.partition)?;
     let mut reader = fabric.reader(&args.topic, from)?;
@@ -1204,6 +1260,149 @@ fn retention(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> CliResu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints one raw event like plain `consume` does; false when stdout closed.
+fn print_raw(out: &mut impl Write, event: &eventfabric::RawEvent) -> CliResult<bool> {
+    let envelope = Envelope::decode(&event.value).map_err(|e| Failure {
+        message: format!(
+            "record at offset {} of partition {}: {e}; it was not written by an eventfabric producer",
+            event.offset, event.partition
+        ),
+        code: 1,
+    })?;
+    let line = event_line(&ReadEvent {
+        partition: event.partition,
+        offset: event.offset,
+        timestamp: event.timestamp,
+        envelope,
+    });
+    Ok(writeln!(out, "{line}").is_ok())
+}
+
+/// `consume --group G [--commit]`: a member of G on a read-only view; its
+/// commits are safe beside a writer process thanks to G's cursor-log lock.
+fn consume_group(data: &Path, args: ConsumeArgs) -> CliResult {
+    let group = args.group.as_deref().unwrap_or_default();
+    let fabric = Fabric::open_read_only(data)?;
+    let mut config = eventfabric::ConsumerConfig::default();
+    config.auto_commit_interval = None;
+    let mut consumer = fabric.consumer(group, &args.topic, config)?;
+    if let Some(p) = args.partition {
+        for other in consumer.assignment().to_vec() {
+            if other != p {
+                consumer.pause(other)?;
+            }
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let max = args.max.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let mut closed = false;
+    while printed < max && !closed {
+        let wait = if args.follow {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        let want = (max - printed).min(500) as usize;
+        let batch = consumer_poll(&mut consumer, wait, want)?;
+        if batch.is_empty() && !args.follow {
+            break;
+        }
+        for event in &batch {
+            if !print_raw(&mut out, event)? {
+                closed = true;
+                break;
+            }
+            printed += 1;
+        }
+        if out.flush().is_err() {
+            closed = true;
+        }
+        if args.commit && !closed {
+            consumer.commit()?;
+        }
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls at most `want` events: the CLI must never take more than it
+/// prints, or `--commit` would commit events nobody saw.
+fn consumer_poll(
+    consumer: &mut eventfabric::Consumer,
+    wait: Duration,
+    want: usize,
+) -> CliResult<Vec<eventfabric::RawEvent>> {
+    consumer.set_max_poll_records(want)?;
+    Ok(consumer.poll(wait)?)
+}
+
+fn group_command(data: &Path, cmd: GroupCommand) -> CliResult {
+    use eventfabric::group;
+    let fabric = Fabric::open_read_only(data)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        GroupCommand::List => {
+            for (name, topics) in group::list(&fabric)? {
+                writeln!(out, "{}", json!({"group": name, "topics": topics}))?;
+            }
+        }
+        GroupCommand::Describe { group: name } => {
+            for status in group::describe(&fabric, &name)? {
+                for p in &status.partitions {
+                    let line = json!({
+                        "group": status.group,
+                        "topic": status.topic,
+                        "partition": p.partition,
+                        "committed": p.committed,
+                        "end": p.end,
+                        "lag": p.lag,
+                        "member": p.member,
+                        "expired": status.expired,
+                        "members": status.members,
+                    });
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        GroupCommand::Reset {
+            group: name,
+            topic,
+            to,
+        } => {
+            let target = match to.as_str() {
+                "earliest" => group::ResetTo::Earliest,
+                "latest" => group::ResetTo::Latest,
+                s if s.bytes().all(|b| b.is_ascii_digit()) => group::ResetTo::Offset(s.parse()?),
+                s => match s.parse::<jiff::Timestamp>() {
+                    Ok(t) => group::ResetTo::Time(t),
+                    Err(e) => {
+                        return fail(format!(
+                            "--to {s:?} is not earliest, latest, an offset or an RFC 3339 time ({e})"
+                        ));
+                    }
+                },
+            };
+            let positions = match group::reset(&fabric, &name, &topic, target) {
+                Err(eventfabric::Error::Locked { pid, .. }) => {
+                    return fail(format!(
+                        "consumer group {name:?} on {topic:?} is in use by pid {pid} (a live \
+                         consumer holds its cursor lock); stop it before resetting"
+                    ));
+                }
+                other => other?,
+            };
+            for (partition, offset) in positions {
+                let line = json!({"group": name, "topic": topic, "partition": partition, "committed": offset});
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One `produce --acks` line: the position, plus `duplicate_of` for an event
 /// the topic already held (nothing appended) or `dropped` for a sampled one.
 fn ack_line(line: u64, envelope: &Envelope, p: &Published) -> Value {
@@ -1320,5 +1519,57 @@ fn import(data: &Path, args: ImportArgs) -> CliResult {
                "appended": summary.appended, "bytes": summary.bytes,
                "duplicates_skipped": summary.duplicates_skipped})
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::group::ReplayBound> {
+    use eventfabric::group::ReplayBound;
+    if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        return Ok(ReplayBound::Offset(value.parse()?));
+    }
+    match value.parse::<jiff::Timestamp>() {
+        Ok(t) => Ok(ReplayBound::Time(t)),
+        Err(e) => fail(format!(
+            "{flag} {value:?} is not an offset or an RFC 3339 time ({e}); e.g. {flag} 2026-06-10T14:00:00Z"
+        )),
+    }
+}
+
+fn replay(data: &Path, args: ReplayArgs) -> CliResult {
+    use eventfabric::group::{ReplayConfig, ReplaySession};
+    let fabric = Fabric::open_read_only(data)?;
+    let mut config = ReplayConfig::new(replay_bound("--from", &args.from)?);
+    if let Some(to) = &args.to {
+        config.to = Some(replay_bound("--to", to)?);
+    }
+    if let Some(rate) = &args.rate {
+        let number = rate.strip_suffix("/s").unwrap_or(rate);
+        match number.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => config.rate = Some(r),
+            _ => {
+                return fail(format!(
+                    "--rate {rate:?} is not a positive number of events per second, e.g. --rate 500/s"
+                ));
+            }
+        }
+    }
+    config.consumer.auto_commit_interval = None;
+    let mut session = ReplaySession::start(&fabric, &args.topic, &args.group, config)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    while !session.is_done() {
+        let batch = session.poll(Duration::from_secs(1))?;
+        for event in &batch {
+            if !print_raw(&mut out, event)? {
+                // Stdout went away: commit nothing beyond what was surely printed.
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        session.commit()?;
+    }
+    session.finish()?;
     Ok(ExitCode::SUCCESS)
 }

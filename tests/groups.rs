@@ -1,0 +1,619 @@
+//! Consumer groups end to end: sharing partitions, commits and resumption,
+//! session expiry and the ownership fence, delivery modes, idempotent
+//! consumption, TTL, seek/pause/lag, replay sessions, locking, torn cursor
+//! logs, and a bounded concurrent stress run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use eventfabric::group::{
+    self, CommitDurability, ConsumerConfig, DeliveryMode, ManualClock, ReplayBound, ReplayConfig,
+    ResetTo,
+};
+use eventfabric::{
+    Draft, Envelope, Error, Fabric, FabricConfig, FsyncPolicy, RawEvent, ReplaySession,
+    TopicConfig, Ttl,
+};
+use serde_json::json;
+
+const TOPIC: &str = "billing.domain.v1";
+const NOW: Duration = Duration::ZERO;
+
+fn open(dir: &std::path::Path, partitions: u32) -> Fabric {
+    let fabric = Fabric::open(dir, FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    if !fabric.topics().contains(&TOPIC.to_string()) {
+        fabric
+            .create_topic(TOPIC, TopicConfig::with_partitions(partitions))
+            .unwrap();
+    }
+    fabric
+}
+
+/// Publishes `count` events with keys spread over partitions; returns them.
+fn publish(fabric: &Fabric, count: usize, tag: &str) -> Vec<Envelope> {
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    (0..count)
+        .map(|i| {
+            let draft = Draft::new("billing.invoice.issued", Some("t-1"), json!({"i": i}))
+                .partition_key(&format!("{tag}-{i}"));
+            producer.send(draft).unwrap().0
+        })
+        .collect()
+}
+
+fn config(clock: &Arc<ManualClock>) -> ConsumerConfig {
+    let mut c = ConsumerConfig::default();
+    c.clock = clock.clone();
+    c.auto_commit_interval = None;
+    c.commit_durability = CommitDurability::Os;
+    c.session_timeout = Duration::from_secs(10);
+    c
+}
+
+fn ids(batch: &[RawEvent]) -> Vec<uuid::Uuid> {
+    batch
+        .iter()
+        .map(|e| e.envelope().unwrap().event_id)
+        .collect()
+}
+
+/// Polls until a poll returns nothing.
+fn drain(consumer: &mut eventfabric::Consumer) -> Vec<RawEvent> {
+    let mut all = Vec::new();
+    loop {
+        let batch = consumer.poll(NOW).unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+#[test]
+fn a_consumer_can_move_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<eventfabric::Consumer>();
+    send::<ReplaySession>();
+}
+
+#[test]
+fn members_share_partitions_and_a_new_member_resumes_from_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 4);
+    let events = publish(&fabric, 200, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut a = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    let mut b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap(); // adopts the rebalance caused by b's join
+    let (pa, pb): (BTreeSet<u32>, BTreeSet<u32>) = (
+        a.assignment().iter().copied().collect(),
+        b.assignment().iter().copied().collect(),
+    );
+    assert_eq!(pa.len() + pb.len(), 4);
+    assert!(pa.is_disjoint(&pb), "{pa:?} {pb:?}");
+    let got_a = drain(&mut a);
+    let got_b = drain(&mut b);
+    assert!(got_a.iter().all(|e| pa.contains(&e.partition)));
+    assert!(got_b.iter().all(|e| pb.contains(&e.partition)));
+    let mut all: Vec<_> = ids(&got_a);
+    all.extend(ids(&got_b));
+    all.sort();
+    let mut expected: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    assert_eq!(all, expected);
+    // Order per partition.
+    for batch in [&got_a, &got_b] {
+        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+        for e in batch.iter() {
+            if let Some(prev) = last.insert(e.partition, e.offset) {
+                assert_eq!(e.offset, prev + 1);
+            }
+        }
+    }
+    a.commit().unwrap();
+    b.commit().unwrap();
+    drop((a, b));
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    assert!(drain(&mut c).is_empty(), "everything was committed");
+    let more = publish(&fabric, 10, "b");
+    let got = drain(&mut c);
+    assert_eq!(
+        ids(&got).into_iter().collect::<BTreeSet<_>>(),
+        more.iter().map(|e| e.event_id).collect()
+    );
+    assert_eq!(c.status().lag(), 10, "delivered but not committed");
+    c.commit().unwrap();
+    assert_eq!(c.status().lag(), 0);
+    // Another group reads everything independently (fan-out).
+    let mut other = fabric.consumer("audit", TOPIC, config(&clock)).unwrap();
+    assert_eq!(drain(&mut other).len(), 210);
+}
+
+#[test]
+fn a_member_that_misses_its_session_loses_its_partitions_and_cannot_commit_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 50, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut small = config(&clock);
+    small.max_poll_records = 5;
+    let mut a = fabric.consumer("g", TOPIC, small).unwrap();
+    let mut b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap();
+    let a_part = a.assignment().to_vec();
+    assert_eq!(a_part.len(), 1);
+    let a_part = a_part[0];
+    let a_got = a.poll(NOW).unwrap();
+    assert_eq!(a_got.len(), 5);
+    // a stops polling; b keeps going past a's session timeout.
+    clock.advance(Duration::from_secs(6));
+    b.commit().unwrap();
+    clock.advance(Duration::from_secs(6));
+    b.commit().unwrap();
+    assert_eq!(b.assignment(), &[0, 1], "b took over a's partition");
+    assert_eq!(b.status().members, vec![b.member_id()]);
+    // b redelivers what a had not committed, and commits it all.
+    let b_got = drain(&mut b);
+    let redelivered: BTreeSet<_> = ids(&b_got).into_iter().collect();
+    assert!(ids(&a_got).iter().all(|id| redelivered.contains(id)));
+    b.commit().unwrap();
+    let end = fabric.partition(TOPIC, a_part).unwrap().next_offset();
+    assert_eq!(b.status().partitions[a_part as usize].committed, Some(end));
+    // a comes back: its commit must not write its old position (5) over b's.
+    a.commit().unwrap();
+    assert_eq!(b.status().partitions[a_part as usize].committed, Some(end));
+    assert_eq!(b.status().members.len(), 2, "a rejoined");
+    // Ownership is never shared.
+    b.commit().unwrap();
+    let (pa, pb): (BTreeSet<u32>, BTreeSet<u32>) = (
+        a.assignment().iter().copied().collect(),
+        b.assignment().iter().copied().collect(),
+    );
+    assert!(
+        pa.is_disjoint(&pb) && pa.len() + pb.len() == 2,
+        "{pa:?} {pb:?}"
+    );
+}
+
+#[test]
+fn a_partition_lost_and_regained_between_polls_restarts_from_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 3);
+    publish(&fabric, 60, "a");
+    let end1 = fabric.partition(TOPIC, 1).unwrap().next_offset();
+    assert!(end1 > 3);
+    let clock = Arc::new(ManualClock::default());
+    let mut small = config(&clock);
+    small.max_poll_records = 3;
+    let mut a = fabric.consumer("g", TOPIC, small).unwrap();
+    let _b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(a.assignment(), &[0, 1]);
+    a.pause(0).unwrap();
+    assert_eq!(a.poll(NOW).unwrap().len(), 3);
+    assert_eq!(a.position(1), Some(3));
+    // c takes partition 1 from a, consumes and commits all of it, leaves;
+    // partition 1 goes back to a, which has not polled meanwhile.
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    assert_eq!(c.assignment(), &[1]);
+    assert_eq!(drain(&mut c).len() as u64, end1);
+    c.commit().unwrap();
+    drop(c);
+    // a's stale position (3) must neither be committed nor read from.
+    a.commit().unwrap();
+    assert_eq!(a.assignment(), &[0, 1]);
+    assert_eq!(a.status().partitions[1].committed, Some(end1));
+    assert_eq!(a.position(1), Some(end1));
+}
+
+#[test]
+fn at_most_once_commits_before_handing_out_and_at_least_once_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 30, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut cfg = config(&clock);
+    cfg.max_poll_records = 10;
+    cfg.delivery = DeliveryMode::AtMostOnce;
+    let mut most = fabric.consumer("most", TOPIC, cfg.clone()).unwrap();
+    assert_eq!(most.poll(NOW).unwrap().len(), 10);
+    drop(most); // a crash: no commit call
+    cfg.delivery = DeliveryMode::AtLeastOnce;
+    let mut least = fabric.consumer("least", TOPIC, cfg.clone()).unwrap();
+    assert_eq!(least.poll(NOW).unwrap().len(), 10);
+    least.commit().unwrap();
+    assert_eq!(least.poll(NOW).unwrap()[0].offset, 10);
+    drop(least);
+    let mut most = fabric
+        .consumer("most", TOPIC, {
+            let mut c = cfg.clone();
+            c.delivery = DeliveryMode::AtMostOnce;
+            c
+        })
+        .unwrap();
+    assert_eq!(most.poll(NOW).unwrap()[0].offset, 10, "never redelivered");
+    let mut least = fabric.consumer("least", TOPIC, cfg).unwrap();
+    assert_eq!(
+        least.poll(NOW).unwrap()[0].offset,
+        10,
+        "uncommitted redelivered"
+    );
+}
+
+#[test]
+fn effectively_once_skips_event_ids_already_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let events = publish(&fabric, 5, "a");
+    // A producer retry without dedup: the same events appended again.
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for e in &events {
+        producer.publish(e).unwrap();
+    }
+    let clock = Arc::new(ManualClock::default());
+    let mut cfg = config(&clock);
+    cfg.delivery = DeliveryMode::EffectivelyOnce;
+    let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+    let first = c.poll(NOW).unwrap();
+    assert_eq!(
+        ids(&first),
+        events.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+    assert_eq!(c.duplicates_skipped(), 5);
+    c.commit().unwrap();
+    assert!(c.already_processed(events[0].event_id, 0));
+    assert!(!c.already_processed(events[0].event_id, 1));
+    c.record_processed(&first[0], 7).unwrap();
+    c.commit().unwrap();
+    drop(c);
+    // After a restart, a rewind redelivers nothing already processed.
+    let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+    assert!(c.already_processed(events[0].event_id, 7));
+    c.seek(0, 0).unwrap();
+    assert!(drain(&mut c).is_empty());
+    let fresh = publish(&fabric, 2, "b");
+    assert_eq!(
+        ids(&drain(&mut c)),
+        fresh.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+    // At-least-once does not look at the window.
+    cfg.delivery = DeliveryMode::AtLeastOnce;
+    let mut plain = fabric.consumer("plain", TOPIC, cfg).unwrap();
+    assert_eq!(drain(&mut plain).len(), 12);
+}
+
+#[test]
+fn expired_events_are_skipped_counted_and_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for i in 0..10 {
+        let mut draft = Draft::new("billing.invoice.issued", Some("t-1"), json!({"i": i}));
+        if i % 2 == 0 {
+            draft = draft.ttl(Ttl::from_millis(60_000).unwrap());
+        }
+        producer.send(draft).unwrap();
+    }
+    let clock = Arc::new(ManualClock::default());
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    let mut early = fabric.consumer("early", TOPIC, config(&clock)).unwrap();
+    assert_eq!(drain(&mut early).len(), 10, "nothing expired yet");
+    clock.advance(Duration::from_secs(120));
+    let got = drain(&mut c);
+    assert_eq!(got.len(), 5);
+    assert!(
+        got.iter()
+            .all(|e| e.envelope().unwrap().ttl_millis.is_none())
+    );
+    assert_eq!(c.expired_count(), 5);
+    c.commit().unwrap();
+    assert_eq!(c.status().expired, 5);
+    assert_eq!(
+        c.status().lag(),
+        0,
+        "expired events are consumed, not lagging"
+    );
+    drop(c);
+    let described = group::describe(&fabric, "g").unwrap();
+    assert_eq!(described[0].expired, 5);
+    let mut cfg = config(&clock);
+    cfg.expired_to_dlq = true;
+    let err = fabric.consumer("g2", TOPIC, cfg).unwrap_err();
+    assert!(err.to_string().contains("expired_to_dlq"), "{err}");
+}
+
+#[test]
+fn seek_pause_resume_and_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 40, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    let ends: Vec<u64> = (0..2)
+        .map(|p| fabric.partition(TOPIC, p).unwrap().next_offset())
+        .collect();
+    assert_eq!(c.status().lag(), 40);
+    c.pause(1).unwrap();
+    let got = drain(&mut c);
+    assert!(got.iter().all(|e| e.partition == 0));
+    assert_eq!(got.len() as u64, ends[0]);
+    c.resume(1).unwrap();
+    assert_eq!(drain(&mut c).len() as u64, ends[1]);
+    c.seek(0, 1).unwrap();
+    let again = drain(&mut c);
+    assert_eq!(again.first().map(|e| e.offset), Some(1));
+    assert_eq!(again.len() as u64, ends[0] - 1);
+    assert!(matches!(
+        c.seek(0, ends[0] + 1),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    c.seek_to_time(
+        1,
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+    )
+    .unwrap();
+    assert_eq!(c.position(1), Some(ends[1]));
+    c.seek_to_time(1, jiff::Timestamp::UNIX_EPOCH).unwrap();
+    assert_eq!(c.position(1), Some(0));
+    c.commit().unwrap();
+    let status = c.status();
+    assert_eq!(status.partitions[0].committed, Some(ends[0]));
+    assert_eq!(status.partitions[1].lag, ends[1]);
+}
+
+#[test]
+fn a_replay_session_respects_its_range_and_rate_and_moves_only_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 100, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut other = fabric.consumer("other", TOPIC, config(&clock)).unwrap();
+    drain(&mut other);
+    other.commit().unwrap();
+    let before = other.status();
+    drop(other);
+
+    let mut replay = ReplayConfig::new(ReplayBound::Offset(5));
+    replay.to = Some(ReplayBound::Offset(20));
+    replay.rate = Some(100.0);
+    replay.consumer = config(&clock);
+    let mut session = ReplaySession::start(&fabric, TOPIC, "replayer", replay).unwrap();
+    assert_eq!(session.range()[&0], (5, 20));
+    // The bucket starts with a tenth of a second's worth: 10 events.
+    assert_eq!(session.poll(NOW).unwrap().len(), 10);
+    assert!(session.poll(NOW).unwrap().is_empty(), "rate limited");
+    clock.advance(Duration::from_millis(50));
+    assert_eq!(session.poll(NOW).unwrap().len(), 5);
+    let mut seen = Vec::new();
+    while !session.is_done() {
+        clock.advance(Duration::from_millis(100));
+        let batch = session.poll(NOW).unwrap();
+        assert!(batch.len() <= 10);
+        seen.extend(batch);
+    }
+    assert_eq!(session.delivered(), 30);
+    assert!(seen.iter().all(|e| (5..20).contains(&e.offset)));
+    session.finish().unwrap();
+    let status = group::describe(&fabric, "replayer").unwrap();
+    assert!(status[0].partitions.iter().all(|p| p.committed == Some(20)));
+    let after = group::describe(&fabric, "other").unwrap();
+    let committed =
+        |s: &[group::PartitionStatus]| s.iter().map(|p| p.committed).collect::<Vec<_>>();
+    assert_eq!(
+        committed(&after[0].partitions),
+        committed(&before.partitions)
+    );
+
+    // A time range: everything emitted from the epoch on, for a new group.
+    let mut by_time = ReplayConfig::new(ReplayBound::Time(jiff::Timestamp::UNIX_EPOCH));
+    by_time.consumer = config(&clock);
+    let mut session = ReplaySession::start(&fabric, TOPIC, "fresh", by_time).unwrap();
+    let mut n = 0;
+    while !session.is_done() {
+        n += session.poll(NOW).unwrap().len();
+    }
+    assert_eq!(n, 100);
+    // A live member elsewhere in the group refuses a replay into it.
+    let _member = fabric.consumer("busy", TOPIC, config(&clock)).unwrap();
+    let mut again = ReplayConfig::new(ReplayBound::Offset(0));
+    again.consumer = config(&clock);
+    let err = ReplaySession::start(&fabric, TOPIC, "busy", again).unwrap_err();
+    assert!(err.to_string().contains("other live members"), "{err}");
+}
+
+#[test]
+fn the_cursor_lock_refuses_a_second_owner_and_reset_while_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 20, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut c = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    drain(&mut c);
+    c.commit().unwrap();
+    // Another handle on the directory (as another process would be).
+    let reader = Fabric::open_read_only(dir.path()).unwrap();
+    let err = reader.consumer("g", TOPIC, config(&clock)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let err = group::reset(&reader, "g", TOPIC, ResetTo::Earliest).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    drop(c);
+    let positions = group::reset(&reader, "g", TOPIC, ResetTo::Offset(3)).unwrap();
+    assert!(positions.values().all(|&o| o == 3));
+    // A read-only fabric may consume and commit under the group lock.
+    let mut ro = reader.consumer("g", TOPIC, config(&clock)).unwrap();
+    assert_eq!(drain(&mut ro).len(), 20 - 2 * 3);
+    ro.commit().unwrap();
+    drop(ro);
+    assert_eq!(group::describe(&fabric, "g").unwrap()[0].lag(), 0);
+    assert_eq!(
+        group::list(&fabric).unwrap(),
+        vec![("g".to_string(), vec![TOPIC.to_string()])]
+    );
+    let positions = group::reset(&fabric, "g", TOPIC, ResetTo::Latest).unwrap();
+    assert_eq!(positions.values().sum::<u64>(), 20);
+}
+
+#[test]
+fn a_torn_last_commit_falls_back_to_the_commit_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 20, "a");
+    let clock = Arc::new(ManualClock::default());
+    let mut cfg = config(&clock);
+    cfg.max_poll_records = 5;
+    cfg.commit_durability = CommitDurability::Sync;
+    let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+    c.poll(NOW).unwrap();
+    c.commit().unwrap();
+    let path = dir.path().join("groups/g").join(format!("{TOPIC}.cursors"));
+    let synced = std::fs::metadata(&path).unwrap().len();
+    c.poll(NOW).unwrap();
+    c.commit().unwrap();
+    drop(c);
+    let full = std::fs::read(&path).unwrap();
+    for cut in synced as usize..full.len() {
+        for fill in [None, Some(0u8), Some(0xFF)] {
+            let mut bytes = full[..cut].to_vec();
+            if let Some(b) = fill {
+                bytes.resize(full.len(), b);
+            }
+            if bytes == full {
+                continue; // the fill rewrote the bytes that were there
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+            assert_eq!(c.poll(NOW).unwrap()[0].offset, 5, "cut {cut} fill {fill:?}");
+        }
+    }
+    // Damage in a record that a later record vouches for is refused.
+    let mut bytes = full.clone();
+    bytes[16 + 20] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    match fabric.consumer("g", TOPIC, cfg) {
+        Err(Error::Corrupted { .. }) => {}
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a damaged durable commit was accepted"),
+    }
+}
+
+#[test]
+fn poll_blocks_until_an_append_wakes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 3);
+    let mut c = fabric
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    assert!(c.poll(Duration::from_millis(20)).unwrap().is_empty());
+    let f = fabric.clone();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        publish(&f, 1, "late")
+    });
+    let got = c.poll(Duration::from_secs(30)).unwrap();
+    let sent = producer.join().unwrap();
+    assert_eq!(ids(&got), vec![sent[0].event_id]);
+}
+
+/// Several groups and members, producers appending, members joining and
+/// leaving: every group sees every event, and no partition is owned by two
+/// live members at the same time.
+#[test]
+fn concurrent_groups_members_and_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 6);
+    let total = 3000usize;
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let f = fabric.clone();
+        std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            for round in 0..30 {
+                ids.extend(
+                    publish(&f, total / 30, &format!("r{round}"))
+                        .iter()
+                        .map(|e| e.event_id),
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            ids
+        })
+    };
+    let mut workers = Vec::new();
+    for group in ["g1", "g2"] {
+        for member in 0..3 {
+            let f = fabric.clone();
+            let done = done.clone();
+            workers.push(std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut cfg = ConsumerConfig::default();
+                cfg.max_poll_records = 50;
+                cfg.commit_durability = CommitDurability::Os;
+                while !done.load(Ordering::Acquire) {
+                    // Members leave and rejoin: the last member stays.
+                    let mut c = f.consumer(group, TOPIC, cfg.clone()).unwrap();
+                    for _ in 0..(5 + member * 7) {
+                        let batch = c.poll(Duration::from_millis(5)).unwrap();
+                        for e in &batch {
+                            assert!(c.assignment().contains(&e.partition));
+                        }
+                        seen.extend(batch.iter().map(|e| e.envelope().unwrap().event_id));
+                        c.commit().unwrap();
+                        if done.load(Ordering::Acquire) {
+                            break;
+                        }
+                    }
+                    if member == 0 {
+                        // Keeps polling until done: someone always consumes.
+                        while !done.load(Ordering::Acquire) {
+                            let batch = c.poll(Duration::from_millis(5)).unwrap();
+                            seen.extend(batch.iter().map(|e| e.envelope().unwrap().event_id));
+                            c.commit().unwrap();
+                            let status = c.status();
+                            let owners: Vec<_> =
+                                status.partitions.iter().map(|p| p.member).collect();
+                            assert!(
+                                owners
+                                    .iter()
+                                    .all(|o| o.is_none_or(|m| status.members.contains(&m)))
+                            );
+                        }
+                        c.close().unwrap();
+                        break;
+                    }
+                    drop(c);
+                }
+                (group, seen)
+            }));
+        }
+    }
+    let produced = producer.join().unwrap();
+    // Let the groups catch up, then stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lags: u64 = ["g1", "g2"]
+            .iter()
+            .map(|g| {
+                group::describe(&fabric, g)
+                    .map(|s| s.iter().map(|t| t.lag()).sum())
+                    .unwrap_or(u64::MAX)
+            })
+            .sum();
+        if lags == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Release);
+    let mut per_group: BTreeMap<&str, BTreeSet<uuid::Uuid>> = BTreeMap::new();
+    for w in workers {
+        let (group, seen) = w.join().unwrap();
+        per_group.entry(group).or_default().extend(seen);
+    }
+    let produced: BTreeSet<_> = produced.into_iter().collect();
+    assert_eq!(produced.len(), total);
+    for (group, seen) in per_group {
+        assert_eq!(seen, produced, "group {group} missed events");
+    }
+}
