@@ -54,6 +54,8 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod dlq;
+pub mod dlq_replay;
 pub mod envelope;
 mod error;
 pub mod fabric;
@@ -67,14 +69,21 @@ mod mmap;
 mod notify;
 pub mod partitioner;
 pub mod producer;
+pub mod queue;
+mod queue_state;
 pub mod reader;
+pub mod retry;
 mod segment;
-// Used by consumer groups and queues (issue 4), landing next.
+// Used by consumer groups and queues (issue 4).
 #[allow(dead_code)]
 mod statelog;
 pub mod topic;
 mod verify;
 
+pub use crate::dlq::{
+    DeadLetter, DeadLetters, DlqEntry, DlqFilter, DlqRateAlert, DlqRateEvent, DlqReason,
+};
+pub use crate::dlq_replay::{ReplayReport, Replayed};
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
@@ -84,6 +93,11 @@ pub use crate::log::{
     RecoveryReport, SegmentInfo, Truncation,
 };
 pub use crate::producer::{Draft, Producer, Published};
+pub use crate::queue::{
+    Clock, Failure, ManualClock, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
+    SystemClock,
+};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::retry::{Backoff, RetryPolicy};
 pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};

@@ -1,0 +1,2 @@
+//! Queue benchmarks (placeholder until written).
+fn main() {}
