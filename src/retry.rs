@@ -188,8 +188,10 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        let mut p = RetryPolicy::default();
-        p.max_attempts = 0;
+        let p = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
         assert!(p.validate().is_err());
         let p = RetryPolicy {
             max_attempts: 1,
