@@ -516,18 +516,21 @@ impl DeadLetters {
 
     /// The entry at `partition`:`offset` of the `.dlq` topic.
     pub fn get(&self, partition: u32, offset: u64) -> Result<DlqEntry> {
-        let log = self.fabric.partition(&self.dlq, partition)?;
-        let records = log.read(offset, crate::ReadLimit::records(1))?;
-        let record = records
-            .into_iter()
-            .find(|r| r.offset == offset)
-            .ok_or_else(|| {
-                Error::invalid(
+        let from = StartFrom::Offsets(std::collections::BTreeMap::from([(partition, offset)]));
+        let mut reader = self
+            .fabric
+            .reader(&self.dlq, from)?
+            .with_partitions(&[partition])?;
+        let raw = match reader.next_raw() {
+            Some(raw) => raw?,
+            None => {
+                return Err(Error::invalid(
                     format!("dead letter {partition}:{offset} of {:?}", self.dlq),
-                    "no record at that offset",
-                )
-            })?;
-        decode(&record.value, partition, offset).map_err(|reason| {
+                    "no record at that offset yet",
+                ));
+            }
+        };
+        decode(&raw.value, partition, raw.offset).map_err(|reason| {
             Error::invalid(
                 format!(
                     "record at offset {offset} of topic {:?} partition {partition}",
