@@ -113,12 +113,14 @@ fn dlq_list_show_and_replay_from_the_command_line() {
     assert!(future.is_empty());
 
     let shown = lines(&fabric(data, &["dlq", "show", TOPIC, "--offset", "0:1"]));
-    assert_eq!(shown, [handler[0].clone()]);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0], handler[0]);
     let shown = lines(&fabric(
         data,
         &["dlq", "show", TOPIC, "--event-id", &ids[0]],
     ));
-    assert_eq!(shown, [first.clone()]);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(&shown[0], first);
 
     let replayed = lines(&fabric(
         data,
