@@ -1038,16 +1038,18 @@ fn dlq_filter(args: &DlqFilterArgs) -> CliResult<eventfabric::DlqFilter> {
             },
         }
     };
-    let mut filter = eventfabric::DlqFilter::default();
-    filter.reason = args.reason.as_deref().map(str::parse).transpose()?;
-    filter.from = time("from", &args.from)?;
-    filter.to = time("to", &args.to)?;
-    filter.event_id = match &args.event_id {
+    let event_id = match &args.event_id {
         None => None,
         Some(id) => match uuid::Uuid::parse_str(id) {
             Ok(id) => Some(id),
             Err(e) => return fail(format!("--event-id {id:?} is not a UUID ({e})")),
         },
+    };
+    let filter = eventfabric::DlqFilter {
+        reason: args.reason.as_deref().map(str::parse).transpose()?,
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        event_id,
     };
     Ok(filter)
 }
