@@ -284,10 +284,34 @@ struct Outstanding {
 
 type Key = (u32, u64);
 
+/// A multiply-rotate hasher for message keys: SipHash's DoS resistance buys
+/// nothing for offsets the queue itself reads, and costs a third of an ack.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 struct State {
     reader: Reader,
     parts: BTreeMap<u32, PartitionState>,
-    outstanding: HashMap<Key, Outstanding>,
+    outstanding: KeyMap<Outstanding>,
     /// (time, partition, offset): a visibility deadline or retry time; an
     /// entry is live only while the message's phase still names that time.
     timers: BinaryHeap<Reverse<(i64, u32, u64)>>,
@@ -413,7 +437,7 @@ impl Queue {
         let state = State {
             reader,
             parts: persisted.partitions,
-            outstanding: HashMap::new(),
+            outstanding: KeyMap::default(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
             in_flight: 0,
@@ -663,7 +687,11 @@ impl State {
         if part.is_done(raw.offset) {
             return Ok(None);
         }
-        let mut history = part.history.remove(&raw.offset).unwrap_or_default();
+        let mut history = if part.history.is_empty() {
+            History::default()
+        } else {
+            part.history.remove(&raw.offset).unwrap_or_default()
+        };
         if history.attempts == 0 && raw.offset < part.delivered_to {
             history.attempts = 1;
         }
@@ -748,7 +776,24 @@ impl State {
     fn schedule_retry(&mut self, key: Key, at: i64) {
         if let Some(m) = self.outstanding.get_mut(&key) {
             m.phase = Phase::Waiting { retry_at: at };
-            self.timers.push(Reverse((at, key.0, key.1)));
+            self.push_timer(at, key);
+        }
+    }
+
+    /// Adds a timer; drops dead ones (acked, or superseded by a later
+    /// phase) once they outnumber the live ones, so the heap stays
+    /// proportional to the outstanding messages, not to the ack rate.
+    fn push_timer(&mut self, at: i64, key: Key) {
+        self.timers.push(Reverse((at, key.0, key.1)));
+        if self.timers.len() > 2 * self.outstanding.len() + 1024 {
+            let outstanding = &self.outstanding;
+            self.timers.retain(|Reverse((t, p, o))| {
+                outstanding.get(&(*p, *o)).is_some_and(|m| match m.phase {
+                    Phase::InFlight { deadline } => deadline == *t,
+                    Phase::Waiting { retry_at } => retry_at == *t,
+                    Phase::Ready => false,
+                })
+            });
         }
     }
 
@@ -769,7 +814,7 @@ impl State {
             self.pending
                 .push(queue_state::history(key.0, key.1, &m.history));
         }
-        self.timers.push(Reverse((deadline, key.0, key.1)));
+        self.push_timer(deadline, key);
         self.in_flight += 1;
         self.stats.delivered += 1;
         let part = self.part(key.0, key.1);
@@ -1052,5 +1097,42 @@ impl Drop for State {
         // Best effort: an error here has nowhere to go, and a process crash
         // would have left the same unsynced tail.
         let _ = self.log.sync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Draft, FabricConfig, FsyncPolicy, TopicConfig};
+
+    #[test]
+    fn timers_of_acked_messages_do_not_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+        fabric
+            .create_topic("t.v1", TopicConfig::with_partitions(1))
+            .unwrap();
+        let mut p = fabric.producer("t.v1", "test").unwrap();
+        for i in 0..5_000 {
+            p.send(Draft::new(
+                "billing.invoice.issued",
+                Some("t"),
+                serde_json::json!(i),
+            ))
+            .unwrap();
+        }
+        let queue = fabric.queue("q", "t.v1", QueueConfig::default()).unwrap();
+        let mut acked = 0;
+        loop {
+            let got = queue.try_fetch(100).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            queue.ack_all(&got).unwrap();
+            acked += got.len();
+            let s = queue.inner.state.lock();
+            assert!(s.timers.len() <= 2 * s.outstanding.len() + 1024 + 100);
+        }
+        assert_eq!(acked, 5_000);
     }
 }
