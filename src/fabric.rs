@@ -588,6 +588,22 @@ impl Fabric {
         Reader::new(self.clone(), self.handle(topic)?, from)
     }
 
+    /// Opens (creating on first use) queue `name` on `topic`: see
+    /// [`crate::Queue`]. Its state lives in `<data>/queues/<name>/`.
+    pub fn queue(
+        &self,
+        name: &str,
+        topic: &str,
+        config: crate::queue::QueueConfig,
+    ) -> Result<crate::queue::Queue> {
+        crate::queue::Queue::open(self, name, topic, config)
+    }
+
+    /// The dead letters of `topic` (its `<topic>.dlq` topic must exist).
+    pub fn dead_letters(&self, topic: &str) -> Result<crate::dlq::DeadLetters> {
+        crate::dlq::DeadLetters::open(self, topic)
+    }
+
     /// Makes everything appended to every partition durable.
     pub fn flush(&self) -> Result<()> {
         if self.inner.read_only {

@@ -56,6 +56,8 @@ pub mod archive;
 pub mod batch;
 mod checkpoint;
 mod dedup;
+pub mod dlq;
+pub mod dlq_replay;
 pub mod envelope;
 mod error;
 pub mod fabric;
@@ -71,7 +73,10 @@ mod mmap;
 mod notify;
 pub mod partitioner;
 pub mod producer;
+pub mod queue;
+mod queue_state;
 pub mod reader;
+pub mod retry;
 mod sampling;
 mod segment;
 pub mod snapshot;
@@ -81,6 +86,10 @@ pub mod topic;
 mod verify;
 
 pub use crate::dedup::DedupStats;
+pub use crate::dlq::{
+    DeadLetter, DeadLetters, DlqEntry, DlqFilter, DlqRateAlert, DlqRateEvent, DlqReason,
+};
+pub use crate::dlq_replay::{ReplayReport, Replayed};
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
@@ -93,7 +102,12 @@ pub use crate::log::{
     RecoveryReport, SegmentInfo, Truncation,
 };
 pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
+pub use crate::queue::{
+    Clock, Failure, ManualClock, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
+    SystemClock,
+};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::retry::{Backoff, RetryPolicy};
 pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
 pub use crate::tier::{
     EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,

@@ -258,6 +258,16 @@ impl Reader {
 
     fn decode(&self, raw: &RawEvent) -> Result<ReadEvent> {
         let envelope = Envelope::decode(&raw.value).map_err(|e| {
+            if crate::dlq::is_dead_letter(&raw.value) {
+                return Error::invalid(
+                    format!(
+                        "record at offset {} of topic {:?} partition {}",
+                        raw.offset, self.topic.name, raw.partition
+                    ),
+                    "it is a dead letter (an envelope wrapped with DLQ metadata): read it with \
+                     `fabric dlq list|show` or eventfabric::DeadLetters",
+                );
+            }
             Error::invalid(
                 format!(
                     "record at offset {} of topic {:?} partition {}",

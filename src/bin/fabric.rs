@@ -69,6 +69,71 @@ enum Command {
     Group(GroupCommand),
     /// Re-read a range of TOPIC into a consumer group, printing the events.
     Replay(ReplayArgs),
+    /// List, show and replay dead letters of a topic (`<topic>.dlq`).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// Print the dead letters of TOPIC as JSON lines, every field (read-only).
+    List(DlqListArgs),
+    /// Print one dead letter, by --offset P:O of the .dlq topic or by --event-id (read-only).
+    Show(DlqShowArgs),
+    /// Publish dead letters back into TOPIC, each at most once, rate-limited.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct DlqFilterArgs {
+    /// Only this reason: handler_error, max_attempts_exceeded, schema_violation, expired,
+    /// deserialization_failure or rejected_by_policy.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Dead-lettered at or after this RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Dead-lettered before this RFC 3339 time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only the letter of this original event_id.
+    #[arg(long)]
+    event_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct DlqListArgs {
+    /// The source topic (its dead letters are in TOPIC.dlq).
+    topic: String,
+    #[command(flatten)]
+    filter: DlqFilterArgs,
+}
+
+#[derive(Args, Debug)]
+struct DlqShowArgs {
+    /// The source topic.
+    topic: String,
+    /// PARTITION:OFFSET of the letter in TOPIC.dlq.
+    #[arg(
+        long,
+        conflicts_with = "event_id",
+        required_unless_present = "event_id"
+    )]
+    offset: Option<String>,
+    /// The original event_id.
+    #[arg(long)]
+    event_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct DlqReplayArgs {
+    /// The source topic to replay into.
+    topic: String,
+    #[command(flatten)]
+    filter: DlqFilterArgs,
+    /// At most this many per second, e.g. 100/s (default: unlimited).
+    #[arg(long)]
+    rate: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -407,6 +472,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Retention(cmd) => retention(data_dir(&cli.data)?, tiers, cmd),
         Command::Group(cmd) => group_command(data_dir(&cli.data)?, cmd),
         Command::Replay(args) => replay(data_dir(&cli.data)?, args),
+        Command::Dlq(cmd) => dlq(data_dir(&cli.data)?, cmd),
     }
 }
 
@@ -1321,6 +1387,123 @@ fn consume_group(data: &Path, args: ConsumeArgs) -> CliResult {
         }
         if args.commit && !closed {
             consumer.commit()?;
+        }
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dlq_filter(args: &DlqFilterArgs) -> CliResult<eventfabric::DlqFilter> {
+    let time = |flag: &str, s: &Option<String>| -> CliResult<Option<jiff::Timestamp>> {
+        match s {
+            None => Ok(None),
+            Some(s) => match s.parse::<jiff::Timestamp>() {
+                Ok(t) => Ok(Some(t)),
+                Err(e) => fail(format!(
+                    "--{flag} {s:?} is not an RFC 3339 time ({e}); e.g. 2026-06-10T12:30:00Z"
+                )),
+            },
+        }
+    };
+    let event_id = match &args.event_id {
+        None => None,
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(id) => Some(id),
+            Err(e) => return fail(format!("--event-id {id:?} is not a UUID ({e})")),
+        },
+    };
+    let filter = eventfabric::DlqFilter {
+        reason: args.reason.as_deref().map(str::parse).transpose()?,
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        event_id,
+    };
+    Ok(filter)
+}
+
+fn dlq(data: &Path, cmd: DlqCommand) -> CliResult {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match cmd {
+        DlqCommand::List(args) => {
+            let fabric = Fabric::open_read_only(data)?;
+            let letters = fabric.dead_letters(&args.topic)?;
+            for entry in letters.list(&dlq_filter(&args.filter)?)? {
+                if writeln!(out, "{}", entry.to_json()).is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+        DlqCommand::Show(args) => {
+            let fabric = Fabric::open_read_only(data)?;
+            let letters = fabric.dead_letters(&args.topic)?;
+            let entry = match (&args.offset, &args.event_id) {
+                (Some(at), _) => {
+                    let parsed = at
+                        .split_once(':')
+                        .and_then(|(p, o)| Some((p.parse::<u32>().ok()?, o.parse::<u64>().ok()?)));
+                    let Some((p, o)) = parsed else {
+                        return fail(format!(
+                            "--offset {at:?} is not PARTITION:OFFSET, e.g. 0:42"
+                        ));
+                    };
+                    letters.get(p, o)?
+                }
+                (None, _) => {
+                    let filter = dlq_filter(&DlqFilterArgs {
+                        reason: None,
+                        from: None,
+                        to: None,
+                        event_id: args.event_id.clone(),
+                    })?;
+                    match letters.list(&filter)?.into_iter().next() {
+                        Some(e) => e,
+                        None => {
+                            return fail(format!(
+                                "no dead letter of {} carries event_id {}",
+                                args.topic,
+                                args.event_id.unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+            };
+            writeln!(out, "{}", entry.to_json())?;
+        }
+        DlqCommand::Replay(args) => {
+            let rate = match &args.rate {
+                None => None,
+                Some(r) => match r.trim_end_matches("/s").parse::<f64>() {
+                    Ok(n) if n.is_finite() && n > 0.0 => Some(n),
+                    _ => return fail(format!("--rate {r:?} is not a positive N/s, e.g. 100/s")),
+                },
+            };
+            let filter = dlq_filter(&args.filter)?;
+            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let report = fabric.dead_letters(&args.topic)?.replay(&filter, rate)?;
+            for r in &report.replayed {
+                let line = json!({
+                    "dlq_partition": r.dlq_partition,
+                    "dlq_offset": r.dlq_offset,
+                    "event_id": r.event_id.hyphenated().to_string(),
+                    "partition": r.published.partition,
+                    "offset": r.published.offset,
+                });
+                writeln!(out, "{line}")?;
+            }
+            for (p, o, why) in &report.unreplayable {
+                eprintln!("fabric: dead letter {p}:{o} not replayed: {why}");
+            }
+            eprintln!(
+                "replayed {} dead letters into {}; {} already replayed, {} unreplayable, {} interrupted replays found complete",
+                report.replayed.len(),
+                args.topic,
+                report.already_replayed,
+                report.unreplayable.len(),
+                report.resolved_in_doubt
+            );
+            out.flush()?;
+            fabric.close()?;
         }
     }
     let _ = out.flush();

@@ -1,0 +1,479 @@
+//! Queues and the dead-letter queue end to end: poison messages through
+//! their retry schedule into the DLQ and back by replay, TTL expiry, the
+//! DLQ-rate alert, the in-flight cap, tenant filtering, blocking fetches
+//! woken by appends and nacks, and competing consumers under stress.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eventfabric::{
+    Backoff, Clock, DlqFilter, DlqRateAlert, DlqRateEvent, DlqReason, Draft, Envelope, Fabric,
+    FabricConfig, Failure, FsyncPolicy, ManualClock, NackOutcome, QueueConfig, ReadLimit,
+    RetryPolicy, StartFrom, TopicConfig, Ttl,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const TOPIC: &str = "billing.domain.v1";
+
+fn setup(partitions: u32) -> (tempfile::TempDir, Fabric) {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    fabric
+        .create_topic(TOPIC, TopicConfig::with_partitions(partitions))
+        .unwrap();
+    (dir, fabric)
+}
+
+fn publish(fabric: &Fabric, tenant: &str, payload: serde_json::Value) -> (Envelope, (u32, u64)) {
+    let mut p = fabric.producer(TOPIC, "test").unwrap();
+    let (e, at) = p
+        .send(Draft::new("billing.invoice.issued", Some(tenant), payload))
+        .unwrap();
+    (e, (at.partition, at.offset))
+}
+
+fn manual_config(clock: &Arc<ManualClock>) -> QueueConfig {
+    let mut c = QueueConfig::default();
+    c.clock = clock.clone();
+    c
+}
+
+fn real_now() -> i64 {
+    eventfabric::SystemClock.now_micros()
+}
+
+#[test]
+fn a_poison_message_retries_on_schedule_lands_in_the_dlq_and_replays_exactly_once() {
+    let (_dir, fabric) = setup(2);
+    let clock = Arc::new(ManualClock::new(real_now()));
+    let mut config = manual_config(&clock);
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        backoff: Backoff::Exponential {
+            initial: Duration::from_millis(100),
+            multiplier: 2.0,
+            max: Duration::from_secs(10),
+            jitter: 0.0,
+        },
+    };
+    let queue = fabric.queue("invoicing", TOPIC, config.clone()).unwrap();
+    let (good, _) = publish(&fabric, "tenant-1", json!({"amount": 10}));
+    let (poison, poison_at) = publish(&fabric, "tenant-2", json!({"amount": -1}));
+
+    let mut failures = Vec::new();
+    let mut schedule = Vec::new();
+    let mut delivered_attempts = Vec::new();
+    loop {
+        let got = queue.try_fetch(10).unwrap();
+        for m in got {
+            let e = m.envelope().unwrap();
+            if e.event_id == good.event_id {
+                queue.ack(&m).unwrap();
+                continue;
+            }
+            assert_eq!(e.event_id, poison.event_id);
+            delivered_attempts.push(m.attempt);
+            let now = clock.now_micros();
+            failures.push(now);
+            let error = format!("amount must be positive (attempt {})", m.attempt);
+            match queue.nack(&m, Failure::retry(error)).unwrap() {
+                NackOutcome::Retry { next_attempt, at } => {
+                    assert_eq!(next_attempt, m.attempt + 1);
+                    schedule.push(at - now);
+                    // Not a microsecond early...
+                    clock.set(at - 1);
+                    assert!(queue.try_fetch(10).unwrap().is_empty());
+                    clock.set(at);
+                }
+                NackOutcome::DeadLettered { partition, offset } => {
+                    assert_eq!(partition, poison_at.0);
+                    assert_eq!(offset, 0);
+                }
+                NackOutcome::Stale => panic!("a current delivery was called stale"),
+            }
+        }
+        if queue.stats().dead_lettered == 1 {
+            break;
+        }
+        assert!(
+            delivered_attempts.len() <= 3,
+            "more deliveries than attempts"
+        );
+    }
+    assert_eq!(delivered_attempts, [1, 2, 3]);
+    assert_eq!(
+        schedule,
+        [100_000, 200_000],
+        "exponential backoff 100 ms, 200 ms"
+    );
+
+    // The dead letter carries every field, and the original bytes untouched.
+    let letters = fabric.dead_letters(TOPIC).unwrap();
+    assert_eq!(letters.topic(), "billing.domain.v1.dlq");
+    assert_eq!(
+        fabric
+            .topic_info(letters.topic())
+            .unwrap()
+            .config
+            .partitions,
+        2
+    );
+    let all = letters.list(&DlqFilter::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    let entry = &all[0];
+    let original = fabric
+        .partition(TOPIC, poison_at.0)
+        .unwrap()
+        .read(poison_at.1, ReadLimit::records(1))
+        .unwrap()
+        .remove(0);
+    let l = &entry.letter;
+    assert_eq!(l.reason, DlqReason::MaxAttemptsExceeded);
+    assert_eq!(l.error, "amount must be positive (attempt 3)");
+    assert_eq!(l.attempts, 3);
+    assert_eq!(l.first_failure_micros, failures[0]);
+    assert_eq!(l.last_failure_micros, failures[2]);
+    assert_eq!(l.topic, TOPIC);
+    assert_eq!((l.partition, l.offset), poison_at);
+    assert_eq!(l.timestamp, original.timestamp);
+    assert_eq!(l.consumer, "invoicing");
+    assert_eq!(
+        l.envelope, original.value,
+        "original envelope bytes untouched"
+    );
+    let digest: [u8; 32] = Sha256::digest(&original.value).into();
+    assert_eq!(entry.payload_sha256, digest);
+    assert_eq!(entry.event_id(), Some(poison.event_id));
+    assert!(entry.dead_lettered_micros <= real_now());
+    assert_eq!(
+        letters.get(entry.dlq_partition, entry.dlq_offset).unwrap(),
+        *entry
+    );
+    let json = entry.to_json();
+    for field in [
+        "reason",
+        "error",
+        "attempts",
+        "first_failure_at",
+        "last_failure_at",
+        "original_topic",
+        "original_partition",
+        "original_offset",
+        "consumer",
+        "payload_sha256",
+        "event_id",
+        "dead_lettered_at",
+        "envelope",
+    ] {
+        assert!(!json[field].is_null(), "JSON lacks {field}: {json}");
+    }
+
+    // Acked on the source: nothing more, even after a restart.
+    clock.advance(Duration::from_secs(3_600));
+    assert!(queue.try_fetch(10).unwrap().is_empty());
+    drop(queue);
+    let queue = fabric.queue("invoicing", TOPIC, config.clone()).unwrap();
+    assert!(queue.try_fetch(10).unwrap().is_empty());
+
+    // Filters that do not match replay nothing.
+    let other_reason = DlqFilter {
+        reason: Some(DlqReason::Expired),
+        ..DlqFilter::default()
+    };
+    assert!(
+        letters
+            .replay(&other_reason, None)
+            .unwrap()
+            .replayed
+            .is_empty()
+    );
+    let other_id = DlqFilter {
+        event_id: Some(good.event_id),
+        ..DlqFilter::default()
+    };
+    assert!(letters.replay(&other_id, None).unwrap().replayed.is_empty());
+    let future = DlqFilter {
+        from: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)),
+        ..DlqFilter::default()
+    };
+    assert!(letters.list(&future).unwrap().is_empty());
+
+    // Replay: back in the source, consumed exactly once.
+    let by_id = DlqFilter {
+        event_id: Some(poison.event_id),
+        reason: Some(DlqReason::MaxAttemptsExceeded),
+        ..DlqFilter::default()
+    };
+    let report = letters.replay(&by_id, Some(1_000.0)).unwrap();
+    assert_eq!(report.replayed.len(), 1);
+    assert_eq!(report.replayed[0].event_id, poison.event_id);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        for m in queue.try_fetch(10).unwrap() {
+            seen.push((m.envelope().unwrap().event_id, m.attempt));
+            queue.ack(&m).unwrap();
+        }
+    }
+    assert_eq!(seen, [(poison.event_id, 1)]);
+
+    // Replay again, and after a restart of everything: nothing.
+    let again = letters.replay(&DlqFilter::default(), None).unwrap();
+    assert!(again.replayed.is_empty());
+    assert_eq!(again.already_replayed, 1);
+    drop((queue, letters));
+    let path = fabric.path().to_path_buf();
+    fabric.close().unwrap();
+    let fabric = Fabric::open(&path, FabricConfig::default()).unwrap();
+    let again = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .replay(&DlqFilter::default(), None)
+        .unwrap();
+    assert!(again.replayed.is_empty());
+    let queue = fabric.queue("invoicing", TOPIC, config).unwrap();
+    assert!(queue.try_fetch(10).unwrap().is_empty());
+}
+
+#[test]
+fn a_non_retryable_failure_is_dead_lettered_at_once_with_its_reason() {
+    let (_dir, fabric) = setup(1);
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    publish(&fabric, "tenant-1", json!({}));
+    let m = queue.try_fetch(1).unwrap().remove(0);
+    let outcome = queue
+        .nack(
+            &m,
+            Failure::fatal(DlqReason::SchemaViolation, "amount missing"),
+        )
+        .unwrap();
+    assert_eq!(
+        outcome,
+        NackOutcome::DeadLettered {
+            partition: 0,
+            offset: 0
+        }
+    );
+    let entry = fabric.dead_letters(TOPIC).unwrap().get(0, 0).unwrap();
+    assert_eq!(entry.letter.reason, DlqReason::SchemaViolation);
+    assert_eq!(entry.letter.attempts, 1);
+    assert_eq!(entry.letter.error, "amount missing");
+    // The existing readers refuse dead letters and say where to look.
+    let err = fabric
+        .reader("billing.domain.v1.dlq", StartFrom::Earliest)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dead letter") && err.contains("fabric dlq"),
+        "{err}"
+    );
+}
+
+#[test]
+fn expired_events_are_skipped_counted_and_dead_lettered_only_when_asked() {
+    let (_dir, fabric) = setup(1);
+    let mut p = fabric.producer(TOPIC, "test").unwrap();
+    let short = Draft::new("billing.invoice.issued", Some("t"), json!({"n": 1}))
+        .ttl(Ttl::from_millis(1_000).unwrap());
+    let long = Draft::new("billing.invoice.issued", Some("t"), json!({"n": 2}))
+        .ttl(Ttl::from_millis(3_600_000).unwrap());
+    let (expired, _) = p.send(short).unwrap();
+    let (fresh, _) = p.send(long).unwrap();
+    let clock = Arc::new(ManualClock::new(real_now() + 5_000_000));
+
+    let dropping = fabric.queue("drop", TOPIC, manual_config(&clock)).unwrap();
+    let got = dropping.try_fetch(10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope().unwrap().event_id, fresh.event_id);
+    assert_eq!(dropping.stats().expired, 1);
+    assert!(fabric.dead_letters(TOPIC).is_err(), "nothing dead-lettered");
+
+    let mut config = manual_config(&clock);
+    config.dead_letter_expired = true;
+    let routing = fabric.queue("route", TOPIC, config).unwrap();
+    let got = routing.try_fetch(10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(routing.stats().expired, 1);
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&DlqFilter::default())
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter.reason, DlqReason::Expired);
+    assert_eq!(letters[0].event_id(), Some(expired.event_id));
+    assert_eq!(letters[0].letter.consumer, "route");
+    // Not expired yet on a clock before the deadline.
+    let early = Arc::new(ManualClock::new(
+        expired.emitted_at.as_microsecond() + 999_000,
+    ));
+    let before = fabric.queue("early", TOPIC, manual_config(&early)).unwrap();
+    assert_eq!(before.try_fetch(10).unwrap().len(), 2);
+    assert_eq!(before.stats().expired, 0);
+}
+
+#[test]
+fn the_dlq_rate_alert_fires_only_past_its_threshold() {
+    let (_dir, fabric) = setup(1);
+    let events: Arc<Mutex<Vec<DlqRateEvent>>> = Arc::default();
+    let sink = events.clone();
+    let clock = Arc::new(ManualClock::new(real_now()));
+    let mut config = manual_config(&clock);
+    config.dlq_alert = Some(DlqRateAlert {
+        threshold: 2,
+        window: Duration::from_secs(60),
+        callback: Arc::new(move |e| sink.lock().unwrap().push(e)),
+    });
+    let queue = fabric.queue("q", TOPIC, config).unwrap();
+    for _ in 0..5 {
+        publish(&fabric, "t", json!({}));
+    }
+    let mut fired_after = Vec::new();
+    for m in queue.try_fetch(10).unwrap() {
+        queue
+            .nack(&m, Failure::fatal(DlqReason::RejectedByPolicy, "no"))
+            .unwrap();
+        fired_after.push(events.lock().unwrap().len());
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        fired_after,
+        [0, 0, 1, 1, 1],
+        "fires once, on the third in 60 s"
+    );
+    let e = events.lock().unwrap()[0].clone();
+    assert_eq!(
+        (e.count, e.threshold, e.queue.as_str(), e.topic.as_str()),
+        (3, 2, "q", TOPIC)
+    );
+}
+
+#[test]
+fn the_cap_stops_new_deliveries_and_tenant_filtering_skips_others() {
+    let (_dir, fabric) = setup(1);
+    let mut config = QueueConfig::default();
+    config.max_ack_pending = 2;
+    config.tenant = Some("tenant-a".into());
+    let queue = fabric.queue("q", TOPIC, config).unwrap();
+    for i in 0..8 {
+        publish(
+            &fabric,
+            if i % 2 == 0 { "tenant-a" } else { "tenant-b" },
+            json!({"i": i}),
+        );
+    }
+    let first = queue.try_fetch(10).unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(queue.try_fetch(10).unwrap().is_empty(), "at the cap");
+    queue.ack(&first[1]).unwrap();
+    let next = queue.try_fetch(10).unwrap();
+    assert_eq!(next.len(), 1);
+    queue.ack_all(&[first[0].clone(), next[0].clone()]).unwrap();
+    let rest = queue.try_fetch(10).unwrap();
+    assert_eq!(rest.len(), 1);
+    for m in first.iter().chain(&next).chain(&rest) {
+        assert_eq!(m.envelope().unwrap().tenant_id, Some("tenant-a"));
+    }
+    assert_eq!(
+        queue.stats().filtered,
+        4,
+        "every tenant-b event was skipped"
+    );
+    // Acking something never delivered is an error; acking twice is not.
+    queue.ack(&rest[0]).unwrap();
+    queue.ack(&rest[0]).unwrap();
+    let mut bogus = rest[0].clone();
+    bogus.offset = 1_000;
+    assert!(queue.ack(&bogus).is_err());
+}
+
+#[test]
+fn a_blocked_fetch_wakes_on_append_and_on_a_nack_of_another_consumer() {
+    let (_dir, fabric) = setup(3);
+    let mut config = QueueConfig::default();
+    config.max_ack_pending = 1;
+    let queue = fabric.queue("q", TOPIC, config).unwrap();
+    let q = queue.clone();
+    let waiter = std::thread::spawn(move || q.fetch(1, Duration::from_secs(30)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    publish(&fabric, "t", json!({}));
+    let got = waiter.join().unwrap();
+    assert_eq!(got.len(), 1, "woken by the append");
+
+    // At the cap, a second consumer blocks until the first gives back.
+    let q = queue.clone();
+    let waiter = std::thread::spawn(move || q.fetch(1, Duration::from_secs(30)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    queue
+        .nack(&got[0], Failure::retry_after("later", Duration::ZERO))
+        .unwrap();
+    let again = waiter.join().unwrap();
+    assert_eq!(again.len(), 1, "woken by the nack");
+    assert_eq!((again[0].offset, again[0].attempt), (got[0].offset, 2));
+}
+
+#[test]
+fn competing_consumers_get_each_message_once() {
+    let (_dir, fabric) = setup(4);
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    const N: usize = 3_000;
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let fabric = fabric.clone();
+        std::thread::spawn(move || {
+            let mut p = fabric.producer(TOPIC, "stress").unwrap();
+            for i in 0..N {
+                let tenant = format!("t{}", i % 17);
+                p.send(Draft::new(
+                    "billing.invoice.issued",
+                    Some(&tenant),
+                    json!({"i": i}),
+                ))
+                .unwrap();
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let (queue, done) = (queue.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let got = queue.fetch(16, Duration::from_millis(20)).unwrap();
+                    for m in &got {
+                        assert_eq!(m.attempt, 1);
+                        seen.push((m.partition, m.offset));
+                    }
+                    // Acks out of order: last first.
+                    for m in got.iter().rev() {
+                        queue.ack(m).unwrap();
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    producer.join().unwrap();
+    while queue.stats().acked < N as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut all = Vec::new();
+    for c in consumers {
+        all.extend(c.join().unwrap());
+    }
+    let distinct: BTreeSet<_> = all.iter().copied().collect();
+    assert_eq!(all.len(), N, "every message delivered");
+    assert_eq!(distinct.len(), N, "none delivered twice");
+    let per_partition: BTreeMap<u32, usize> = all.iter().fold(BTreeMap::new(), |mut m, (p, _)| {
+        *m.entry(*p).or_default() += 1;
+        m
+    });
+    assert_eq!(per_partition.values().sum::<usize>(), N);
+}
