@@ -322,12 +322,15 @@ impl DeadLetters {
 }
 
 /// Publishes a dead letter's original envelope (event id and all) into
-/// `topic`. THE one place a deliberate DLQ replay publishes: once the
-/// producer dedup cache lands, this must bypass it (the original event id
-/// was appended before, and replaying it is the point).
+/// `topic`: the one place a deliberate DLQ replay publishes, bypassing the
+/// producer dedup cache (the original event id was appended before, and
+/// replaying it is the point).
 fn republish(fabric: &Fabric, topic: &str, envelope: &Envelope) -> Result<Published> {
     let mut producer = fabric.producer(topic, "eventfabric-dlq-replay")?;
-    producer.publish(envelope)
+    // A deliberate replay of an event the topic already holds: the dedup
+    // cache would answer with the original position and append nothing.
+    // The replay ledger, not the dedup window, guards against doing it twice.
+    producer.publish_replay(envelope)
 }
 
 #[cfg(test)]
