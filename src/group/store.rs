@@ -158,6 +158,7 @@ fn apply_all(
         state.expired = record.expired;
         state.committed.extend(record.positions.iter().copied());
         if let Some(w) = window.as_deref_mut() {
+            w.reserve(record.ids.len());
             for &(id, version, at) in &record.ids {
                 w.record(id, version, at);
             }
