@@ -351,12 +351,12 @@ impl Coordinator {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.store.state().committed.get(&(p as u32)).copied();
-                let end = log.next_offset();
+                let (earliest, end) = retained_range(log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
                     end,
-                    lag: end.saturating_sub(committed.unwrap_or(log.earliest_offset())),
+                    lag: end.saturating_sub(committed.unwrap_or(earliest)),
                     member: state.owner.get(p).copied().flatten(),
                 }
             })
@@ -588,7 +588,7 @@ impl Consumer {
         for &p in &now_owned {
             if self.next[p as usize].is_none() {
                 let log = &partitions[p as usize];
-                let (earliest, end) = (log.earliest_offset(), log.next_offset());
+                let (earliest, end) = retained_range(log);
                 let start = match state.store.state().committed.get(&p) {
                     // Retention may have removed what the cursor points at,
                     // and a repaired log may end before it.
@@ -849,7 +849,7 @@ impl Consumer {
         self.sync()?;
         self.check_owned(partition)?;
         let log = self.fabric.partition(&self.coord().topic.name, partition)?;
-        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+        let (earliest, end) = retained_range(&log);
         if offset < earliest || offset > end {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -987,6 +987,13 @@ impl Drop for Consumer {
     }
 }
 
+/// The offsets a partition can be read from: earliest held and the end.
+/// The one place groups ask a partition for its range, so that a tiered
+/// partition (hot + warm) answers for all its tiers here.
+pub(crate) fn retained_range(log: &crate::log::Log) -> (u64, u64) {
+    (log.earliest_offset(), log.next_offset())
+}
+
 /// The first offset of `partition` at or after `time` (its end when none).
 pub(crate) fn offset_for_time(
     fabric: &Fabric,
@@ -1065,12 +1072,12 @@ pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.committed.get(&(p as u32)).copied();
-                let end = log.next_offset();
+                let (earliest, end) = retained_range(log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
                     end,
-                    lag: end.saturating_sub(committed.unwrap_or(log.earliest_offset())),
+                    lag: end.saturating_sub(committed.unwrap_or(earliest)),
                     member: None,
                 }
             })
@@ -1114,7 +1121,7 @@ pub fn reset(fabric: &Fabric, group: &str, topic: &str, to: ResetTo) -> Result<B
     )?;
     let mut positions = BTreeMap::new();
     for (p, log) in handle.partitions().iter().enumerate() {
-        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+        let (earliest, end) = retained_range(log);
         let offset = match to {
             ResetTo::Earliest => earliest,
             ResetTo::Latest => end,
