@@ -896,6 +896,16 @@ impl Consumer {
         Ok(())
     }
 
+    /// The group's lag per partition (`log end − committed`); sum the values,
+    /// or use [`GroupStatus::lag`], for the group's total.
+    pub fn lag(&self) -> BTreeMap<u32, u64> {
+        self.status()
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.lag))
+            .collect()
+    }
+
     /// Committed cursors, log ends, lag and members of the group on this topic.
     pub fn status(&self) -> GroupStatus {
         self.coord().status()

@@ -335,6 +335,7 @@ fn seek_pause_resume_and_lag() {
         .map(|p| fabric.partition(TOPIC, p).unwrap().next_offset())
         .collect();
     assert_eq!(c.status().lag(), 40);
+    assert_eq!(c.lag(), BTreeMap::from([(0, ends[0]), (1, ends[1])]));
     c.pause(1).unwrap();
     let got = drain(&mut c);
     assert!(got.iter().all(|e| e.partition == 0));
