@@ -374,6 +374,12 @@ impl Coordinator {
 /// One member of a consumer group reading one topic. Not `Clone`: each
 /// thread joins with its own handle.
 ///
+/// Ownership is checked under the group's lock when a batch is handed out
+/// and when positions are committed, so two live members never hand out or
+/// commit the same partition. A batch already in a handler's hands when its
+/// partition moves is not recalled: its uncommitted events are handed out
+/// again by the new owner, from the committed cursor (at-least-once).
+///
 /// Dropping it leaves the group without committing (like a crash, for the
 /// delivery guarantees); [`Consumer::close`] commits first.
 #[derive(Debug)]
