@@ -666,7 +666,12 @@ impl Consumer {
         let mut batch = Vec::new();
         loop {
             let generation = self.coord().topic.append_signal.generation();
-            let before = self.next.clone();
+            let at_most_once = self.config.delivery == DeliveryMode::AtMostOnce;
+            let before = if at_most_once {
+                self.next.clone()
+            } else {
+                Vec::new()
+            };
             self.read_batch(&mut batch, max)?;
             if !batch.is_empty() {
                 // The fence: events of a partition revoked meanwhile are not
@@ -676,7 +681,7 @@ impl Consumer {
                     batch.retain(|e| !revoked.contains(&e.partition));
                 }
                 if !batch.is_empty()
-                    && self.config.delivery == DeliveryMode::AtMostOnce
+                    && at_most_once
                     && let Err(e) = self.commit_owned()
                 {
                     for &p in &self.owned {
