@@ -517,6 +517,36 @@ fn poll_blocks_until_an_append_wakes_it() {
     assert_eq!(ids(&got), vec![sent[0].event_id]);
 }
 
+#[test]
+fn a_member_on_a_read_only_view_follows_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 5, "a");
+    let view = Fabric::open_read_only(dir.path()).unwrap();
+    let mut c = view
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    assert_eq!(drain(&mut c).len(), 5);
+    let writer = fabric.clone();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        publish(&writer, 3, "b")
+    });
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 3 && std::time::Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_secs(5)).unwrap());
+    }
+    let sent = producer.join().unwrap();
+    let mut expected: Vec<_> = sent.iter().map(|e| e.event_id).collect();
+    let mut got = ids(&got);
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    c.commit().unwrap();
+    assert_eq!(c.status().lag(), 0);
+}
+
 /// Several groups and members, producers appending, members joining and
 /// leaving: every group sees every event, and no partition is owned by two
 /// live members at the same time.
