@@ -547,6 +547,29 @@ fn a_member_on_a_read_only_view_follows_the_writer() {
     assert_eq!(c.status().lag(), 0);
 }
 
+#[test]
+fn partitions_added_to_the_topic_are_assigned_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let clock = Arc::new(ManualClock::default());
+    let mut a = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    let mut b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(a.assignment().len() + b.assignment().len(), 1);
+    fabric.add_partitions(TOPIC, 4).unwrap();
+    let events = publish(&fabric, 40, "grown");
+    let mut got = drain(&mut a);
+    got.extend(drain(&mut b));
+    got.extend(drain(&mut a));
+    assert_eq!(a.assignment().len() + b.assignment().len(), 4);
+    assert_eq!(a.assignment().len(), 2);
+    let mut got = ids(&got);
+    got.sort();
+    let mut expected: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
 /// Several groups and members, producers appending, members joining and
 /// leaving: every group sees every event, and no partition is owned by two
 /// live members at the same time.
