@@ -351,12 +351,12 @@ impl Coordinator {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.store.state().committed.get(&(p as u32)).copied();
-                let end = log.next_offset();
+                let (earliest, end) = retained_range(log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
                     end,
-                    lag: end.saturating_sub(committed.unwrap_or(log.earliest_offset())),
+                    lag: end.saturating_sub(committed.unwrap_or(earliest)),
                     member: state.owner.get(p).copied().flatten(),
                 }
             })
@@ -373,6 +373,12 @@ impl Coordinator {
 
 /// One member of a consumer group reading one topic. Not `Clone`: each
 /// thread joins with its own handle.
+///
+/// Ownership is checked under the group's lock when a batch is handed out
+/// and when positions are committed, so two live members never hand out or
+/// commit the same partition. A batch already in a handler's hands when its
+/// partition moves is not recalled: its uncommitted events are handed out
+/// again by the new owner, from the committed cursor (at-least-once).
 ///
 /// Dropping it leaves the group without committing (like a crash, for the
 /// delivery guarantees); [`Consumer::close`] commits first.
@@ -588,7 +594,7 @@ impl Consumer {
         for &p in &now_owned {
             if self.next[p as usize].is_none() {
                 let log = &partitions[p as usize];
-                let (earliest, end) = (log.earliest_offset(), log.next_offset());
+                let (earliest, end) = retained_range(log);
                 let start = match state.store.state().committed.get(&p) {
                     // Retention may have removed what the cursor points at,
                     // and a repaired log may end before it.
@@ -660,7 +666,12 @@ impl Consumer {
         let mut batch = Vec::new();
         loop {
             let generation = self.coord().topic.append_signal.generation();
-            let before = self.next.clone();
+            let at_most_once = self.config.delivery == DeliveryMode::AtMostOnce;
+            let before = if at_most_once {
+                self.next.clone()
+            } else {
+                Vec::new()
+            };
             self.read_batch(&mut batch, max)?;
             if !batch.is_empty() {
                 // The fence: events of a partition revoked meanwhile are not
@@ -670,7 +681,7 @@ impl Consumer {
                     batch.retain(|e| !revoked.contains(&e.partition));
                 }
                 if !batch.is_empty()
-                    && self.config.delivery == DeliveryMode::AtMostOnce
+                    && at_most_once
                     && let Err(e) = self.commit_owned()
                 {
                     for &p in &self.owned {
@@ -849,7 +860,7 @@ impl Consumer {
         self.sync()?;
         self.check_owned(partition)?;
         let log = self.fabric.partition(&self.coord().topic.name, partition)?;
-        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+        let (earliest, end) = retained_range(&log);
         if offset < earliest || offset > end {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -894,6 +905,16 @@ impl Consumer {
             ));
         }
         Ok(())
+    }
+
+    /// The group's lag per partition (`log end − committed`); sum the values,
+    /// or use [`GroupStatus::lag`], for the group's total.
+    pub fn lag(&self) -> BTreeMap<u32, u64> {
+        self.status()
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.lag))
+            .collect()
     }
 
     /// Committed cursors, log ends, lag and members of the group on this topic.
@@ -987,6 +1008,13 @@ impl Drop for Consumer {
     }
 }
 
+/// The offsets a partition can be read from: earliest held and the end.
+/// The one place groups ask a partition for its range, so that a tiered
+/// partition (hot + warm) answers for all its tiers here.
+pub(crate) fn retained_range(log: &crate::log::Log) -> (u64, u64) {
+    (log.earliest_offset(), log.next_offset())
+}
+
 /// The first offset of `partition` at or after `time` (its end when none).
 pub(crate) fn offset_for_time(
     fabric: &Fabric,
@@ -1065,12 +1093,12 @@ pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.committed.get(&(p as u32)).copied();
-                let end = log.next_offset();
+                let (earliest, end) = retained_range(log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
                     end,
-                    lag: end.saturating_sub(committed.unwrap_or(log.earliest_offset())),
+                    lag: end.saturating_sub(committed.unwrap_or(earliest)),
                     member: None,
                 }
             })
@@ -1114,7 +1142,7 @@ pub fn reset(fabric: &Fabric, group: &str, topic: &str, to: ResetTo) -> Result<B
     )?;
     let mut positions = BTreeMap::new();
     for (p, log) in handle.partitions().iter().enumerate() {
-        let (earliest, end) = (log.earliest_offset(), log.next_offset());
+        let (earliest, end) = retained_range(log);
         let offset = match to {
             ResetTo::Earliest => earliest,
             ResetTo::Latest => end,

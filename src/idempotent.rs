@@ -8,9 +8,21 @@
 //! together (see `docs/FORMAT.md`, "Consumer group cursor logs"). It never
 //! does I/O and never decides what to deliver: the consumer asks it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
+
+/// An `event_id` as a hash key: hashed as one 128-bit integer, not as a
+/// length-prefixed byte slice (half the hashing work of `Uuid`'s own `Hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdKey(Uuid);
+
+impl std::hash::Hash for IdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.0.as_u128());
+    }
+}
 
 /// Bounded map of processed `event_id` → (highest entity version, when first
 /// recorded, µs since the epoch).
@@ -18,9 +30,10 @@ use uuid::Uuid;
 pub(crate) struct ProcessedWindow {
     max_ids: usize,
     max_age_micros: i64,
-    map: HashMap<Uuid, (u64, i64)>,
-    /// Insertion order, for eviction (oldest first).
-    order: VecDeque<Uuid>,
+    map: HashMap<IdKey, (u64, i64)>,
+    /// Insertion order with record times, for eviction (oldest first)
+    /// without hashing the survivors.
+    order: VecDeque<(Uuid, i64)>,
 }
 
 impl ProcessedWindow {
@@ -37,17 +50,22 @@ impl ProcessedWindow {
     /// Whether `id` was recorded with an entity version at least `version`
     /// (events without a version use 0: any record of the id covers them).
     pub(crate) fn covers(&self, id: &Uuid, version: u64) -> bool {
-        self.map.get(id).is_some_and(|&(v, _)| v >= version)
+        self.map
+            .get(&IdKey(*id))
+            .is_some_and(|&(v, _)| v >= version)
     }
 
     /// Records `id` as processed at `version`, recorded at `at_micros`; then
     /// evicts what falls outside the bounds as of `at_micros`.
     pub(crate) fn record(&mut self, id: Uuid, version: u64, at_micros: i64) {
-        match self.map.get_mut(&id) {
-            Some(entry) => entry.0 = entry.0.max(version),
-            None => {
-                self.map.insert(id, (version, at_micros));
-                self.order.push_back(id);
+        match self.map.entry(IdKey(id)) {
+            Entry::Occupied(mut entry) => {
+                let kept = entry.get_mut();
+                kept.0 = kept.0.max(version);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert((version, at_micros));
+                self.order.push_back((id, at_micros));
             }
         }
         self.evict(at_micros);
@@ -56,17 +74,22 @@ impl ProcessedWindow {
     /// Drops the oldest ids beyond the count bound and ids older than the age
     /// bound as of `now_micros`.
     pub(crate) fn evict(&mut self, now_micros: i64) {
-        while let Some(oldest) = self.order.front() {
-            let at = self.map.get(oldest).map_or(i64::MIN, |&(_, at)| at);
+        while let Some(&(id, at)) = self.order.front() {
             let too_many = self.order.len() > self.max_ids;
             let too_old = now_micros.saturating_sub(at) > self.max_age_micros;
             if !(too_many || too_old) {
                 break;
             }
-            if let Some(id) = self.order.pop_front() {
-                self.map.remove(&id);
-            }
+            self.order.pop_front();
+            self.map.remove(&IdKey(id));
         }
+    }
+
+    /// Makes room for `more` ids without rehashing (bounded by the window).
+    pub(crate) fn reserve(&mut self, more: usize) {
+        let room = more.min(self.max_ids.saturating_sub(self.order.len()));
+        self.map.reserve(room);
+        self.order.reserve(room);
     }
 
     /// Number of ids held.
@@ -77,8 +100,8 @@ impl ProcessedWindow {
     /// Every id with its version and record time, oldest first (what a
     /// snapshot persists).
     pub(crate) fn entries(&self) -> impl Iterator<Item = (Uuid, u64, i64)> + '_ {
-        self.order.iter().filter_map(|id| {
-            let &(version, at) = self.map.get(id)?;
+        self.order.iter().filter_map(|(id, _)| {
+            let &(version, at) = self.map.get(&IdKey(*id))?;
             Some((*id, version, at))
         })
     }

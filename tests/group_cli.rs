@@ -137,6 +137,7 @@ fn consume_with_a_group_resumes_from_its_commit_beside_a_live_writer() {
         !refused.status.success(),
         "a second owner of the group's cursor log"
     );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use by pid"));
     drop(member);
     let reset = ok(
         data,

@@ -335,6 +335,7 @@ fn seek_pause_resume_and_lag() {
         .map(|p| fabric.partition(TOPIC, p).unwrap().next_offset())
         .collect();
     assert_eq!(c.status().lag(), 40);
+    assert_eq!(c.lag(), BTreeMap::from([(0, ends[0]), (1, ends[1])]));
     c.pause(1).unwrap();
     let got = drain(&mut c);
     assert!(got.iter().all(|e| e.partition == 0));
@@ -514,6 +515,59 @@ fn poll_blocks_until_an_append_wakes_it() {
     let got = c.poll(Duration::from_secs(30)).unwrap();
     let sent = producer.join().unwrap();
     assert_eq!(ids(&got), vec![sent[0].event_id]);
+}
+
+#[test]
+fn a_member_on_a_read_only_view_follows_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 5, "a");
+    let view = Fabric::open_read_only(dir.path()).unwrap();
+    let mut c = view
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    assert_eq!(drain(&mut c).len(), 5);
+    let writer = fabric.clone();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        publish(&writer, 3, "b")
+    });
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 3 && std::time::Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_secs(5)).unwrap());
+    }
+    let sent = producer.join().unwrap();
+    let mut expected: Vec<_> = sent.iter().map(|e| e.event_id).collect();
+    let mut got = ids(&got);
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    c.commit().unwrap();
+    assert_eq!(c.status().lag(), 0);
+}
+
+#[test]
+fn partitions_added_to_the_topic_are_assigned_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let clock = Arc::new(ManualClock::default());
+    let mut a = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    let mut b = fabric.consumer("g", TOPIC, config(&clock)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(a.assignment().len() + b.assignment().len(), 1);
+    fabric.add_partitions(TOPIC, 4).unwrap();
+    let events = publish(&fabric, 40, "grown");
+    let mut got = drain(&mut a);
+    got.extend(drain(&mut b));
+    got.extend(drain(&mut a));
+    assert_eq!(a.assignment().len() + b.assignment().len(), 4);
+    assert_eq!(a.assignment().len(), 2);
+    let mut got = ids(&got);
+    got.sort();
+    let mut expected: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    assert_eq!(got, expected);
 }
 
 /// Several groups and members, producers appending, members joining and

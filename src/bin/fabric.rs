@@ -1351,7 +1351,9 @@ fn consume_group(data: &Path, args: ConsumeArgs) -> CliResult {
     let fabric = Fabric::open_read_only(data)?;
     let mut config = eventfabric::ConsumerConfig::default();
     config.auto_commit_interval = None;
-    let mut consumer = fabric.consumer(group, &args.topic, config)?;
+    let mut consumer = fabric
+        .consumer(group, &args.topic, config)
+        .map_err(|e| group_in_use(e, group, &args.topic))?;
     if let Some(p) = args.partition {
         for other in consumer.assignment().to_vec() {
             if other != p {
@@ -1568,15 +1570,8 @@ fn group_command(data: &Path, cmd: GroupCommand) -> CliResult {
                     }
                 },
             };
-            let positions = match group::reset(&fabric, &name, &topic, target) {
-                Err(eventfabric::Error::Locked { pid, .. }) => {
-                    return fail(format!(
-                        "consumer group {name:?} on {topic:?} is in use by pid {pid} (a live \
-                         consumer holds its cursor lock); stop it before resetting"
-                    ));
-                }
-                other => other?,
-            };
+            let positions = group::reset(&fabric, &name, &topic, target)
+                .map_err(|e| group_in_use(e, &name, &topic))?;
             for (partition, offset) in positions {
                 let line = json!({"group": name, "topic": topic, "partition": partition, "committed": offset});
                 writeln!(out, "{line}")?;
@@ -1737,7 +1732,8 @@ fn replay(data: &Path, args: ReplayArgs) -> CliResult {
         }
     }
     config.consumer.auto_commit_interval = None;
-    let mut session = ReplaySession::start(&fabric, &args.topic, &args.group, config)?;
+    let mut session = ReplaySession::start(&fabric, &args.topic, &args.group, config)
+        .map_err(|e| group_in_use(e, &args.group, &args.topic))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     while !session.is_done() {
@@ -1755,4 +1751,18 @@ fn replay(data: &Path, args: ReplayArgs) -> CliResult {
     }
     session.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names the group and the holder when a group's cursor lock is taken.
+fn group_in_use(e: eventfabric::Error, group: &str, topic: &str) -> Failure {
+    match e {
+        eventfabric::Error::Locked { pid, .. } => Failure {
+            message: format!(
+                "consumer group {group:?} on {topic:?} is in use by pid {pid} (a live consumer \
+                 holds its cursor lock); stop it first"
+            ),
+            code: 1,
+        },
+        other => Failure::from(other),
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::{Clock, Consumer, ConsumerConfig, offset_for_time};
+use super::{Clock, Consumer, ConsumerConfig, offset_for_time, retained_range};
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
 use crate::reader::RawEvent;
@@ -153,7 +153,7 @@ impl ReplaySession {
         let mut range = BTreeMap::new();
         for (p, log) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = (log.earliest_offset(), log.next_offset());
+            let (earliest, end) = retained_range(log);
             let at = |bound: ReplayBound| -> Result<u64> {
                 Ok(match bound {
                     ReplayBound::Offset(o) => o.clamp(earliest, end),

@@ -158,6 +158,7 @@ fn apply_all(
         state.expired = record.expired;
         state.committed.extend(record.positions.iter().copied());
         if let Some(w) = window.as_deref_mut() {
+            w.reserve(record.ids.len());
             for &(id, version, at) in &record.ids {
                 w.record(id, version, at);
             }
@@ -201,9 +202,19 @@ impl CursorStore {
         topic: &str,
         window: ProcessedWindow,
     ) -> Result<CursorStore> {
+        CursorStore::open_with(&Io::new(None), root, group, topic, window)
+    }
+
+    fn open_with(
+        io: &Io,
+        root: &Path,
+        group: &str,
+        topic: &str,
+        window: ProcessedWindow,
+    ) -> Result<CursorStore> {
         let dir = group_dir(root, group);
         let name = format!("{topic}{CURSORS_SUFFIX}");
-        let opened = StateLog::open(&Io::new(None), &dir, &name)?;
+        let opened = StateLog::open(io, &dir, &name)?;
         let mut window = window;
         let state = apply_all(&opened.records, opened.log.path(), Some(&mut window))?;
         Ok(CursorStore {
@@ -365,6 +376,41 @@ mod tests {
         assert_eq!(read_state(root, "g", "t").unwrap(), store.state().clone());
         let err = CursorStore::open(root, "g", "t", window()).unwrap_err();
         assert!(matches!(err, Error::Locked { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_failed_commit_changes_nothing_and_a_failed_sync_refuses_until_reopen() {
+        use crate::io::{Fault, FaultPlan, IoOp};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Writes: 1 the empty log's header, 2 the first commit. Syncs: 1 the
+        // header, 2 the second commit, 3 the third.
+        let plan = FaultPlan::new()
+            .fail_nth(IoOp::Write, 2, Fault::Torn(9))
+            .fail_nth(IoOp::Sync, 3, Fault::Fail(5));
+        let io = Io::new(Some(Arc::new(plan)));
+        let mut store = CursorStore::open_with(&io, root, "g", "t", window()).unwrap();
+        let id = Uuid::from_u128(1);
+        assert!(store.commit(&[(0, 5)], 1, &[(id, 0)], 1, true).is_err());
+        assert_eq!(store.state(), &CursorState::default(), "nothing applied");
+        assert!(!store.window().covers(&id, 0));
+        store.commit(&[(0, 6)], 2, &[], 1, true).unwrap();
+        assert!(
+            store.commit(&[(0, 7)], 3, &[], 1, true).is_err(),
+            "sync fails"
+        );
+        assert!(
+            store.commit(&[(0, 8)], 4, &[], 1, true).is_err(),
+            "poisoned"
+        );
+        assert_eq!(store.state().committed[&0], 6);
+        drop(store);
+        let store = CursorStore::open(root, "g", "t", window()).unwrap();
+        let committed = store.state().committed[&0];
+        // The unsynced commit may or may not have reached the file; the
+        // synced one always did.
+        assert!(committed == 6 || committed == 7, "{committed}");
     }
 
     #[test]
