@@ -393,6 +393,15 @@ impl Queue {
                 "queues write their state and dead letters: open the data directory as writer",
             ));
         }
+        if topic.ends_with(dlq::DLQ_SUFFIX) {
+            return Err(queue_error(
+                name,
+                format!(
+                    "{topic:?} is a dead-letter topic: its records are dead letters, not \
+                     events; read them with Fabric::dead_letters or `fabric dlq list`"
+                ),
+            ));
+        }
         let handle = fabric.handle(topic)?;
         let dir = fabric.path().join(QUEUES_DIR).join(name);
         let opened = StateLog::open(&Io::new(None), &dir, STATE_FILE)?;

@@ -272,6 +272,11 @@ fn a_non_retryable_failure_is_dead_lettered_at_once_with_its_reason() {
         err.contains("dead letter") && err.contains("fabric dlq"),
         "{err}"
     );
+    let err = fabric
+        .queue("q2", "billing.domain.v1.dlq", QueueConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dead-letter topic"), "{err}");
 }
 
 #[test]
