@@ -643,6 +643,9 @@ impl State {
             let Some(key) = self.ready.pop_front() else {
                 break;
             };
+            if self.expire_retry(inner, key, now)? {
+                continue;
+            }
             if let Some(m) = self.deliver(inner, key, now) {
                 out.push(m);
             }
@@ -732,10 +735,7 @@ impl State {
             self.part(key.0, key.1).mark_done(key.1);
             return Ok(None);
         }
-        if let Some(ttl) = envelope.ttl_millis {
-            let expires = envelope
-                .emitted_at_micros
-                .saturating_add(ttl.saturating_mul(1000).min(i64::MAX as u64) as i64);
+        if let (Some(ttl), Some(expires)) = (envelope.ttl_millis, envelope.expires_at()) {
             if expires <= now {
                 self.stats.expired += 1;
                 if inner.config.dead_letter_expired {
@@ -787,6 +787,32 @@ impl State {
             return Ok(None);
         }
         Ok(self.deliver(inner, key, now))
+    }
+
+    /// A retry whose event expired while it waited: not delivered again;
+    /// dead-lettered (`expired`) when the queue asks for it, else acked.
+    fn expire_retry(&mut self, inner: &Inner, key: Key, now: i64) -> Result<bool> {
+        let Some(m) = self.outstanding.get(&key) else {
+            return Ok(false);
+        };
+        let Some(expires) = peek_routing(&m.value).and_then(|r| r.expires_at()) else {
+            return Ok(false);
+        };
+        if expires > now {
+            return Ok(false);
+        }
+        self.stats.expired += 1;
+        if inner.config.dead_letter_expired {
+            if let Some(m) = self.outstanding.get_mut(&key) {
+                m.history.error = format!("expired at {expires} µs while waiting for a retry");
+            }
+            self.dead_letter_outstanding(inner, key, DlqReason::Expired, now)?;
+        } else {
+            self.outstanding.remove(&key);
+            self.part(key.0, key.1).mark_done(key.1);
+            self.pending.push(queue_state::acks(key.0, &[key.1]));
+        }
+        Ok(true)
     }
 
     fn schedule_retry(&mut self, key: Key, at: i64) {
@@ -1113,6 +1139,15 @@ struct Routing<'a> {
     tenant_id: Option<&'a str>,
     emitted_at_micros: i64,
     ttl_millis: Option<u64>,
+}
+
+impl Routing<'_> {
+    /// `emitted_at + ttl` in µs, when the event has a TTL.
+    fn expires_at(&self) -> Option<i64> {
+        let ttl = self.ttl_millis?;
+        let ttl_micros = ttl.saturating_mul(1000).min(i64::MAX as u64) as i64;
+        Some(self.emitted_at_micros.saturating_add(ttl_micros))
+    }
 }
 
 /// Reads the routing fields of an envelope (`docs/FORMAT.md`, "Event

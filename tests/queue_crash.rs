@@ -102,6 +102,17 @@ impl Seen {
     }
 }
 
+/// The child process, killed when the parent's assertions fail too (it
+/// loops forever otherwise).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn key(words: &[&str]) -> (u32, u64) {
     (words[1].parse().unwrap(), words[2].parse().unwrap())
 }
@@ -132,19 +143,21 @@ fn acked_messages_stay_acked_and_the_rest_is_redelivered_after_kill_9() {
     }
     let mut seen = Seen::default();
     for round in 0..10u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "queue_kill9_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("EF_QUEUE_KILL9_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "queue_kill9_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("EF_QUEUE_KILL9_DIR", dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -162,8 +175,8 @@ fn acked_messages_stay_acked_and_the_rest_is_redelivered_after_kill_9() {
                 .expect("the child made no progress for 30 s");
             acks += u64::from(seen.handle(&line, round));
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         reader.join().unwrap();
         // What the child printed before it died.
         for line in rx.try_iter() {
