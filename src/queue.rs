@@ -735,26 +735,19 @@ impl State {
             self.part(key.0, key.1).mark_done(key.1);
             return Ok(None);
         }
-        if let (Some(ttl), Some(expires)) = (envelope.ttl_millis, envelope.expires_at()) {
-            if expires <= now {
-                self.stats.expired += 1;
-                if inner.config.dead_letter_expired {
-                    let text = format!(
-                        "expired: emitted at {} µs with ttl {ttl} ms, not delivered before {expires} µs",
-                        envelope.emitted_at_micros
-                    );
-                    return self.dead_letter_new(
-                        inner,
-                        raw,
-                        history,
-                        DlqReason::Expired,
-                        text,
-                        now,
-                    );
-                }
-                self.part(key.0, key.1).mark_done(key.1);
-                return Ok(None);
+        if let (Some(ttl), Some(expires)) = (envelope.ttl_millis, envelope.expires_at())
+            && expires <= now
+        {
+            self.stats.expired += 1;
+            if inner.config.dead_letter_expired {
+                let text = format!(
+                    "expired: emitted at {} µs with ttl {ttl} ms, not delivered before {expires} µs",
+                    envelope.emitted_at_micros
+                );
+                return self.dead_letter_new(inner, raw, history, DlqReason::Expired, text, now);
             }
+            self.part(key.0, key.1).mark_done(key.1);
+            return Ok(None);
         }
         if history.attempts >= inner.config.retry.max_attempts {
             // The last attempt was in flight when the queue stopped.
