@@ -6,7 +6,7 @@
 //! [`Queue`] (each message in flight with at most one of them), the
 //! in-flight cap, visibility timeouts, retries with backoff, TTL expiry, the
 //! tenant filter, and when its state is written to the queue's state log
-//! `<data>/queues/<name>/state` (layout in [`crate::queue_state`]). It reads
+//! `<data>/queues/<name>/state` (layout in `src/queue_state.rs`). It reads
 //! records only through [`crate::reader::Reader`] and writes dead letters
 //! only through [`crate::dlq`]; it must never ack a message on the source
 //! before its dead letter is durable, and never hand a message to a second

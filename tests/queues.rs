@@ -510,3 +510,10 @@ fn competing_consumers_get_each_message_once() {
     });
     assert_eq!(per_partition.values().sum::<usize>(), N);
 }
+
+#[test]
+fn queue_handles_are_send_and_sync() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<eventfabric::Queue>();
+    shareable::<eventfabric::DeadLetters>();
+}
