@@ -366,4 +366,73 @@ mod tests {
         assert!(ledger.done_dlq.contains(&(9, 9)));
         assert!(ledger.done_source.contains(&(8, 8)));
     }
+
+    /// A replay interrupted between its synced intent and its `done`
+    /// record: decided by whether the publish reached the topic.
+    #[test]
+    fn an_interrupted_replay_is_completed_or_redone_never_doubled() {
+        for published_before_crash in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let fabric = Fabric::open(dir.path(), crate::FabricConfig::default()).unwrap();
+            fabric
+                .create_topic("t.v1", crate::TopicConfig::with_partitions(2))
+                .unwrap();
+            let mut p = fabric.producer("t.v1", "test").unwrap();
+            let (event, _) = p
+                .send(crate::Draft::new(
+                    "billing.invoice.issued",
+                    Some("x"),
+                    serde_json::json!(1),
+                ))
+                .unwrap();
+            let queue = fabric
+                .queue("q", "t.v1", crate::QueueConfig::default())
+                .unwrap();
+            let m = queue.try_fetch(1).unwrap().remove(0);
+            queue
+                .nack(
+                    &m,
+                    crate::Failure::fatal(crate::DlqReason::HandlerError, "x"),
+                )
+                .unwrap();
+            let letters = fabric.dead_letters("t.v1").unwrap();
+            let entry = letters.list(&DlqFilter::default()).unwrap().remove(0);
+            let envelope = entry.envelope().unwrap().to_envelope().unwrap();
+            // The first half of replay_one, then a crash.
+            {
+                let mut ledger = Ledger::open(&fabric, letters.topic()).unwrap();
+                let target_partition = partition_for_key(&envelope.partition_key, 2);
+                let intent = Intent {
+                    dlq: (entry.dlq_partition, entry.dlq_offset),
+                    source: (entry.letter.partition, entry.letter.offset),
+                    target_partition,
+                    target_from: fabric
+                        .partition("t.v1", target_partition)
+                        .unwrap()
+                        .next_offset(),
+                    event_id: event.event_id,
+                };
+                ledger.log.append(&[&encode_intent(&intent)], true).unwrap();
+                if published_before_crash {
+                    republish(&fabric, "t.v1", &envelope).unwrap();
+                }
+            }
+            let report = letters.replay(&DlqFilter::default(), None).unwrap();
+            let copies = fabric
+                .reader("t.v1", crate::StartFrom::Earliest)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().envelope.event_id == event.event_id)
+                .count();
+            assert_eq!(copies, 2, "the original and exactly one replay");
+            if published_before_crash {
+                assert_eq!(report.resolved_in_doubt, 1);
+                assert!(report.replayed.is_empty());
+            } else {
+                assert_eq!(report.resolved_in_doubt, 0);
+                assert_eq!(report.replayed.len(), 1);
+            }
+            let again = letters.replay(&DlqFilter::default(), None).unwrap();
+            assert!(again.replayed.is_empty());
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! [`Queue`] (each message in flight with at most one of them), the
 //! in-flight cap, visibility timeouts, retries with backoff, TTL expiry, the
 //! tenant filter, and when its state is written to the queue's state log
-//! `<data>/queues/<name>/state` (layout in [`crate::queue_state`]). It reads
+//! `<data>/queues/<name>/state` (layout in `src/queue_state.rs`). It reads
 //! records only through [`crate::reader::Reader`] and writes dead letters
 //! only through [`crate::dlq`]; it must never ack a message on the source
 //! before its dead letter is durable, and never hand a message to a second
@@ -393,6 +393,15 @@ impl Queue {
                 "queues write their state and dead letters: open the data directory as writer",
             ));
         }
+        if topic.ends_with(dlq::DLQ_SUFFIX) {
+            return Err(queue_error(
+                name,
+                format!(
+                    "{topic:?} is a dead-letter topic: its records are dead letters, not \
+                     events; read them with Fabric::dead_letters or `fabric dlq list`"
+                ),
+            ));
+        }
         let handle = fabric.handle(topic)?;
         let dir = fabric.path().join(QUEUES_DIR).join(name);
         let opened = StateLog::open(&Io::new(None), &dir, STATE_FILE)?;
@@ -634,6 +643,9 @@ impl State {
             let Some(key) = self.ready.pop_front() else {
                 break;
             };
+            if self.expire_retry(inner, key, now)? {
+                continue;
+            }
             if let Some(m) = self.deliver(inner, key, now) {
                 out.push(m);
             }
@@ -695,7 +707,14 @@ impl State {
         if history.attempts == 0 && raw.offset < part.delivered_to {
             history.attempts = 1;
         }
-        let envelope = match EnvelopeRef::decode(&raw.value) {
+        let routed = peek_routing(&raw.value).ok_or(()).or_else(|()| {
+            EnvelopeRef::decode(&raw.value).map(|e| Routing {
+                tenant_id: e.tenant_id,
+                emitted_at_micros: e.emitted_at_micros,
+                ttl_millis: e.ttl_millis,
+            })
+        });
+        let envelope = match routed {
             Ok(e) => e,
             Err(e) => {
                 let text = format!("not a valid envelope: {e}");
@@ -716,29 +735,19 @@ impl State {
             self.part(key.0, key.1).mark_done(key.1);
             return Ok(None);
         }
-        if let Some(ttl) = envelope.ttl_millis {
-            let expires = envelope
-                .emitted_at_micros
-                .saturating_add(ttl.saturating_mul(1000).min(i64::MAX as u64) as i64);
-            if expires <= now {
-                self.stats.expired += 1;
-                if inner.config.dead_letter_expired {
-                    let text = format!(
-                        "expired: emitted at {} µs with ttl {ttl} ms, not delivered before {expires} µs",
-                        envelope.emitted_at_micros
-                    );
-                    return self.dead_letter_new(
-                        inner,
-                        raw,
-                        history,
-                        DlqReason::Expired,
-                        text,
-                        now,
-                    );
-                }
-                self.part(key.0, key.1).mark_done(key.1);
-                return Ok(None);
+        if let (Some(ttl), Some(expires)) = (envelope.ttl_millis, envelope.expires_at())
+            && expires <= now
+        {
+            self.stats.expired += 1;
+            if inner.config.dead_letter_expired {
+                let text = format!(
+                    "expired: emitted at {} µs with ttl {ttl} ms, not delivered before {expires} µs",
+                    envelope.emitted_at_micros
+                );
+                return self.dead_letter_new(inner, raw, history, DlqReason::Expired, text, now);
             }
+            self.part(key.0, key.1).mark_done(key.1);
+            return Ok(None);
         }
         if history.attempts >= inner.config.retry.max_attempts {
             // The last attempt was in flight when the queue stopped.
@@ -771,6 +780,32 @@ impl State {
             return Ok(None);
         }
         Ok(self.deliver(inner, key, now))
+    }
+
+    /// A retry whose event expired while it waited: not delivered again;
+    /// dead-lettered (`expired`) when the queue asks for it, else acked.
+    fn expire_retry(&mut self, inner: &Inner, key: Key, now: i64) -> Result<bool> {
+        let Some(m) = self.outstanding.get(&key) else {
+            return Ok(false);
+        };
+        let Some(expires) = peek_routing(&m.value).and_then(|r| r.expires_at()) else {
+            return Ok(false);
+        };
+        if expires > now {
+            return Ok(false);
+        }
+        self.stats.expired += 1;
+        if inner.config.dead_letter_expired {
+            if let Some(m) = self.outstanding.get_mut(&key) {
+                m.history.error = format!("expired at {expires} µs while waiting for a retry");
+            }
+            self.dead_letter_outstanding(inner, key, DlqReason::Expired, now)?;
+        } else {
+            self.outstanding.remove(&key);
+            self.part(key.0, key.1).mark_done(key.1);
+            self.pending.push(queue_state::acks(key.0, &[key.1]));
+        }
+        Ok(true)
     }
 
     fn schedule_retry(&mut self, key: Key, at: i64) {
@@ -1092,6 +1127,99 @@ impl State {
     }
 }
 
+/// The envelope fields a queue routes on.
+struct Routing<'a> {
+    tenant_id: Option<&'a str>,
+    emitted_at_micros: i64,
+    ttl_millis: Option<u64>,
+}
+
+impl Routing<'_> {
+    /// `emitted_at + ttl` in µs, when the event has a TTL.
+    fn expires_at(&self) -> Option<i64> {
+        let ttl = self.ttl_millis?;
+        let ttl_micros = ttl.saturating_mul(1000).min(i64::MAX as u64) as i64;
+        Some(self.emitted_at_micros.saturating_add(ttl_micros))
+    }
+}
+
+/// Reads the routing fields of an envelope (`docs/FORMAT.md`, "Event
+/// envelope") without validating the others: records were validated by the
+/// producer that appended them, and a consumer validates what it decodes
+/// with [`QueueMessage::envelope`]. Full validation would cost about half
+/// of a queue's per-message time. `None` for anything unexpected: the
+/// caller then asks the full decoder, which names the problem.
+fn peek_routing(bytes: &[u8]) -> Option<Routing<'_>> {
+    struct P<'a>(&'a [u8]);
+    impl<'a> P<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = self.0.split_at_checked(n)?;
+            self.0 = tail;
+            Some(head)
+        }
+        fn be(&mut self, n: usize) -> Option<u64> {
+            Some(
+                self.take(n)?
+                    .iter()
+                    .fold(0u64, |v, &b| v << 8 | u64::from(b)),
+            )
+        }
+        fn int(&mut self) -> Option<i128> {
+            let tag = self.take(1)?[0];
+            Some(match tag {
+                0x00..=0x7F => i128::from(tag),
+                0xE0..=0xFF => i128::from(tag as i8),
+                0xCC => i128::from(self.be(1)?),
+                0xCD => i128::from(self.be(2)?),
+                0xCE => i128::from(self.be(4)?),
+                0xCF => i128::from(self.be(8)?),
+                0xD0 => i128::from(self.be(1)? as u8 as i8),
+                0xD1 => i128::from(self.be(2)? as u16 as i16),
+                0xD2 => i128::from(self.be(4)? as u32 as i32),
+                0xD3 => i128::from(self.be(8)? as i64),
+                _ => return None,
+            })
+        }
+        /// A str (or bin, which readers accept for str) or nil.
+        fn text(&mut self) -> Option<Option<&'a [u8]>> {
+            let tag = self.take(1)?[0];
+            let len = match tag {
+                0xC0 => return Some(None),
+                0xA0..=0xBF => usize::from(tag & 0x1F),
+                0xC4 | 0xD9 => self.be(1)? as usize,
+                0xC5 | 0xDA => self.be(2)? as usize,
+                0xC6 | 0xDB => self.be(4)? as usize,
+                _ => return None,
+            };
+            self.take(len).map(Some)
+        }
+    }
+    let mut p = P(bytes);
+    if p.take(1)? != [0x9D] || p.int()? != 1 {
+        return None;
+    }
+    p.text()??; // event_id
+    p.text()??; // event_type
+    let tenant_id = match p.text()? {
+        Some(t) => Some(std::str::from_utf8(t).ok()?),
+        None => None,
+    };
+    p.int()?; // occurred_at
+    let emitted_at_micros = i64::try_from(p.int()?).ok()?;
+    for _ in 0..5 {
+        p.text()?; // source, schema_version, correlation_id, causation_id, partition_key
+    }
+    let ttl_millis = match p.0.first()? {
+        0xC0 => None,
+        _ => Some(u64::try_from(p.int()?).ok()?),
+    };
+    Some(Routing {
+        tenant_id,
+        emitted_at_micros,
+        ttl_millis,
+    })
+}
+
 impl Drop for State {
     fn drop(&mut self) {
         // Best effort: an error here has nowhere to go, and a process crash
@@ -1104,6 +1232,32 @@ impl Drop for State {
 mod tests {
     use super::*;
     use crate::{Draft, FabricConfig, FsyncPolicy, TopicConfig};
+
+    #[test]
+    fn peeked_routing_fields_agree_with_the_full_decoder() {
+        let mut generator = crate::fixtures::FixtureGenerator::new(7, 50);
+        let kinds = crate::fixtures::FixtureKind::all();
+        for i in 0..300 {
+            let mut e = generator.next(kinds[i % kinds.len()]);
+            if i % 3 == 0 {
+                e.ttl = crate::Ttl::from_millis(i as u64 * 1_000 + 1);
+            }
+            if i % 5 == 0 && e.event_type.starts_with("system.") {
+                e.tenant_id = None;
+            }
+            let bytes = e.to_bytes();
+            let full = EnvelopeRef::decode(&bytes).unwrap();
+            let peek = peek_routing(&bytes).unwrap();
+            assert_eq!(peek.tenant_id, full.tenant_id);
+            assert_eq!(peek.emitted_at_micros, full.emitted_at_micros);
+            assert_eq!(peek.ttl_millis, full.ttl_millis);
+            for cut in [0, 1, bytes.len() / 3, bytes.len() / 2] {
+                let short = peek_routing(&bytes[..cut]);
+                assert!(short.is_none() || cut > bytes.len() / 3);
+            }
+        }
+        assert!(peek_routing(b"EFDL not an envelope").is_none());
+    }
 
     #[test]
     fn timers_of_acked_messages_do_not_pile_up() {

@@ -272,6 +272,11 @@ fn a_non_retryable_failure_is_dead_lettered_at_once_with_its_reason() {
         err.contains("dead letter") && err.contains("fabric dlq"),
         "{err}"
     );
+    let err = fabric
+        .queue("q2", "billing.domain.v1.dlq", QueueConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dead-letter topic"), "{err}");
 }
 
 #[test]
@@ -315,6 +320,34 @@ fn expired_events_are_skipped_counted_and_dead_lettered_only_when_asked() {
     let before = fabric.queue("early", TOPIC, manual_config(&early)).unwrap();
     assert_eq!(before.try_fetch(10).unwrap().len(), 2);
     assert_eq!(before.stats().expired, 0);
+
+    // Expiring while waiting for a retry: not redelivered, dead-lettered.
+    let mut config = manual_config(&early);
+    config.dead_letter_expired = true;
+    let retrying = fabric.queue("retrying", TOPIC, config).unwrap();
+    let got = retrying.try_fetch(10).unwrap();
+    let short_one = got
+        .iter()
+        .find(|m| m.envelope().unwrap().event_id == expired.event_id)
+        .unwrap();
+    retrying
+        .nack(
+            short_one,
+            Failure::retry_after("later", Duration::from_secs(5)),
+        )
+        .unwrap();
+    early.advance(Duration::from_secs(6));
+    assert!(retrying.try_fetch(10).unwrap().is_empty());
+    assert_eq!(retrying.stats().expired, 1);
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&DlqFilter::default())
+        .unwrap();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[1].letter.reason, DlqReason::Expired);
+    assert_eq!(letters[1].letter.consumer, "retrying");
+    assert_eq!(letters[1].letter.attempts, 1);
 }
 
 #[test]
@@ -476,4 +509,11 @@ fn competing_consumers_get_each_message_once() {
         m
     });
     assert_eq!(per_partition.values().sum::<usize>(), N);
+}
+
+#[test]
+fn queue_handles_are_send_and_sync() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<eventfabric::Queue>();
+    shareable::<eventfabric::DeadLetters>();
 }
