@@ -539,11 +539,12 @@ pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
     Ok(summary)
 }
 
-/// An open, validated archive segment. Blocks are read and checked on demand.
+/// A validated archive segment: its footer and block index in memory. Blocks
+/// are read and checked on demand, each read opening the file anew, so a
+/// year of warm archives holds no file descriptors while idle.
 #[derive(Debug)]
 pub(crate) struct Archive {
     pub(crate) path: PathBuf,
-    file: File,
     pub(crate) summary: ArchiveSummary,
     pub(crate) blocks: Vec<BlockEntry>,
 }
@@ -566,7 +567,6 @@ impl Archive {
         )?;
         Ok(Archive {
             path: path.to_path_buf(),
-            file,
             summary,
             blocks,
         })
@@ -580,11 +580,13 @@ impl Archive {
         self.summary.next_offset
     }
 
-    /// Reads, decompresses and checks block `i`.
+    /// Reads, decompresses and checks block `i`. A file that retention
+    /// removed meanwhile is an `Io` error of kind `NotFound`.
     pub(crate) fn read_block(&self, i: usize) -> Result<Bytes> {
         let e = &self.blocks[i];
+        let file = File::open(&self.path).map_err(|err| Error::io("open", &self.path, err))?;
         let src = FileSource {
-            file: &self.file,
+            file: &file,
             path: &self.path,
             len: self.summary.file_bytes,
         };

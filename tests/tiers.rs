@@ -842,3 +842,43 @@ fn warm_retention_must_exceed_hot_retention() {
     assert!(err.contains("warm_retention_ms"), "{err}");
     assert_eq!(TopicConfig::default().retention_ms, Some(7 * DAY_MS));
 }
+
+#[test]
+fn a_reader_whose_next_archive_was_deleted_gets_offset_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(
+        dir.path(),
+        config(1, 10 * DAY_MS, ColdAction::Delete, None),
+        3,
+    );
+    fabric
+        .maintain_at(at(T0 + 10 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert_eq!(fabric.tier_summary(TOPIC).unwrap()[0].warm.len(), 3);
+    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+    assert_eq!(reader.next_raw().unwrap().unwrap().offset, 0);
+    // Every archive passes warm retention and is deleted under the reader.
+    let report = fabric
+        .maintain_at(at(T0 + 60 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert_eq!(report.segments_deleted, 3);
+    // The block in hand still reads; the next archive is gone: a clear error
+    // carrying the earliest offset, then reading resumes from there.
+    let got: Vec<u64> = (0..9)
+        .map(|_| reader.next_raw().unwrap().unwrap().offset)
+        .collect();
+    assert_eq!(got, (1..10).collect::<Vec<_>>());
+    match reader.next_raw() {
+        Some(Err(Error::OffsetExpired {
+            requested,
+            earliest,
+            ..
+        })) => assert_eq!((requested, earliest), (10, 30)),
+        other => panic!("expected OffsetExpired, got {other:?}"),
+    }
+    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+    let rest: Vec<u64> = std::iter::from_fn(|| reader.next_raw())
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(rest, (30..all.len() as u64).collect::<Vec<_>>());
+}
