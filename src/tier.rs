@@ -972,6 +972,7 @@ fn maintain_topics(
     let _one_at_a_time = tiers.maintain_lock.lock();
     let io = tiers.io();
     let mut report = MaintainReport::default();
+    let mut first_error = None;
     let handles: Vec<Arc<TopicHandle>> = match only {
         Some(name) => vec![fabric.handle(name)?],
         None => fabric.topic_handles(),
@@ -1004,11 +1005,19 @@ fn maintain_topics(
                     earliest: after,
                 });
             }
-            result?;
+            // One damaged or failing partition must not stop retention of
+            // the others: go on, and report the first failure at the end.
+            if let Err(e) = result {
+                log::warn!("maintenance of {} partition {p}: {e}", handle.name);
+                first_error.get_or_insert(e);
+            }
         }
     }
     report.elapsed = started.elapsed();
-    Ok(report)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// A background thread running [`Fabric::maintain`] every interval, from
@@ -1057,7 +1066,9 @@ impl Fabric {
     /// retention get the cold action (`delete`, or `export` to the cold
     /// directory). Never touches an active segment; appends and reads are
     /// never blocked for longer than an in-memory list swap. Crash-safe at
-    /// every step (see `docs/FORMAT.md`, "Retention tiers").
+    /// every step (see `docs/FORMAT.md`, "Retention tiers"). A partition that
+    /// fails (a damaged segment, a full disk) does not stop the others: the
+    /// first error is returned once every partition was tried.
     pub fn maintain(&self) -> Result<MaintainReport> {
         self.maintain_at(jiff::Timestamp::now())
     }

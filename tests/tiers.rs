@@ -882,3 +882,59 @@ fn a_reader_whose_next_archive_was_deleted_gets_offset_expired() {
         .collect();
     assert_eq!(rest, (30..all.len() as u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_damaged_hot_segment_is_never_archived_and_does_not_stop_other_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    fabric
+        .create_topic(TOPIC, config(2, 365 * DAY_MS, ColdAction::Delete, None))
+        .unwrap();
+    for p in 0..2u32 {
+        let log = fabric.partition(TOPIC, p).unwrap();
+        for s in 0..2u64 {
+            let batch: Vec<(i64, Vec<u8>)> = (0..5)
+                .map(|i| (T0 + i as i64, value(p, s * 5 + i, 30)))
+                .collect();
+            log.append_batch_with_timestamps(&batch).unwrap();
+            log.roll().unwrap();
+        }
+    }
+    fabric.close().unwrap();
+    // Bit rot inside the first sealed segment of partition 0 (a record value).
+    let seg = dir
+        .path()
+        .join("topics")
+        .join(TOPIC)
+        .join("0")
+        .join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    let err = fabric
+        .maintain_at(at(T0 + 30 * DAY_MS as i64 * MS_US))
+        .unwrap_err();
+    match &err {
+        Error::Corrupted { path, position, .. } => {
+            assert_eq!(path, &seg);
+            assert_eq!(*position, 0);
+        }
+        other => panic!("expected Corrupted, got {other}"),
+    }
+    let summary = fabric.tier_summary(TOPIC).unwrap();
+    // Partition 0: nothing moved, no archive or temporary file left.
+    assert!(summary[0].warm.is_empty());
+    assert_eq!(summary[0].hot.len(), 3);
+    let warm0 = dir.path().join("warm").join(TOPIC).join("0");
+    assert_eq!(std::fs::read_dir(&warm0).map_or(0, |d| d.count()), 0);
+    assert!(seg.is_file());
+    // Partition 1 was tiered all the same.
+    assert_eq!(summary[1].warm.len(), 2);
+    let got: Vec<u64> = read_partition(&fabric, 1)
+        .unwrap()
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+}
