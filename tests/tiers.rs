@@ -400,6 +400,7 @@ fn crash_at_every_step(
         after_crash(&reopened, &all, dir.path());
         if outcome.is_ok() {
             assert!(plan.operations() > 0);
+            eprintln!("maintenance completed after {n} crash points");
             return n;
         }
         n += 1;
