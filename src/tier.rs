@@ -229,6 +229,7 @@ impl WarmPartition {
         log: &Log,
         io: Option<&Io>,
         cache: Arc<BlockCache>,
+        known: &[Arc<Archive>],
     ) -> Result<WarmPartition> {
         let mut bases = Vec::new();
         match fs::read_dir(dir) {
@@ -253,6 +254,11 @@ impl WarmPartition {
         let mut archives: Vec<Arc<Archive>> = Vec::new();
         for base in bases {
             let path = dir.join(archive_name(base));
+            if let Some(a) = known.iter().find(|a| a.base() == base) {
+                // Already validated (a read-only view looking again).
+                archives.push(a.clone());
+                continue;
+            }
             let opened = Archive::open(&path).and_then(|a| {
                 let s = &a.summary;
                 if s.topic != topic || s.partition != partition || s.base_offset != base {
@@ -284,6 +290,9 @@ impl WarmPartition {
                     }
                     archives.push(Arc::new(a));
                 }
+                // Deleted by the writer's retention between listing and opening.
+                Err(Error::Io { source, .. })
+                    if io.is_none() && source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) if io.is_some() && hot_earliest <= base => {
                     // The hot log still holds these records: the archive is
                     // the unfinished half of a tiering, and the hot copy wins.
@@ -324,6 +333,9 @@ impl WarmPartition {
         if !self.read_only {
             return Ok(());
         }
+        // Archives already known are kept (with their cached blocks); only
+        // new files are opened and validated.
+        let old = self.snapshot();
         let fresh = WarmPartition::load(
             &self.dir,
             &self.topic,
@@ -331,20 +343,9 @@ impl WarmPartition {
             log,
             None,
             self.cache.clone(),
+            &old,
         )?;
-        let old = self.snapshot();
-        // Keep the objects (and their cached blocks) of archives already open.
-        let merged: Vec<Arc<Archive>> = fresh
-            .snapshot()
-            .iter()
-            .map(|a| {
-                old.iter()
-                    .find(|o| o.base() == a.base() && o.summary == a.summary)
-                    .cloned()
-                    .unwrap_or_else(|| a.clone())
-            })
-            .collect();
-        *self.archives.write() = Arc::new(merged);
+        *self.archives.write() = fresh.snapshot();
         Ok(())
     }
 
@@ -668,6 +669,7 @@ impl Tiers {
             log,
             (!self.read_only).then_some(&io),
             self.cache.clone(),
+            &[],
         )?;
         if !self.read_only {
             // A crash after the archive was renamed into place but before the
@@ -880,7 +882,15 @@ impl PartitionJob<'_> {
             Tier::Deleted
         };
         let mut after = 0;
-        if matches!(to, Tier::Warm | Tier::Cold) {
+        // An earlier run may have archived this segment and failed before
+        // taking it out of the hot log: then only the hot copy has to go.
+        let archived = to == Tier::Warm
+            && self
+                .warm
+                .snapshot()
+                .last()
+                .is_some_and(|a| a.next() >= next);
+        if matches!(to, Tier::Warm | Tier::Cold) && !archived {
             let (dir, root) = if to == Tier::Warm {
                 (self.warm.dir.clone(), &self.tiers.warm_root)
             } else {
