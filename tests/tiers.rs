@@ -741,10 +741,33 @@ fn maintain_runs_concurrently_with_appends_and_readers() {
             })
         })
         .collect();
+    // A read-only view of the same directory (as another process would
+    // have): refresh, then read everything from the earliest offset.
+    let read_only = {
+        let (path, stop) = (dir.path().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            let view = Fabric::open_read_only(&path).unwrap();
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) {
+                view.refresh().unwrap();
+                let mut reader = view.reader(TOPIC, StartFrom::Earliest).unwrap();
+                let mut expect = 0u64;
+                while let Some(r) = reader.next_raw() {
+                    let r = r.unwrap();
+                    assert_eq!(r.offset, expect, "read-only view: gap or duplicate");
+                    assert_eq!(&r.value[..], &value(0, expect, 40)[..]);
+                    expect += 1;
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
+    assert!(read_only.join().unwrap() > 0);
     let appended = writer.join().unwrap();
     let warmed = maintainer.join().unwrap();
     for r in readers {
