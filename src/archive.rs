@@ -408,8 +408,11 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
             Some("reserved bits set")
         } else if e.position != expect_pos {
             Some("block does not start where the previous one ends")
-        } else if e.first_offset != expect_offset || e.last_offset < e.first_offset {
-            Some("block offsets do not continue the previous block's")
+        } else if e.first_offset != expect_offset
+            || e.last_offset < e.first_offset
+            || e.last_offset >= summary.next_offset
+        {
+            Some("block offsets do not continue the previous block's within the footer's range")
         } else if e.compressed_len == 0 || e.raw_len == 0 || e.raw_len > MAX_RAW_BLOCK {
             Some("block sizes are out of range")
         } else if e.max_timestamp > summary.max_timestamp {
@@ -536,11 +539,12 @@ pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
     Ok(summary)
 }
 
-/// An open, validated archive segment. Blocks are read and checked on demand.
+/// A validated archive segment: its footer and block index in memory. Blocks
+/// are read and checked on demand, each read opening the file anew, so a
+/// year of warm archives holds no file descriptors while idle.
 #[derive(Debug)]
 pub(crate) struct Archive {
     pub(crate) path: PathBuf,
-    file: File,
     pub(crate) summary: ArchiveSummary,
     pub(crate) blocks: Vec<BlockEntry>,
 }
@@ -563,7 +567,6 @@ impl Archive {
         )?;
         Ok(Archive {
             path: path.to_path_buf(),
-            file,
             summary,
             blocks,
         })
@@ -577,11 +580,13 @@ impl Archive {
         self.summary.next_offset
     }
 
-    /// Reads, decompresses and checks block `i`.
+    /// Reads, decompresses and checks block `i`. A file that retention
+    /// removed meanwhile is an `Io` error of kind `NotFound`.
     pub(crate) fn read_block(&self, i: usize) -> Result<Bytes> {
         let e = &self.blocks[i];
+        let file = File::open(&self.path).map_err(|err| Error::io("open", &self.path, err))?;
         let src = FileSource {
-            file: &self.file,
+            file: &file,
             path: &self.path,
             len: self.summary.file_bytes,
         };
@@ -726,4 +731,100 @@ pub(crate) fn write_archive(
         file_bytes: file_pos + tail.len() as u64,
         ..summary
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchEncoder;
+
+    /// An archive of `batches` (offsets from 0), as bytes.
+    fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut next = 0u64;
+        for b in batches {
+            let mut enc = BatchEncoder::default();
+            enc.begin(next, next);
+            for (t, v) in b {
+                enc.push(*t, v);
+            }
+            data.extend_from_slice(enc.finish());
+            next += b.len() as u64;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.archive");
+        let meta = ArchiveMeta {
+            topic: "t.v1",
+            partition: 3,
+            created_at: 7,
+        };
+        let s = write_archive(&Io::default(), &path, &data, &path, 0, &meta).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(s.file_bytes, bytes.len() as u64);
+        bytes
+    }
+
+    fn sample() -> Vec<u8> {
+        // Two blocks: the first closes after the 300 KiB batch.
+        archive(&[
+            vec![(5, b"a".to_vec()), (3, b"bb".to_vec())],
+            vec![(9, vec![7u8; 300 << 10])],
+            vec![(4, vec![8u8; 100 << 10]), (11, Vec::new())],
+        ])
+    }
+
+    #[test]
+    fn round_trip_describes_itself() {
+        let bytes = sample();
+        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
+        assert_eq!((s.topic.as_str(), s.partition), ("t.v1", 3));
+        assert_eq!((s.base_offset, s.next_offset, s.record_count), (0, 5, 5));
+        assert_eq!((s.min_timestamp, s.max_timestamp), (3, 11));
+        assert_eq!((s.block_count, s.undecoded_records), (2, 5));
+        assert!(s.schema_versions.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_byte_is_an_error_never_a_panic() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(
+                verify_bytes(&bytes[..cut], Path::new("x")).is_err(),
+                "cut {cut}"
+            );
+        }
+        for at in (0..bytes.len()).step_by(7) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(verify_bytes(&damaged, Path::new("x")).is_err(), "byte {at}");
+        }
+    }
+
+    /// Fuzz finding: an index entry ending at offset u64::MAX (checksums
+    /// repaired) overflowed the offset chain instead of being refused.
+    #[test]
+    fn an_index_entry_at_the_top_of_the_offset_range_is_refused() {
+        let mut bytes = sample();
+        let len = bytes.len();
+        let footer_len = batch::u32_at(&bytes, len - TRAILER_LEN) as usize;
+        let footer_at = len - TRAILER_LEN - footer_len;
+        let s = ArchiveSummary::decode(&bytes[footer_at..len - TRAILER_LEN], len as u64).unwrap();
+        let entry = s.index_position as usize;
+        bytes[entry + E_LAST_AT..entry + E_LAST_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let index = &bytes[entry..entry + s.index_len as usize];
+        let repaired = ArchiveSummary {
+            index_crc: crc32fast::hash(index),
+            ..s
+        };
+        let footer = repaired.encode();
+        assert_eq!(footer.len(), footer_len);
+        bytes[footer_at..len - TRAILER_LEN].copy_from_slice(&footer);
+        let crc = crc32fast::hash(&footer).to_le_bytes();
+        bytes[len - TRAILER_LEN + T_FOOTER_CRC_AT..len - TRAILER_LEN + T_FOOTER_CRC_AT + 4]
+            .copy_from_slice(&crc);
+        let err = verify_bytes(&bytes, Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("block index entry 0"), "{err}");
+    }
 }

@@ -120,7 +120,7 @@ impl Cursor {
 
     /// The next record in whichever tier holds it (`None`: caught up).
     fn next_record(&mut self) -> Option<Result<Record>> {
-        let mut warm_ends = 0;
+        let (mut warm_ends, mut vanished) = (0, 0);
         loop {
             if self.records.is_none() {
                 match self.tiers.open(self.next) {
@@ -131,6 +131,14 @@ impl Cursor {
             match self.records.as_mut()? {
                 TierRecords::Hot(r) => return r.next(),
                 TierRecords::Warm(w) => match w.next() {
+                    // Retention removed the archive under this reader: look
+                    // the offset up again (normally `OffsetExpired`).
+                    Some(Err(Error::Io { source, .. }))
+                        if source.kind() == std::io::ErrorKind::NotFound && vanished == 0 =>
+                    {
+                        vanished += 1;
+                        self.records = None;
+                    }
                     Some(Ok(record)) if record.offset != self.next => {
                         self.records = None;
                         return Some(Err(Error::OffsetExpired {

@@ -229,6 +229,7 @@ impl WarmPartition {
         log: &Log,
         io: Option<&Io>,
         cache: Arc<BlockCache>,
+        known: &[Arc<Archive>],
     ) -> Result<WarmPartition> {
         let mut bases = Vec::new();
         match fs::read_dir(dir) {
@@ -253,6 +254,11 @@ impl WarmPartition {
         let mut archives: Vec<Arc<Archive>> = Vec::new();
         for base in bases {
             let path = dir.join(archive_name(base));
+            if let Some(a) = known.iter().find(|a| a.base() == base) {
+                // Already validated (a read-only view looking again).
+                archives.push(a.clone());
+                continue;
+            }
             let opened = Archive::open(&path).and_then(|a| {
                 let s = &a.summary;
                 if s.topic != topic || s.partition != partition || s.base_offset != base {
@@ -284,6 +290,9 @@ impl WarmPartition {
                     }
                     archives.push(Arc::new(a));
                 }
+                // Deleted by the writer's retention between listing and opening.
+                Err(Error::Io { source, .. })
+                    if io.is_none() && source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) if io.is_some() && hot_earliest <= base => {
                     // The hot log still holds these records: the archive is
                     // the unfinished half of a tiering, and the hot copy wins.
@@ -324,6 +333,9 @@ impl WarmPartition {
         if !self.read_only {
             return Ok(());
         }
+        // Archives already known are kept (with their cached blocks); only
+        // new files are opened and validated.
+        let old = self.snapshot();
         let fresh = WarmPartition::load(
             &self.dir,
             &self.topic,
@@ -331,20 +343,9 @@ impl WarmPartition {
             log,
             None,
             self.cache.clone(),
+            &old,
         )?;
-        let old = self.snapshot();
-        // Keep the objects (and their cached blocks) of archives already open.
-        let merged: Vec<Arc<Archive>> = fresh
-            .snapshot()
-            .iter()
-            .map(|a| {
-                old.iter()
-                    .find(|o| o.base() == a.base() && o.summary == a.summary)
-                    .cloned()
-                    .unwrap_or_else(|| a.clone())
-            })
-            .collect();
-        *self.archives.write() = Arc::new(merged);
+        *self.archives.write() = fresh.snapshot();
         Ok(())
     }
 
@@ -668,6 +669,7 @@ impl Tiers {
             log,
             (!self.read_only).then_some(&io),
             self.cache.clone(),
+            &[],
         )?;
         if !self.read_only {
             // A crash after the archive was renamed into place but before the
@@ -880,7 +882,15 @@ impl PartitionJob<'_> {
             Tier::Deleted
         };
         let mut after = 0;
-        if matches!(to, Tier::Warm | Tier::Cold) {
+        // An earlier run may have archived this segment and failed before
+        // taking it out of the hot log: then only the hot copy has to go.
+        let archived = to == Tier::Warm
+            && self
+                .warm
+                .snapshot()
+                .last()
+                .is_some_and(|a| a.next() >= next);
+        if matches!(to, Tier::Warm | Tier::Cold) && !archived {
             let (dir, root) = if to == Tier::Warm {
                 (self.warm.dir.clone(), &self.tiers.warm_root)
             } else {
@@ -972,6 +982,7 @@ fn maintain_topics(
     let _one_at_a_time = tiers.maintain_lock.lock();
     let io = tiers.io();
     let mut report = MaintainReport::default();
+    let mut first_error = None;
     let handles: Vec<Arc<TopicHandle>> = match only {
         Some(name) => vec![fabric.handle(name)?],
         None => fabric.topic_handles(),
@@ -1004,11 +1015,19 @@ fn maintain_topics(
                     earliest: after,
                 });
             }
-            result?;
+            // One damaged or failing partition must not stop retention of
+            // the others: go on, and report the first failure at the end.
+            if let Err(e) = result {
+                log::warn!("maintenance of {} partition {p}: {e}", handle.name);
+                first_error.get_or_insert(e);
+            }
         }
     }
     report.elapsed = started.elapsed();
-    Ok(report)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// A background thread running [`Fabric::maintain`] every interval, from
@@ -1057,7 +1076,9 @@ impl Fabric {
     /// retention get the cold action (`delete`, or `export` to the cold
     /// directory). Never touches an active segment; appends and reads are
     /// never blocked for longer than an in-memory list swap. Crash-safe at
-    /// every step (see `docs/FORMAT.md`, "Retention tiers").
+    /// every step (see `docs/FORMAT.md`, "Retention tiers"). A partition that
+    /// fails (a damaged segment, a full disk) does not stop the others: the
+    /// first error is returned once every partition was tried.
     pub fn maintain(&self) -> Result<MaintainReport> {
         self.maintain_at(jiff::Timestamp::now())
     }

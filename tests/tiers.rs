@@ -400,6 +400,7 @@ fn crash_at_every_step(
         after_crash(&reopened, &all, dir.path());
         if outcome.is_ok() {
             assert!(plan.operations() > 0);
+            eprintln!("maintenance completed after {n} crash points");
             return n;
         }
         n += 1;
@@ -740,10 +741,33 @@ fn maintain_runs_concurrently_with_appends_and_readers() {
             })
         })
         .collect();
+    // A read-only view of the same directory (as another process would
+    // have): refresh, then read everything from the earliest offset.
+    let read_only = {
+        let (path, stop) = (dir.path().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            let view = Fabric::open_read_only(&path).unwrap();
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) {
+                view.refresh().unwrap();
+                let mut reader = view.reader(TOPIC, StartFrom::Earliest).unwrap();
+                let mut expect = 0u64;
+                while let Some(r) = reader.next_raw() {
+                    let r = r.unwrap();
+                    assert_eq!(r.offset, expect, "read-only view: gap or duplicate");
+                    assert_eq!(&r.value[..], &value(0, expect, 40)[..]);
+                    expect += 1;
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
+    assert!(read_only.join().unwrap() > 0);
     let appended = writer.join().unwrap();
     let warmed = maintainer.join().unwrap();
     for r in readers {
@@ -841,4 +865,100 @@ fn warm_retention_must_exceed_hot_retention() {
     let err = tc.validate().unwrap_err().to_string();
     assert!(err.contains("warm_retention_ms"), "{err}");
     assert_eq!(TopicConfig::default().retention_ms, Some(7 * DAY_MS));
+}
+
+#[test]
+fn a_reader_whose_next_archive_was_deleted_gets_offset_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, all) = setup_old_segments(
+        dir.path(),
+        config(1, 10 * DAY_MS, ColdAction::Delete, None),
+        3,
+    );
+    fabric
+        .maintain_at(at(T0 + 10 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert_eq!(fabric.tier_summary(TOPIC).unwrap()[0].warm.len(), 3);
+    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+    assert_eq!(reader.next_raw().unwrap().unwrap().offset, 0);
+    // Every archive passes warm retention and is deleted under the reader.
+    let report = fabric
+        .maintain_at(at(T0 + 60 * DAY_MS as i64 * MS_US))
+        .unwrap();
+    assert_eq!(report.segments_deleted, 3);
+    // The block in hand still reads; the next archive is gone: a clear error
+    // carrying the earliest offset, then reading resumes from there.
+    let got: Vec<u64> = (0..9)
+        .map(|_| reader.next_raw().unwrap().unwrap().offset)
+        .collect();
+    assert_eq!(got, (1..10).collect::<Vec<_>>());
+    match reader.next_raw() {
+        Some(Err(Error::OffsetExpired {
+            requested,
+            earliest,
+            ..
+        })) => assert_eq!((requested, earliest), (10, 30)),
+        other => panic!("expected OffsetExpired, got {other:?}"),
+    }
+    let mut reader = fabric.reader(TOPIC, StartFrom::Earliest).unwrap();
+    let rest: Vec<u64> = std::iter::from_fn(|| reader.next_raw())
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(rest, (30..all.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_damaged_hot_segment_is_never_archived_and_does_not_stop_other_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    fabric
+        .create_topic(TOPIC, config(2, 365 * DAY_MS, ColdAction::Delete, None))
+        .unwrap();
+    for p in 0..2u32 {
+        let log = fabric.partition(TOPIC, p).unwrap();
+        for s in 0..2u64 {
+            let batch: Vec<(i64, Vec<u8>)> = (0..5)
+                .map(|i| (T0 + i as i64, value(p, s * 5 + i, 30)))
+                .collect();
+            log.append_batch_with_timestamps(&batch).unwrap();
+            log.roll().unwrap();
+        }
+    }
+    fabric.close().unwrap();
+    // Bit rot inside the first sealed segment of partition 0 (a record value).
+    let seg = dir
+        .path()
+        .join("topics")
+        .join(TOPIC)
+        .join("0")
+        .join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    let err = fabric
+        .maintain_at(at(T0 + 30 * DAY_MS as i64 * MS_US))
+        .unwrap_err();
+    match &err {
+        Error::Corrupted { path, position, .. } => {
+            assert_eq!(path, &seg);
+            assert_eq!(*position, 0);
+        }
+        other => panic!("expected Corrupted, got {other}"),
+    }
+    let summary = fabric.tier_summary(TOPIC).unwrap();
+    // Partition 0: nothing moved, no archive or temporary file left.
+    assert!(summary[0].warm.is_empty());
+    assert_eq!(summary[0].hot.len(), 3);
+    let warm0 = dir.path().join("warm").join(TOPIC).join("0");
+    assert_eq!(std::fs::read_dir(&warm0).map_or(0, |d| d.count()), 0);
+    assert!(seg.is_file());
+    // Partition 1 was tiered all the same.
+    assert_eq!(summary[1].warm.len(), 2);
+    let got: Vec<u64> = read_partition(&fabric, 1)
+        .unwrap()
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
