@@ -343,7 +343,7 @@ impl GroupState {
 }
 
 impl Coordinator {
-    fn status(&self) -> GroupStatus {
+    fn status(&self, fabric: &Fabric) -> GroupStatus {
         let state = self.state.lock();
         let logs = self.topic.partitions();
         let partitions = logs
@@ -351,7 +351,7 @@ impl Coordinator {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.store.state().committed.get(&(p as u32)).copied();
-                let (earliest, end) = retained_range(log);
+                let (earliest, end) = retained_range(fabric, &self.topic.name, p as u32, log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
@@ -594,7 +594,8 @@ impl Consumer {
         for &p in &now_owned {
             if self.next[p as usize].is_none() {
                 let log = &partitions[p as usize];
-                let (earliest, end) = retained_range(log);
+                let topic = &self.coord().topic.name;
+                let (earliest, end) = retained_range(&self.fabric, topic, p, log);
                 let start = match state.store.state().committed.get(&p) {
                     // Retention may have removed what the cursor points at,
                     // and a repaired log may end before it.
@@ -859,8 +860,9 @@ impl Consumer {
     pub fn seek(&mut self, partition: u32, offset: u64) -> Result<()> {
         self.sync()?;
         self.check_owned(partition)?;
-        let log = self.fabric.partition(&self.coord().topic.name, partition)?;
-        let (earliest, end) = retained_range(&log);
+        let topic = &self.coord().topic.name;
+        let log = self.fabric.partition(topic, partition)?;
+        let (earliest, end) = retained_range(&self.fabric, topic, partition, &log);
         if offset < earliest || offset > end {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -919,7 +921,7 @@ impl Consumer {
 
     /// Committed cursors, log ends, lag and members of the group on this topic.
     pub fn status(&self) -> GroupStatus {
-        self.coord().status()
+        self.coord().status(&self.fabric)
     }
 
     /// Records `event` as processed at entity `version` (effectively-once):
@@ -1008,11 +1010,20 @@ impl Drop for Consumer {
     }
 }
 
-/// The offsets a partition can be read from: earliest held and the end.
-/// The one place groups ask a partition for its range, so that a tiered
-/// partition (hot + warm) answers for all its tiers here.
-pub(crate) fn retained_range(log: &crate::log::Log) -> (u64, u64) {
-    (log.earliest_offset(), log.next_offset())
+/// The offsets a partition can be read from: the earliest available in
+/// any readable tier (warm or hot) and the end. The one place groups ask a
+/// partition for its range, so a cursor in the warm tier is never clamped up
+/// to the hot log's start (which would skip events).
+pub(crate) fn retained_range(
+    fabric: &Fabric,
+    topic: &str,
+    partition: u32,
+    log: &crate::log::Log,
+) -> (u64, u64) {
+    let earliest = fabric
+        .earliest_available(topic, partition)
+        .unwrap_or_else(|_| log.earliest_offset());
+    (earliest, log.next_offset())
 }
 
 /// The first offset of `partition` at or after `time` (its end when none).
@@ -1080,7 +1091,7 @@ pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
     let mut out = Vec::new();
     for topic in group_topics(fabric, group)? {
         if let Some(live) = fabric.group_registry().live(group, &topic) {
-            out.push(live.status());
+            out.push(live.status(fabric));
             continue;
         }
         let state = store::read_state(fabric.path(), group, &topic)?;
@@ -1093,7 +1104,7 @@ pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.committed.get(&(p as u32)).copied();
-                let (earliest, end) = retained_range(log);
+                let (earliest, end) = retained_range(fabric, &topic, p as u32, log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
@@ -1142,7 +1153,7 @@ pub fn reset(fabric: &Fabric, group: &str, topic: &str, to: ResetTo) -> Result<B
     )?;
     let mut positions = BTreeMap::new();
     for (p, log) in handle.partitions().iter().enumerate() {
-        let (earliest, end) = retained_range(log);
+        let (earliest, end) = retained_range(fabric, topic, p as u32, log);
         let offset = match to {
             ResetTo::Earliest => earliest,
             ResetTo::Latest => end,

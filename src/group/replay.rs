@@ -153,7 +153,7 @@ impl ReplaySession {
         let mut range = BTreeMap::new();
         for (p, log) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = retained_range(log);
+            let (earliest, end) = retained_range(fabric, topic, p, log);
             let at = |bound: ReplayBound| -> Result<u64> {
                 Ok(match bound {
                     ReplayBound::Offset(o) => o.clamp(earliest, end),
