@@ -439,28 +439,48 @@ impl DedupCache {
     }
 }
 
+/// A topic's dedup cache, rebuilt from the log tails on first use (the first
+/// producer or import of the topic in this process), so opening a data
+/// directory does not pay for the windows of topics nobody produces to.
+#[derive(Debug)]
+pub(crate) struct LazyDedup {
+    window_ms: u64,
+    max_entries: u64,
+    cache: std::sync::OnceLock<DedupCache>,
+    building: Mutex<()>,
+}
+
+impl LazyDedup {
+    /// The cache, rebuilt from `logs` (the topic's partitions) the first time.
+    pub(crate) fn get(&self, logs: &[Arc<Log>]) -> Result<&DedupCache> {
+        if let Some(cache) = self.cache.get() {
+            return Ok(cache);
+        }
+        let _building = self.building.lock();
+        if let Some(cache) = self.cache.get() {
+            return Ok(cache);
+        }
+        let cache = DedupCache::rebuild(self.window_ms, self.max_entries, logs, now_micros())?;
+        Ok(self.cache.get_or_init(|| cache))
+    }
+}
+
 /// The dedup cache and sampler a topic handle carries: the cache only for a
-/// writer with the window on (rebuilt from the log tails now), the sampler
-/// when the topic sets a rate.
+/// writer with the window on, the sampler when the topic sets a rate.
 pub(crate) fn topic_guards(
     config: &crate::topic::TopicConfig,
-    logs: &[Arc<Log>],
     read_only: bool,
-) -> Result<(Option<DedupCache>, Option<crate::sampling::SystemSampler>)> {
-    let dedup = if read_only || config.dedup_window_ms == 0 {
-        None
-    } else {
-        Some(DedupCache::rebuild(
-            config.dedup_window_ms,
-            config.dedup_max_entries,
-            logs,
-            now_micros(),
-        )?)
-    };
+) -> (Option<LazyDedup>, Option<crate::sampling::SystemSampler>) {
+    let dedup = (!read_only && config.dedup_window_ms > 0).then(|| LazyDedup {
+        window_ms: config.dedup_window_ms,
+        max_entries: config.dedup_max_entries,
+        cache: std::sync::OnceLock::new(),
+        building: Mutex::new(()),
+    });
     let sampler = config
         .system_events_per_sec
         .map(crate::sampling::SystemSampler::new);
-    Ok((dedup, sampler))
+    (dedup, sampler)
 }
 
 /// Wall-clock time in µs since the epoch (the unit of record timestamps).

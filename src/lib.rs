@@ -85,6 +85,5 @@ pub use crate::log::{
 };
 pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
 pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
-pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
 pub use crate::topic::{FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};
