@@ -225,66 +225,15 @@ impl DedupCache {
         Ok(cache)
     }
 
-    /// Inserts `found` (oldest first) into an empty cache. The queue is
-    /// filled in time order; the table is filled in the order of its buckets
-    /// (a counting sort on the top bits of each id's bucket index), so that
-    /// consecutive inserts touch neighbouring memory instead of paying a
-    /// cache and TLB miss each — at a million ids that is most of the rebuild.
+    /// Inserts `found` (oldest first) into an empty cache: the queue in
+    /// time order, the table sized once. (Inserting in bucket order, to make
+    /// consecutive inserts touch neighbouring memory, was measured: no gain
+    /// beyond noise at 1 M ids, so it is not done.)
     fn bulk_insert(st: &mut State, found: Vec<(u128, Position)>) {
-        let n = found.len();
-        st.map.reserve(n);
-        st.order.reserve(n);
-        let first_seq = st.next_seq;
-        for (i, (id, position)) in found.iter().enumerate() {
-            st.order.push_back(Queued {
-                id: *id,
-                seq: first_seq + i as u64,
-                timestamp: position.timestamp,
-            });
-        }
-        st.next_seq = first_seq + n as u64;
-        // hashbrown keeps 7/8 of its power-of-two bucket count usable, and
-        // starts probing at `hash & (buckets - 1)`.
-        let buckets = (st.map.capacity() / 7 * 8).next_power_of_two().max(1);
-        const RADIX_BITS: u32 = 11;
-        let bits = buckets.trailing_zeros();
-        if n < 4096 || bits <= RADIX_BITS {
-            for (i, (id, position)) in found.into_iter().enumerate() {
-                let seq = first_seq + i as u64;
-                st.map.insert(id, Slot::At { position, seq });
-            }
-            return;
-        }
-        let shift = bits - RADIX_BITS;
-        let mask = buckets as u64 - 1;
-        let hasher = *st.map.hasher();
-        let digit = |id: u128| ((hasher.hash_one(id) & mask) >> shift) as usize;
-        let mut starts = vec![0usize; (1 << RADIX_BITS) + 1];
-        for (id, _) in &found {
-            starts[digit(*id) + 1] += 1;
-        }
-        for d in 1..starts.len() {
-            starts[d] += starts[d - 1];
-        }
-        let mut sorted: Vec<(u128, Position, u64)> = vec![
-            (
-                0,
-                Position {
-                    partition: 0,
-                    offset: 0,
-                    timestamp: 0,
-                },
-                0
-            );
-            n
-        ];
-        for (i, (id, position)) in found.into_iter().enumerate() {
-            let d = digit(id);
-            sorted[starts[d]] = (id, position, first_seq + i as u64);
-            starts[d] += 1;
-        }
-        for (id, position, seq) in sorted {
-            st.map.insert(id, Slot::At { position, seq });
+        st.map.reserve(found.len());
+        st.order.reserve(found.len());
+        for (id, position) in found {
+            Self::insert_locked(st, id, position);
         }
     }
 
@@ -490,28 +439,48 @@ impl DedupCache {
     }
 }
 
+/// A topic's dedup cache, rebuilt from the log tails on first use (the first
+/// producer or import of the topic in this process), so opening a data
+/// directory does not pay for the windows of topics nobody produces to.
+#[derive(Debug)]
+pub(crate) struct LazyDedup {
+    window_ms: u64,
+    max_entries: u64,
+    cache: std::sync::OnceLock<DedupCache>,
+    building: Mutex<()>,
+}
+
+impl LazyDedup {
+    /// The cache, rebuilt from `logs` (the topic's partitions) the first time.
+    pub(crate) fn get(&self, logs: &[Arc<Log>]) -> Result<&DedupCache> {
+        if let Some(cache) = self.cache.get() {
+            return Ok(cache);
+        }
+        let _building = self.building.lock();
+        if let Some(cache) = self.cache.get() {
+            return Ok(cache);
+        }
+        let cache = DedupCache::rebuild(self.window_ms, self.max_entries, logs, now_micros())?;
+        Ok(self.cache.get_or_init(|| cache))
+    }
+}
+
 /// The dedup cache and sampler a topic handle carries: the cache only for a
-/// writer with the window on (rebuilt from the log tails now), the sampler
-/// when the topic sets a rate.
+/// writer with the window on, the sampler when the topic sets a rate.
 pub(crate) fn topic_guards(
     config: &crate::topic::TopicConfig,
-    logs: &[Arc<Log>],
     read_only: bool,
-) -> Result<(Option<DedupCache>, Option<crate::sampling::SystemSampler>)> {
-    let dedup = if read_only || config.dedup_window_ms == 0 {
-        None
-    } else {
-        Some(DedupCache::rebuild(
-            config.dedup_window_ms,
-            config.dedup_max_entries,
-            logs,
-            now_micros(),
-        )?)
-    };
+) -> (Option<LazyDedup>, Option<crate::sampling::SystemSampler>) {
+    let dedup = (!read_only && config.dedup_window_ms > 0).then(|| LazyDedup {
+        window_ms: config.dedup_window_ms,
+        max_entries: config.dedup_max_entries,
+        cache: std::sync::OnceLock::new(),
+        building: Mutex::new(()),
+    });
     let sampler = config
         .system_events_per_sec
         .map(crate::sampling::SystemSampler::new);
-    Ok((dedup, sampler))
+    (dedup, sampler)
 }
 
 /// Wall-clock time in µs since the epoch (the unit of record timestamps).
@@ -564,9 +533,9 @@ mod tests {
     }
 
     #[test]
-    fn bulk_insert_in_bucket_order_keeps_every_id_and_the_newest_copy() {
+    fn bulk_insert_keeps_every_id_and_the_newest_copy() {
         let c = DedupCache::new(60_000, 100_000);
-        // 20,000 ids (enough for the radix path), every tenth one twice.
+        // 20,000 ids, every tenth one twice.
         let mut found = Vec::new();
         for i in 0..20_000u64 {
             let id = u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);

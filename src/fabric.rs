@@ -75,7 +75,7 @@ pub(crate) struct TopicHandle {
     /// consumer of many partitions sleeps until one of them grows.
     pub(crate) append_signal: Arc<AppendSignal>,
     /// The producer-side dedup cache (writer only, when the topic's window is on).
-    pub(crate) dedup: Option<crate::dedup::DedupCache>,
+    pub(crate) dedup: Option<crate::dedup::LazyDedup>,
     /// Sampling of `system.` events (when the topic sets a rate).
     pub(crate) sampler: Option<crate::sampling::SystemSampler>,
 }
@@ -330,7 +330,7 @@ impl Fabric {
         for p in 0..config.partitions {
             logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
-        let (dedup, sampler) = crate::dedup::topic_guards(&config, &logs, self.inner.read_only)?;
+        let (dedup, sampler) = crate::dedup::topic_guards(&config, self.inner.read_only);
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
             dir,
@@ -569,9 +569,13 @@ impl Fabric {
     }
 
     /// Size of `topic`'s dedup cache (`None` when its dedup window is off or
-    /// this handle is read-only).
+    /// this handle is read-only); builds the cache if no producer did yet.
     pub fn dedup_stats(&self, topic: &str) -> Result<Option<crate::dedup::DedupStats>> {
-        Ok(self.handle(topic)?.dedup.as_ref().map(|c| c.stats()))
+        let handle = self.handle(topic)?;
+        match &handle.dedup {
+            None => Ok(None),
+            Some(lazy) => Ok(Some(lazy.get(&handle.partitions())?.stats())),
+        }
     }
 
     /// `system.` events of `topic` dropped by sampling since it was opened.

@@ -3,8 +3,12 @@
 //! Owns the producer-side rules of the envelope contract: which fields a
 //! producer fills in when they are absent (see [`Producer`]), the choice of
 //! partition (Kafka's murmur2 of `partition_key`), the record timestamp
-//! (`emitted_at` in µs) and batching by partition. It must never append an
-//! envelope that fails [`Envelope::validate`], and never create a topic.
+//! (`emitted_at` in µs) and batching by partition, and applies the topic's
+//! dedup cache (`src/dedup.rs`: an `event_id` already appended within the
+//! window is not appended again) and `system.` sampling (`src/sampling.rs`).
+//! It must never append an envelope that fails [`Envelope::validate`], never
+//! append one `event_id` twice within the window (except through
+//! [`Producer::publish_replay`]), and never create a topic.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -195,6 +199,14 @@ fn absent(members: &Map<String, Value>, key: &str) -> bool {
 /// reading from a time finds events by emission time. Events with the same
 /// key from one producer are stored in publish order; from several
 /// producers, each partition's order is the order of their appends.
+///
+/// Effectively-once: with the topic's `dedup_window_ms` on (the default, 2
+/// minutes on the record timestamp), publishing an `event_id` the topic
+/// already holds from within the window appends nothing and returns the
+/// original position ([`PublishOutcome::Duplicate`]); all producers of the
+/// topic in the process share the cache, so racing producers append an id
+/// once. At-most-once sampling: with `system_events_per_sec` set, `system.`
+/// events beyond the rate are dropped ([`PublishOutcome::Dropped`]).
 #[derive(Debug)]
 pub struct Producer {
     topic: Arc<TopicHandle>,
@@ -211,6 +223,10 @@ impl Producer {
             ));
         }
         topic.check_live()?;
+        if let Some(lazy) = &topic.dedup {
+            // The first producer of the topic pays for the cache's rebuild.
+            lazy.get(&topic.partitions())?;
+        }
         Ok(Producer {
             topic,
             source: source.to_string(),
@@ -345,7 +361,8 @@ impl Producer {
         let now = now_micros();
         let claim = match &self.topic.dedup {
             None => None,
-            Some(cache) => {
+            Some(lazy) => {
+                let cache = lazy.get(&logs)?;
                 let mut found = None;
                 cache.claim_many(
                     &[id],
@@ -400,7 +417,8 @@ impl Producer {
         let ts = envelope.emitted_at.as_microsecond();
         let offsets =
             logs[partition as usize].append_batch_with_timestamps(&[(ts, &self.buf[..])])?;
-        if let Some(cache) = &self.topic.dedup {
+        if let Some(lazy) = &self.topic.dedup {
+            let cache = lazy.get(&logs)?;
             let position = Position {
                 partition,
                 offset: offsets.start,
@@ -415,7 +433,12 @@ impl Producer {
     /// window, as `(partition, offset)` — the cache alone, not checked
     /// against the log as [`Producer::publish`] does before trusting it.
     pub fn dedup_lookup(&self, event_id: Uuid) -> Option<(u32, u64)> {
-        let cache = self.topic.dedup.as_ref()?;
+        let cache = self
+            .topic
+            .dedup
+            .as_ref()?
+            .get(&self.topic.partitions())
+            .ok()?;
         cache
             .lookup(event_id.as_u128(), now_micros())
             .map(|p| (p.partition, p.offset))
@@ -569,7 +592,11 @@ pub(crate) fn append_items(
         outcome: PublishOutcome::Dropped,
     };
     let mut plan: Vec<Plan> = Vec::with_capacity(items.len());
-    let mut claims = topic.dedup.as_ref().map(|cache| Claims {
+    let cache = match &topic.dedup {
+        Some(lazy) => Some(lazy.get(logs)?),
+        None => None,
+    };
+    let mut claims = cache.map(|cache| Claims {
         cache,
         owned: vec![None; items.len()],
     });
