@@ -183,7 +183,7 @@ pub struct ConsumerConfig {
     /// Where partitions without a committed cursor start (default earliest).
     pub start: CursorStart,
     /// Route events skipped for an expired TTL to the dead-letter queue
-    /// (reason `expired`). Not available in this build: refused at join.
+    /// `<topic>.dlq` (reason `expired`), besides counting them.
     pub expired_to_dlq: bool,
     /// Processed-id window (effectively-once): most ids kept (default 100 000).
     /// The first member to open the group's cursor log sets the window.
@@ -226,13 +226,6 @@ impl ConsumerConfig {
         }
         if self.session_timeout.is_zero() {
             return Err(Error::invalid("session_timeout", "must be positive"));
-        }
-        if self.expired_to_dlq {
-            return Err(Error::invalid(
-                "expired_to_dlq",
-                "routing expired events to a dead-letter queue is not available in this build; \
-                 expired events are skipped and counted",
-            ));
         }
         Ok(())
     }
@@ -752,7 +745,10 @@ impl Consumer {
                         .timestamp
                         .saturating_add((ttl as i64).saturating_mul(1000));
                     if now_wall > expires_at {
-                        self.on_expired(&raw);
+                        if let Err(e) = self.on_expired(&raw) {
+                            failed = Some(e);
+                            break;
+                        }
                         continue;
                     }
                 }
@@ -778,12 +774,31 @@ impl Consumer {
         }
     }
 
-    /// The one place an expired event is skipped (and, once the dead-letter
-    /// queue is wired in, routed there with reason `expired` when
-    /// `expired_to_dlq` is set).
-    fn on_expired(&mut self, _event: &RawEvent) {
+    /// The one place an expired event is skipped, counted, and — when
+    /// `expired_to_dlq` is set — appended to `<topic>.dlq` with reason
+    /// `expired` (synced before the cursor can move past it, so a crash
+    /// re-delivers rather than loses it: at-least-once into the DLQ).
+    fn on_expired(&mut self, event: &RawEvent) -> Result<()> {
+        if self.config.expired_to_dlq {
+            let now = crate::dlq::now_micros();
+            let letter = crate::dlq::DeadLetter {
+                reason: crate::dlq::DlqReason::Expired,
+                error: "emitted_at + ttl passed before delivery".to_owned(),
+                attempts: 0,
+                first_failure_micros: now,
+                last_failure_micros: now,
+                topic: self.coord().topic.name.clone(),
+                partition: event.partition,
+                offset: event.offset,
+                timestamp: event.timestamp,
+                consumer: self.coord().group.clone(),
+                envelope: event.value.clone(),
+            };
+            crate::dlq::dead_letter(&self.fabric, &letter)?;
+        }
         self.expired += 1;
         self.expired_uncommitted += 1;
+        Ok(())
     }
 
     fn maybe_auto_commit(&mut self) -> Result<()> {

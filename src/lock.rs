@@ -7,11 +7,20 @@
 //! disappears with the process, even on kill -9. It never blocks readers.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+
+/// The pid the lock's holder wrote into the file (0 when unreadable).
+fn recorded_pid(file: &File) -> u32 {
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
 
 /// Holds the lock until dropped.
 #[derive(Debug)]
@@ -29,24 +38,34 @@ impl DirLock {
     /// Takes the lock held in `dir/<file_name>`.
     pub(crate) fn acquire_file(dir: &Path, file_name: &str) -> Result<DirLock> {
         let path = dir.join(file_name);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(Error::Locked {
-                    path: dir.to_path_buf(),
-                    pid: text.trim().parse().unwrap_or(0),
-                });
+        // A child this process is spawning holds copies of our descriptors
+        // (and so our flocks) between its fork and its exec. A lock that
+        // names our own pid may be that window, not a second owner: look
+        // again for a short while before refusing.
+        let patience = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    let pid = recorded_pid(&file);
+                    if pid == std::process::id() && std::time::Instant::now() < patience {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    }
+                    return Err(Error::Locked {
+                        path: dir.to_path_buf(),
+                        pid,
+                    });
+                }
+                Err(e) => return Err(Error::io("lock", &path, e.into())),
             }
-            Err(e) => return Err(Error::io("lock", &path, e.into())),
         }
         // A fixed-width overwrite, not truncate-and-write: truncating a file
         // to zero makes ext4 flush it on close (auto_da_alloc), milliseconds

@@ -248,9 +248,11 @@ fn effectively_once_skips_event_ids_already_processed() {
     let fabric = open(dir.path(), 1);
     let events = publish(&fabric, 5, "a");
     // A producer retry without dedup: the same events appended again.
+    // (`publish_replay` bypasses the producer dedup cache, which would
+    // otherwise answer with the original positions.)
     let mut producer = fabric.producer(TOPIC, "test").unwrap();
     for e in &events {
-        producer.publish(e).unwrap();
+        producer.publish_replay(e).unwrap();
     }
     let clock = Arc::new(ManualClock::default());
     let mut cfg = config(&clock);
@@ -318,10 +320,34 @@ fn expired_events_are_skipped_counted_and_committed() {
     drop(c);
     let described = group::describe(&fabric, "g").unwrap();
     assert_eq!(described[0].expired, 5);
+    // Asked to, the skip also dead-letters each expired event, bytes untouched.
     let mut cfg = config(&clock);
     cfg.expired_to_dlq = true;
-    let err = fabric.consumer("g2", TOPIC, cfg).unwrap_err();
-    assert!(err.to_string().contains("expired_to_dlq"), "{err}");
+    let mut routed = fabric.consumer("g2", TOPIC, cfg).unwrap();
+    assert_eq!(drain(&mut routed).len(), 5);
+    assert_eq!(routed.expired_count(), 5);
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&eventfabric::DlqFilter::default())
+        .unwrap();
+    assert_eq!(letters.len(), 5);
+    let originals: Vec<_> = fabric
+        .reader(TOPIC, eventfabric::StartFrom::Earliest)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.envelope.ttl.is_some())
+        .map(|e| (e.partition, e.offset, e.envelope.to_bytes()))
+        .collect();
+    for (entry, (partition, offset, bytes)) in letters.iter().zip(&originals) {
+        assert_eq!(entry.letter.reason, eventfabric::DlqReason::Expired);
+        assert_eq!(entry.letter.consumer, "g2");
+        assert_eq!(
+            (entry.letter.partition, entry.letter.offset),
+            (*partition, *offset)
+        );
+        assert_eq!(&entry.letter.envelope[..], &bytes[..]);
+    }
 }
 
 #[test]
