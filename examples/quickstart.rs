@@ -1,14 +1,19 @@
 //! The README's main job: open a data directory, declare the three contract
 //! topics, publish the seed events and a few thousand generated ones, read
-//! them back, and peek at the partition log underneath.
+//! them back; then the delivery side — a duplicate publish answered by the
+//! dedup cache, a consumer group committing its cursors, a queue that sends
+//! a poison message to the dead-letter queue — and retention moving old
+//! audit segments to the warm tier while replay still reads them; finally a
+//! peek at the partition log underneath.
 //!
 //! `cargo run --example quickstart`
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::{
-    Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, ReadLimit, StartFrom, TopicConfig,
+    ConsumerConfig, DlqFilter, DlqReason, Draft, Envelope, Fabric, FabricConfig, Failure,
+    FsyncPolicy, QueueConfig, ReadLimit, StartFrom, TopicConfig,
 };
 
 const TOPICS: [(&str, FixtureKind, u32); 3] = [
@@ -27,6 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (topic, _, partitions) in TOPICS {
         let mut config = TopicConfig::with_partitions(partitions);
         config.fsync = FsyncPolicy::Group;
+        if topic == "auth.audit.v1" {
+            // A compliance topic: one day hot, a year warm (compressed
+            // archive segments), small segments so this demo has some to move.
+            config.segment_bytes = 64 << 10;
+            config.retention_ms = Some(86_400_000);
+            config.warm_retention_ms = 365 * 86_400_000;
+        }
         fabric.create_topic(topic, config)?;
     }
 
@@ -106,6 +118,91 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .reader("auth.audit.v1", StartFrom::Time(later))?
         .count();
     println!("auth.audit.v1 events emitted since {later}: about {recent}");
+
+    // Effectively-once publishing: the same event_id within the topic's
+    // dedup window (2 minutes by default) appends nothing.
+    let again = billing.publish(&invoice)?;
+    println!(
+        "re-published {}: {:?}, still partition {} offset {}",
+        invoice.event_id, again.outcome, again.partition, again.offset
+    );
+
+    // A consumer group: durable cursors, committed after each handled batch.
+    let mut group = fabric.consumer("invoicing", "billing.domain.v1", ConsumerConfig::default())?;
+    let mut consumed = 0;
+    loop {
+        let batch = group.poll(Duration::from_millis(20))?;
+        if batch.is_empty() {
+            break;
+        }
+        consumed += batch.len();
+        group.commit()?;
+    }
+    println!(
+        "group invoicing consumed {consumed} events and committed; lag {}",
+        group.status().lag()
+    );
+    group.close()?;
+
+    // A queue with per-message acks; the first message is poison and goes
+    // straight to workflow.events.v1.dlq with its reason and payload hash.
+    // (The generated workflow events carry a ttl that passed long ago: the
+    // queue skips and counts them instead of delivering them.)
+    let mut workflow = fabric.producer("workflow.events.v1", "workflow-engine")?;
+    for i in 0..100 {
+        workflow.send(Draft::new(
+            "workflow.instance.completed",
+            Some("tenant-123"),
+            serde_json::json!({"instance_id": format!("wf-{i}"), "status": "succeeded"}),
+        ))?;
+    }
+    let queue = fabric.queue(
+        "workflow-workers",
+        "workflow.events.v1",
+        QueueConfig::default(),
+    )?;
+    let (mut acked, mut poisoned) = (0, false);
+    loop {
+        let messages = queue.fetch(500, Duration::from_millis(20))?;
+        let Some((first, rest)) = messages.split_first() else {
+            break;
+        };
+        if poisoned {
+            queue.ack(first)?;
+            acked += 1;
+        } else {
+            queue.nack(
+                first,
+                Failure::fatal(DlqReason::SchemaViolation, "output.result is missing"),
+            )?;
+            poisoned = true;
+        }
+        queue.ack_all(rest)?;
+        acked += rest.len();
+    }
+    for letter in fabric
+        .dead_letters("workflow.events.v1")?
+        .list(&DlqFilter::default())?
+    {
+        let json = letter.to_json();
+        println!(
+            "queue acked {acked}, skipped {} expired; dead letter: reason {}, from partition {} offset {}, payload sha256 {}",
+            queue.stats().expired,
+            json["reason"],
+            letter.letter.partition,
+            letter.letter.offset,
+            json["payload_sha256"]
+        );
+    }
+
+    // Retention: sealed audit segments past one day move to the warm tier;
+    // replay from the earliest offset reads across warm and hot alike.
+    let report = fabric.maintain()?;
+    let replayed = fabric.reader("auth.audit.v1", StartFrom::Earliest)?.count();
+    println!(
+        "maintain: {} segment(s) to warm, {} -> {} bytes, in {:?}; replay from earliest reads {replayed} events",
+        report.segments_to_warm, report.bytes_before, report.bytes_after, report.elapsed
+    );
 
     // Underneath, each partition is a plain partition log.
     let log = fabric.partition("billing.domain.v1", 0)?;

@@ -172,7 +172,8 @@ pub struct DlqEntry {
     pub dlq_offset: u64,
     /// When it was dead-lettered, µs since the epoch (the record timestamp).
     pub dead_lettered_micros: i64,
-    /// SHA-256 of the original envelope bytes, as stored.
+    /// SHA-256 of the original envelope's payload as stored (MessagePack), or of
+    /// the whole record when it is not a decodable envelope.
     pub payload_sha256: [u8; 32],
     /// The letter.
     pub letter: DeadLetter,
@@ -189,9 +190,9 @@ impl DlqEntry {
         self.envelope().ok().map(|e| e.event_id)
     }
 
-    /// Whether the stored hash matches the stored envelope bytes.
+    /// Whether the stored hash matches the stored envelope's payload.
     pub fn hash_matches(&self) -> bool {
-        sha256(&self.letter.envelope) == self.payload_sha256
+        payload_sha256(&self.letter.envelope) == self.payload_sha256
     }
 
     /// Every field as one JSON object (what `fabric dlq list` prints).
@@ -234,6 +235,17 @@ fn hex(bytes: &[u8]) -> String {
 
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// The `payload_sha256` of a dead letter: SHA-256 of the envelope's payload
+/// exactly as stored (its MessagePack bytes), so letters carrying the same
+/// poison payload share a hash whatever their event ids; of the whole record
+/// when it is not a decodable envelope (a deserialization failure).
+pub(crate) fn payload_sha256(record: &[u8]) -> [u8; 32] {
+    match crate::envelope::EnvelopeRef::decode(record) {
+        Ok(envelope) => sha256(envelope.payload_bytes),
+        Err(_) => sha256(record),
+    }
 }
 
 pub(crate) fn now_micros() -> i64 {
@@ -288,7 +300,7 @@ pub(crate) fn encode(letter: &DeadLetter, dead_at: i64) -> Result<Vec<u8>> {
     out.extend_from_slice(&letter.partition.to_le_bytes());
     out.extend_from_slice(&letter.offset.to_le_bytes());
     out.extend_from_slice(&letter.timestamp.to_le_bytes());
-    out.extend_from_slice(&sha256(&letter.envelope));
+    out.extend_from_slice(&payload_sha256(&letter.envelope));
     out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
     out.extend_from_slice(&(queue.len() as u16).to_le_bytes());
     out.extend_from_slice(&(error.len() as u32).to_le_bytes());

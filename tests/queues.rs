@@ -144,7 +144,11 @@ fn a_poison_message_retries_on_schedule_lands_in_the_dlq_and_replays_exactly_onc
         l.envelope, original.value,
         "original envelope bytes untouched"
     );
-    let digest: [u8; 32] = Sha256::digest(&original.value).into();
+    // The hash covers the payload as stored (MessagePack), not the envelope.
+    let payload = eventfabric::EnvelopeRef::decode(&original.value)
+        .unwrap()
+        .payload_bytes;
+    let digest: [u8; 32] = Sha256::digest(payload).into();
     assert_eq!(entry.payload_sha256, digest);
     assert_eq!(entry.event_id(), Some(poison.event_id));
     assert!(entry.dead_lettered_micros <= real_now());
