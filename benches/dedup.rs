@@ -13,7 +13,10 @@
 //!
 //! `cargo bench --bench dedup -- --warm-up-time 1 --measurement-time 3`.
 //! Data lives under target/bench-data.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -22,15 +25,6 @@ use eventfabric::{Envelope, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 use jiff::Timestamp;
 
 const MILLION: u64 = 1_000_000;
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 /// Seed-like envelopes emitted now (so inside the window), kinds cycling.
 fn pool(n: usize) -> Vec<Envelope> {

@@ -8,21 +8,15 @@
 //!
 //! `cargo bench --bench fabric`. Targets (issue 3): publish ≥ 1.5 M events/s,
 //! decode-consume ≥ 3 M events/s. Data lives under target/bench-data.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::{Envelope, Fabric, FabricConfig, FsyncPolicy, StartFrom, TopicConfig};
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 /// Seed-like envelopes cycling through the three kinds (267–340 B encoded).
 fn envelopes(n: usize) -> Vec<Envelope> {

@@ -13,7 +13,10 @@
 //!
 //! `cargo bench --bench groups -- --warm-up-time 1 --measurement-time 3`.
 //! Data lives under target/bench-data.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -22,15 +25,6 @@ use eventfabric::{Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, TopicConfi
 use serde_json::json;
 
 const TOPIC: &str = "bench.groups.v1";
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 fn open(dir: &Path, create: bool) -> Fabric {
     let fabric = Fabric::open(dir, FabricConfig::with_fsync(FsyncPolicy::Os)).expect("open");

@@ -3,21 +3,15 @@
 //! `cargo bench --bench log` runs them all; `cargo bench --bench log -- append`
 //! one group. Data lives under target/bench-data (same filesystem as the
 //! checkout, unlike a tmpfs /tmp).
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use eventfabric::{Durability, Log, LogConfig, ReadLimit};
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

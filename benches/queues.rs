@@ -7,7 +7,10 @@
 //!
 //! `cargo bench --bench queues`. Target (issue 4): ≥ 1 M acked messages/s
 //! from one thread. Data lives under target/bench-data.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,15 +19,6 @@ use eventfabric::{Draft, Fabric, FabricConfig, FsyncPolicy, QueueConfig, TopicCo
 use serde_json::json;
 
 const MESSAGES: u64 = 200_000;
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 /// A topic of `MESSAGES` events with a 100-byte payload each.
 fn filled(dir: &Path) -> Fabric {

@@ -16,7 +16,10 @@
 //! `cargo bench --bench tiers -- --warm-up-time 1 --measurement-time 3`.
 //! Targets (issue 5): tiering ≥ 500 MB/s at ≥ 3× compression, warm replay
 //! ≥ 2 M events/s, no-op maintain < 1 ms. Data lives under target/bench-data.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bench_dir;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -26,15 +29,6 @@ use jiff::Timestamp;
 
 const TOPIC: &str = "bench.tiers.v1";
 const DAY_US: i64 = 86_400_000_000;
-
-fn bench_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
-}
 
 /// Fresh seed-like envelopes cycling through the three kinds.
 fn envelopes(n: usize, seed: u64) -> Vec<Envelope> {

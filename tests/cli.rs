@@ -3,11 +3,14 @@
 //! kept, reads start from a time, verify finds injected damage and repair
 //! removes it, a second writer is refused with the holder's pid, and
 //! `consume --follow` sees another process's new events.
+mod common;
+
+use common::fabric;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eventfabric::{Envelope, Fabric, FabricConfig, FsyncPolicy};
@@ -18,24 +21,6 @@ const SEEDS: [(&str, &str); 3] = [
     ("auth.user.login_succeeded", "auth.audit.v1"),
     ("workflow.instance.completed", "workflow.events.v1"),
 ];
-
-fn fabric(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fabric"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    // A command that fails early (e.g. refused the lock) closes its stdin:
-    // a broken pipe here is expected then, and its exit status tells.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 fn ok(data: &Path, args: &[&str], stdin: &[u8]) -> String {
     let out = fabric(data, args, stdin);

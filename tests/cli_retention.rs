@@ -1,27 +1,13 @@
 //! `fabric retention show|run`, the tier flags of `topic create` and the tier
 //! fields of `inspect`, end to end with the built binary.
+mod common;
 
-use std::io::Write;
+use common::fabric;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn fabric(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fabric"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 fn ok(data: &Path, args: &[&str], stdin: &[u8]) -> (String, String) {
     let out = fabric(data, args, stdin);

@@ -2,32 +2,18 @@
 //! --group G --commit` resumes from the committed cursor while another
 //! process is the writer, `group list|describe|reset` (reset refused while a
 //! member holds the group), and `replay` of an offset range into a group.
+mod common;
 
-use std::io::Write;
+use common::fabric;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use eventfabric::group::ConsumerConfig;
 use eventfabric::{Fabric, FabricConfig, FsyncPolicy};
 use serde_json::Value;
 
 const TOPIC: &str = "billing.domain.v1";
-
-fn fabric(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fabric"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 fn ok(data: &Path, args: &[&str]) -> Vec<Value> {
     let out = fabric(data, args, b"");

@@ -56,3 +56,25 @@ impl XorShift {
         self.next() % n.max(1)
     }
 }
+
+/// Runs the `fabric` binary on data directory `data` with `args`, feeding it
+/// `stdin`, and returns its output (exit status, stdout, stderr).
+pub fn fabric(data: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fabric"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // A command that fails early (e.g. refused the lock) closes its stdin:
+    // a broken pipe here is expected then, and its exit status tells.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().unwrap()
+}
