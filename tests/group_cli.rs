@@ -131,6 +131,12 @@ fn consume_with_a_group_resumes_from_its_commit_beside_a_live_writer() {
     );
     assert!(reset.iter().all(|l| l["committed"] == 0));
     assert_eq!(ok(data, &["consume", TOPIC, "--group", "g"]).len(), 20);
+    // Without --topic, every topic the group has cursors for moves.
+    let reset = ok(data, &["group", "reset", "g", "--to", "latest"]);
+    assert!(!reset.is_empty() && reset.iter().all(|l| l["topic"] == TOPIC));
+    let committed: u64 = reset.iter().map(|l| l["committed"].as_u64().unwrap()).sum();
+    assert_eq!(committed, 20, "latest = the end of every partition");
+    assert!(ok(data, &["consume", TOPIC, "--group", "g"]).is_empty());
     writer.close().unwrap();
 }
 

@@ -149,9 +149,9 @@ enum GroupCommand {
     Reset {
         /// The consumer group.
         group: String,
-        /// The topic whose cursors move.
+        /// The topic whose cursors move (default: every topic the group has cursors for).
         #[arg(long)]
-        topic: String,
+        topic: Option<String>,
         /// earliest, latest, an OFFSET (every partition) or an RFC 3339 time (emitted_at).
         #[arg(long)]
         to: String,
@@ -1570,11 +1570,27 @@ fn group_command(data: &Path, cmd: GroupCommand) -> CliResult {
                     }
                 },
             };
-            let positions = group::reset(&fabric, &name, &topic, target)
-                .map_err(|e| group_in_use(e, &name, &topic))?;
-            for (partition, offset) in positions {
-                let line = json!({"group": name, "topic": topic, "partition": partition, "committed": offset});
-                writeln!(out, "{line}")?;
+            // Without --topic: every topic the group has cursors for.
+            let topics = match topic {
+                Some(topic) => vec![topic],
+                None => group::list(&fabric)?
+                    .into_iter()
+                    .find(|(g, _)| *g == name)
+                    .map(|(_, topics)| topics)
+                    .unwrap_or_default(),
+            };
+            if topics.is_empty() {
+                return fail(format!(
+                    "group {name:?} has no cursors to reset; name the topic with --topic"
+                ));
+            }
+            for topic in topics {
+                let positions = group::reset(&fabric, &name, &topic, target)
+                    .map_err(|e| group_in_use(e, &name, &topic))?;
+                for (partition, offset) in positions {
+                    let line = json!({"group": name, "topic": topic, "partition": partition, "committed": offset});
+                    writeln!(out, "{line}")?;
+                }
             }
         }
     }
