@@ -32,8 +32,8 @@
 
 mod assign;
 mod replay;
-mod store;
-mod ttl;
+pub(crate) mod store;
+pub(crate) mod ttl;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;

@@ -63,6 +63,8 @@ mod error;
 pub mod fabric;
 pub mod fixtures;
 mod flusher;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 mod idempotent;
 mod index;

@@ -1149,6 +1149,17 @@ impl Routing<'_> {
 /// with [`QueueMessage::envelope`]. Full validation would cost about half
 /// of a queue's per-message time. `None` for anything unexpected: the
 /// caller then asks the full decoder, which names the problem.
+/// [`peek_routing`] for the fuzz target: (tenant, emitted_at µs, ttl ms).
+pub(crate) fn peek_routing_for_fuzzing(bytes: &[u8]) -> Option<(Option<String>, i64, Option<u64>)> {
+    peek_routing(bytes).map(|r| {
+        (
+            r.tenant_id.map(str::to_owned),
+            r.emitted_at_micros,
+            r.ttl_millis,
+        )
+    })
+}
+
 fn peek_routing(bytes: &[u8]) -> Option<Routing<'_>> {
     struct P<'a>(&'a [u8]);
     impl<'a> P<'a> {

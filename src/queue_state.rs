@@ -9,7 +9,7 @@
 //! each and a snapshot of a mostly contiguous set is tiny. It never decides
 //! when to write or compact (that is [`crate::queue`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -42,42 +42,109 @@ pub(crate) struct History {
 pub(crate) struct PartitionState {
     /// Every offset below is done.
     pub(crate) floor: u64,
-    /// Done offsets at or above `floor`.
-    pub(crate) acked: BTreeSet<u64>,
+    /// Done offsets at or above `floor`, as runs (memory grows with the
+    /// number of gaps, not of offsets: a run decoded from a few bytes stays
+    /// a few bytes).
+    pub(crate) acked: OffsetRuns,
     /// Every offset below was delivered at least once (or skipped).
     pub(crate) delivered_to: u64,
     /// History of messages redelivered or failed, by offset.
     pub(crate) history: HashMap<u64, History>,
 }
 
+/// A set of offsets stored as disjoint, non-adjacent runs `start..end`
+/// keyed by `start`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OffsetRuns(BTreeMap<u64, u64>);
+
+impl OffsetRuns {
+    /// Whether `offset` is in the set.
+    pub(crate) fn contains(&self, offset: u64) -> bool {
+        self.0
+            .range(..=offset)
+            .next_back()
+            .is_some_and(|(_, &end)| offset < end)
+    }
+
+    /// Adds `start..end`, merging with the runs it touches.
+    pub(crate) fn insert_range(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let (mut s, mut e) = (start, end);
+        if let Some((&ps, &pe)) = self.0.range(..=s).next_back()
+            && pe >= s
+        {
+            s = ps;
+            e = e.max(pe);
+        }
+        let touched: Vec<(u64, u64)> = self.0.range(s..=e).map(|(&a, &b)| (a, b)).collect();
+        for (a, b) in touched {
+            self.0.remove(&a);
+            e = e.max(b);
+        }
+        self.0.insert(s, e);
+    }
+
+    /// Removes the run starting exactly at `offset`; returns its end.
+    fn take_run_at(&mut self, offset: u64) -> Option<u64> {
+        self.0.remove(&offset)
+    }
+
+    /// Drops every offset below `floor`.
+    fn retain_from(&mut self, floor: u64) {
+        let below: Vec<(u64, u64)> = self.0.range(..floor).map(|(&a, &b)| (a, b)).collect();
+        for (start, end) in below {
+            self.0.remove(&start);
+            if end > floor {
+                self.0.insert(floor, end);
+            }
+        }
+    }
+
+    /// The runs, ascending.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().map(|(&s, &e)| (s, e))
+    }
+}
+
 impl PartitionState {
     /// Whether `offset` is done (acked, dead-lettered or skipped for good).
     pub(crate) fn is_done(&self, offset: u64) -> bool {
-        offset < self.floor || self.acked.contains(&offset)
+        offset < self.floor || self.acked.contains(offset)
     }
 
     /// Marks `offset` done, advancing the floor over contiguous done offsets.
     pub(crate) fn mark_done(&mut self, offset: u64) {
-        if offset == self.floor {
-            self.floor += 1;
-            while self.acked.remove(&self.floor) {
-                self.floor += 1;
-            }
-        } else if offset > self.floor {
-            self.acked.insert(offset);
+        self.mark_done_range(offset, offset.saturating_add(1));
+    }
+
+    /// Marks `start..end` done, in time independent of its length.
+    pub(crate) fn mark_done_range(&mut self, start: u64, end: u64) {
+        if start <= self.floor {
+            self.floor = self.floor.max(end);
+            self.advance();
+        } else {
+            self.acked.insert_range(start, end);
+        }
+    }
+
+    /// Drops acked runs the floor passed (cutting one it stands inside at
+    /// the floor), then moves the floor over the run that starts there.
+    fn advance(&mut self) {
+        self.acked.retain_from(self.floor);
+        while let Some(end) = self.acked.take_run_at(self.floor) {
+            self.floor = end;
         }
     }
 
     /// Advances the floor over acked offsets and drops what it passed.
     pub(crate) fn normalise(&mut self) {
-        while self.acked.remove(&self.floor) {
-            self.floor += 1;
-        }
+        self.advance();
         let floor = self.floor;
-        self.acked.retain(|&o| o >= floor);
         let acked = &self.acked;
         self.history
-            .retain(|&o, _| o >= floor && !acked.contains(&o));
+            .retain(|&o, _| o >= floor && !acked.contains(o));
     }
 }
 
@@ -108,6 +175,11 @@ fn put_runs(out: &mut Vec<u8>, offsets: impl IntoIterator<Item = u64>) {
             _ => runs.push((o, 1)),
         }
     }
+    put_run_list(out, runs);
+}
+
+/// Appends ascending, disjoint `(start, length)` runs.
+fn put_run_list(out: &mut Vec<u8>, runs: Vec<(u64, u64)>) {
     put_varint(out, runs.len() as u64);
     let mut end = 0;
     for (start, len) in runs {
@@ -175,7 +247,10 @@ pub(crate) fn snapshot<'a>(
     let mut out = header(KIND_SNAPSHOT, partition);
     out.extend_from_slice(&state.floor.to_le_bytes());
     out.extend_from_slice(&state.delivered_to.to_le_bytes());
-    put_runs(&mut out, state.acked.iter().copied());
+    put_run_list(
+        &mut out,
+        state.acked.runs().map(|(s, e)| (s, e - s)).collect(),
+    );
     out.extend_from_slice(&(histories.len() as u32).to_le_bytes());
     for (offset, h) in histories {
         put_history(&mut out, offset, h);
@@ -213,18 +288,17 @@ impl Parser<'_> {
         }
         None
     }
-    fn runs(&mut self, into: &mut BTreeSet<u64>) -> Option<()> {
+    /// Decodes runs as `(start, end)` pairs. Each run costs the same to
+    /// apply whatever its length, so a corrupt length cannot make recovery
+    /// allocate in proportion to it.
+    fn runs(&mut self, mut each: impl FnMut(u64, u64)) -> Option<()> {
         let count = self.varint()?;
         let mut end = 0u64;
         for _ in 0..count {
             let start = end.checked_add(self.varint()?)?;
             let len = self.varint()?;
             end = start.checked_add(len)?;
-            // A corrupt length must not make recovery allocate without bound.
-            if len > 1 << 32 {
-                return None;
-            }
-            into.extend(start..end);
+            each(start, end);
         }
         Some(())
     }
@@ -287,11 +361,7 @@ fn apply(state: &mut Persisted, record: &[u8]) -> Option<()> {
     let part = state.partitions.entry(partition).or_default();
     match kind {
         KIND_ACKS => {
-            let mut set = BTreeSet::new();
-            p.runs(&mut set)?;
-            for o in set {
-                part.mark_done(o);
-            }
+            p.runs(|start, end| part.mark_done_range(start, end))?;
         }
         KIND_DELIVERED => {
             part.delivered_to = part.delivered_to.max(p.u64()?);
@@ -306,7 +376,7 @@ fn apply(state: &mut Persisted, record: &[u8]) -> Option<()> {
                 delivered_to: p.u64()?,
                 ..PartitionState::default()
             };
-            p.runs(&mut fresh.acked)?;
+            p.runs(|start, end| fresh.acked.insert_range(start, end))?;
             for _ in 0..p.u32()? {
                 let (offset, h) = p.history()?;
                 fresh.history.insert(offset, h);
@@ -342,14 +412,58 @@ mod tests {
         assert_eq!(got.topic.as_deref(), Some("billing.domain.v1"));
         let p0 = &got.partitions[&0];
         assert_eq!(p0.floor, 3);
-        assert_eq!(p0.acked, BTreeSet::from([5, 7, 8]));
+        assert_eq!(p0.acked.runs().collect::<Vec<_>>(), [(5, 6), (7, 9)]);
         assert_eq!(p0.delivered_to, 10);
         assert_eq!(p0.history[&3], h);
-        assert_eq!(got.partitions[&1].acked, BTreeSet::from([4]));
+        assert_eq!(
+            got.partitions[&1].acked.runs().collect::<Vec<_>>(),
+            [(4, 5)]
+        );
 
         let snap = snapshot(0, p0, p0.history.iter().map(|(&o, h)| (o, h)));
         let again = fold(&[binding("billing.domain.v1"), snap], Path::new("x")).unwrap();
         assert_eq!(again.partitions[&0], *p0);
+    }
+
+    /// The run set against a plain set of offsets, under random marks.
+    #[test]
+    fn partition_state_matches_a_set_of_done_offsets() {
+        use proptest::prelude::*;
+        proptest!(ProptestConfig::with_cases(200), |(marks in proptest::collection::vec((0u64..64, 1u64..6), 0..60))| {
+            let mut state = PartitionState::default();
+            let mut model = std::collections::BTreeSet::new();
+            for (start, len) in marks {
+                state.mark_done_range(start, start + len);
+                model.extend(start..start + len);
+                let mut floor = 0;
+                while model.contains(&floor) {
+                    floor += 1;
+                }
+                prop_assert_eq!(state.floor, floor);
+                for o in 0..80 {
+                    prop_assert_eq!(state.is_done(o), model.contains(&o), "offset {}", o);
+                }
+            }
+            state.normalise();
+            let snap = snapshot(0, &state, std::iter::empty());
+            let again = fold(&[snap], Path::new("x")).unwrap();
+            prop_assert_eq!(&again.partitions[&0], &state);
+        });
+    }
+
+    /// A few bytes describing an enormous run decode to a few bytes.
+    #[test]
+    fn a_huge_run_costs_no_memory_to_apply() {
+        let mut record = header(KIND_ACKS, 0);
+        put_run_list(
+            &mut record,
+            vec![(10, u64::MAX / 2), (u64::MAX / 2 + 20, 1 << 40)],
+        );
+        let got = fold(&[record], Path::new("x")).unwrap();
+        let p = &got.partitions[&0];
+        assert_eq!(p.floor, 0);
+        assert!(p.is_done(10) && p.is_done(u64::MAX / 2 + 9) && !p.is_done(u64::MAX / 2 + 10));
+        assert_eq!(p.acked.runs().count(), 2);
     }
 
     #[test]

@@ -110,8 +110,7 @@ impl StateLog {
     /// appending: a half-written last record just ends the list).
     pub(crate) fn read_unlocked(path: &Path) -> Result<Vec<Vec<u8>>> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        parse_file_header(&bytes, path)?;
-        Ok(parse_records(&bytes, path)?.0)
+        parse_bytes(&bytes, path)
     }
 
     /// The file's path.
@@ -257,6 +256,12 @@ fn write_snapshot(
         let _ = io.remove(&tmp);
     }
     written.map(|()| bytes.len() as u64)
+}
+
+/// The intact payloads of a state-log file's bytes (`path` names it in errors).
+pub(crate) fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>> {
+    parse_file_header(bytes, path)?;
+    Ok(parse_records(bytes, path)?.0)
 }
 
 fn parse_file_header(bytes: &[u8], path: &Path) -> Result<u64> {

@@ -381,13 +381,19 @@ fn snapshot_seeds(out: &Path, work: &Path) -> Result<()> {
     fabric.create_topic("seed.snap.v1", config)?;
     let mut generator = eventfabric::fixtures::FixtureGenerator::new(7, 3);
     let events: Vec<_> = generator.mixed().take(6).collect();
-    fabric.producer("seed.snap.v1", "seeds")?.publish_batch(&events)?;
+    fabric
+        .producer("seed.snap.v1", "seeds")?
+        .publish_batch(&events)?;
     let mut subset = ExportOptions::default();
     subset.partitions = Some(vec![1]);
     subset.from = Bound::Offset(1);
     let mut empty = ExportOptions::default();
     empty.from = Bound::Offset(1000);
-    for (name, options) in [("whole", ExportOptions::default()), ("subset", subset), ("empty", empty)] {
+    for (name, options) in [
+        ("whole", ExportOptions::default()),
+        ("subset", subset),
+        ("empty", empty),
+    ] {
         let file = work.join(format!("{name}.snap"));
         export(&fabric, "seed.snap.v1", &file, &options)?;
         write(&dir, name, &fs::read(&file)?)?;
@@ -404,7 +410,12 @@ fn main() -> Result<()> {
     recovery_segment_seeds(out, work.path())?;
     two_segment_seeds(out, work.path())?;
     snapshot_seeds(out, work.path())?;
-    for t in ["batch_decode", "recovery_segment", "recovery_two_segments", "snapshot_decode"] {
+    for t in [
+        "batch_decode",
+        "recovery_segment",
+        "recovery_two_segments",
+        "snapshot_decode",
+    ] {
         let n = fs::read_dir(out.join(t))?.count();
         println!("{}: {n} seeds", out.join(t).display());
     }

@@ -22,7 +22,10 @@ fn check(data: &[u8]) {
             assert!(r.offset > prev, "offsets do not increase");
         }
         last.insert(r.partition, r.offset);
-        assert!(eventfabric::EnvelopeRef::decode(&r.value).is_ok(), "invalid envelope accepted");
+        assert!(
+            eventfabric::EnvelopeRef::decode(&r.value).is_ok(),
+            "invalid envelope accepted"
+        );
     }
 }
 

@@ -143,6 +143,12 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
     })
 }
 
+/// [`apply_all`] for the fuzz target: how many partitions end up committed.
+pub(crate) fn replay_for_fuzzing(records: &[Vec<u8>], path: &Path) -> Result<usize> {
+    let mut window = ProcessedWindow::new(1 << 16, i64::MAX);
+    Ok(apply_all(records, path, Some(&mut window))?.committed.len())
+}
+
 /// Replays `records` into the state and the processed-id window.
 fn apply_all(
     records: &[Vec<u8>],
