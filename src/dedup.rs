@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::envelope::EnvelopeRef;
 use crate::error::Result;
-use crate::log::Log;
+use crate::log::{Log, now_micros};
 
 /// Where an event was appended: its partition, offset and record timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,12 +127,8 @@ pub(crate) struct DedupCache {
 /// envelope layout v1). Other encodings a reader accepts fall back to a full
 /// decode; `None` when the bytes are not an envelope.
 pub(crate) fn event_id_of(value: &[u8]) -> Option<u128> {
-    if let Some(head) = value.get(..20)
-        && head[..4] == [0x9D, 0x01, 0xC4, 0x10]
-    {
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&head[4..20]);
-        return Some(u128::from_be_bytes(id));
+    if let Some(id) = crate::envelope::peek_event_id(value) {
+        return Some(id.as_u128());
     }
     EnvelopeRef::decode(value)
         .ok()
@@ -481,13 +477,6 @@ pub(crate) fn topic_guards(
         .system_events_per_sec
         .map(crate::sampling::SystemSampler::new);
     (dedup, sampler)
-}
-
-/// Wall-clock time in µs since the epoch (the unit of record timestamps).
-pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::envelope::{EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
+use crate::log::now_micros;
 use crate::reader::StartFrom;
 use crate::topic::TopicConfig;
 
@@ -246,12 +247,6 @@ pub(crate) fn payload_sha256(record: &[u8]) -> [u8; 32] {
         Ok(envelope) => sha256(envelope.payload_bytes),
         Err(_) => sha256(record),
     }
-}
-
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The dead-letter topic of `topic`.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::envelope::EnvelopeRef;
+use crate::envelope::{EnvelopeHead, EnvelopeRef};
 
 const PATH: &str = "fuzz-input";
 
@@ -40,18 +40,16 @@ pub fn dead_letter(bytes: &[u8]) -> Result<(), String> {
 /// Runs every field peek on `bytes` and, when the full decoder accepts them
 /// as an envelope, panics if a peek disagrees with it.
 pub fn record_peeks(bytes: &[u8]) {
-    let peeked_id = crate::group::ttl::peek_event_id(bytes);
-    let peeked_ttl = crate::group::ttl::peek_ttl_millis(bytes);
-    let routing = crate::queue::peek_routing_for_fuzzing(bytes);
+    let peeked_id = crate::envelope::peek_event_id(bytes);
+    let peeked_ttl = crate::envelope::peek_ttl_millis(bytes);
+    let head = EnvelopeHead::peek(bytes);
     let dedup_id = crate::dedup::event_id_of(bytes);
     if let Ok(full) = EnvelopeRef::decode(bytes) {
         assert_eq!(peeked_id, Some(full.event_id), "group event_id peek");
         assert_eq!(peeked_ttl, Some(full.ttl_millis), "group ttl peek");
         assert_eq!(dedup_id, Some(full.event_id.as_u128()), "dedup event_id");
-        if let Some((tenant, emitted_at, ttl)) = routing {
-            assert_eq!(tenant.as_deref(), full.tenant_id, "queue tenant peek");
-            assert_eq!(emitted_at, full.emitted_at_micros, "queue emitted_at peek");
-            assert_eq!(ttl, full.ttl_millis, "queue ttl peek");
+        if let Some(head) = head {
+            assert_eq!(head, EnvelopeHead::of(&full), "envelope head peek");
         }
     }
 }

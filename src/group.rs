@@ -33,18 +33,18 @@
 mod assign;
 mod replay;
 pub(crate) mod store;
-pub(crate) mod ttl;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::envelope::{peek_event_id, peek_ttl_millis};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
 use crate::idempotent::ProcessedWindow;
@@ -116,18 +116,12 @@ impl Default for SystemClock {
     }
 }
 
-fn now_wall_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 impl Clock for SystemClock {
     fn monotonic(&self) -> Duration {
         self.origin.elapsed()
     }
     fn wall_micros(&self) -> i64 {
-        now_wall_micros()
+        crate::log::now_micros()
     }
 }
 
@@ -142,7 +136,7 @@ impl Default for ManualClock {
     fn default() -> Self {
         ManualClock {
             elapsed_nanos: AtomicU64::new(0),
-            wall_origin_micros: now_wall_micros(),
+            wall_origin_micros: crate::log::now_micros(),
         }
     }
 }
@@ -740,7 +734,7 @@ impl Consumer {
                     break;
                 }
                 self.next[p] = Some(raw.offset + 1);
-                if let Some(Some(ttl)) = ttl::peek_ttl_millis(&raw.value) {
+                if let Some(Some(ttl)) = peek_ttl_millis(&raw.value) {
                     let expires_at = raw
                         .timestamp
                         .saturating_add((ttl as i64).saturating_mul(1000));
@@ -752,7 +746,7 @@ impl Consumer {
                         continue;
                     }
                 }
-                if let (Some(state), Some(id)) = (&state, ttl::peek_event_id(&raw.value)) {
+                if let (Some(state), Some(id)) = (&state, peek_event_id(&raw.value)) {
                     if state.store.window().covers(&id, 0) || !self.pending_set.insert(id) {
                         self.duplicates += 1;
                         continue;
@@ -780,7 +774,7 @@ impl Consumer {
     /// re-delivers rather than loses it: at-least-once into the DLQ).
     fn on_expired(&mut self, event: &RawEvent) -> Result<()> {
         if self.config.expired_to_dlq {
-            let now = crate::dlq::now_micros();
+            let now = crate::log::now_micros();
             let letter = crate::dlq::DeadLetter {
                 reason: crate::dlq::DlqReason::Expired,
                 error: "emitted_at + ttl passed before delivery".to_owned(),
@@ -945,7 +939,7 @@ impl Consumer {
     /// for it. Events handed out in effectively-once mode are recorded at
     /// version 0 automatically.
     pub fn record_processed(&mut self, event: &RawEvent, version: u64) -> Result<()> {
-        let id = ttl::peek_event_id(&event.value).ok_or_else(|| {
+        let id = peek_event_id(&event.value).ok_or_else(|| {
             Error::invalid(
                 format!(
                     "event at offset {} of partition {}",

@@ -293,7 +293,9 @@ struct DurableState {
     syncing: bool,
 }
 
-fn now_micros() -> i64 {
+/// Wall-clock now in µs since the Unix epoch (the unit of every record
+/// timestamp); 0 if the clock reads before 1970. The crate's one reading of it.
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)

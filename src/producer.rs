@@ -18,10 +18,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::dedup::{DedupCache, Position, event_id_of, now_micros};
+use crate::dedup::{DedupCache, Position, event_id_of};
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
 use crate::fabric::TopicHandle;
+use crate::log::now_micros;
 use crate::log::{Log, ReadLimit};
 use crate::partitioner::partition_for_key;
 

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
-use crate::envelope::{EnvelopeError, EnvelopeRef};
+use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
 use crate::io::Io;
@@ -50,7 +50,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
-        dlq::now_micros()
+        crate::log::now_micros()
     }
 }
 
@@ -707,13 +707,11 @@ impl State {
         if history.attempts == 0 && raw.offset < part.delivered_to {
             history.attempts = 1;
         }
-        let routed = peek_routing(&raw.value).ok_or(()).or_else(|()| {
-            EnvelopeRef::decode(&raw.value).map(|e| Routing {
-                tenant_id: e.tenant_id,
-                emitted_at_micros: e.emitted_at_micros,
-                ttl_millis: e.ttl_millis,
-            })
-        });
+        // Skimmed, not validated (a consumer validates what it decodes with
+        // `QueueMessage::envelope`); the full decoder names what is wrong.
+        let routed = EnvelopeHead::peek(&raw.value)
+            .ok_or(())
+            .or_else(|()| EnvelopeRef::decode(&raw.value).map(|e| EnvelopeHead::of(&e)));
         let envelope = match routed {
             Ok(e) => e,
             Err(e) => {
@@ -788,7 +786,7 @@ impl State {
         let Some(m) = self.outstanding.get(&key) else {
             return Ok(false);
         };
-        let Some(expires) = peek_routing(&m.value).and_then(|r| r.expires_at()) else {
+        let Some(expires) = EnvelopeHead::peek(&m.value).and_then(|r| r.expires_at()) else {
             return Ok(false);
         };
         if expires > now {
@@ -1127,118 +1125,6 @@ impl State {
     }
 }
 
-/// The envelope fields a queue routes on.
-struct Routing<'a> {
-    tenant_id: Option<&'a str>,
-    emitted_at_micros: i64,
-    ttl_millis: Option<u64>,
-}
-
-impl Routing<'_> {
-    /// `emitted_at + ttl` in µs, when the event has a TTL.
-    fn expires_at(&self) -> Option<i64> {
-        let ttl = self.ttl_millis?;
-        let ttl_micros = ttl.saturating_mul(1000).min(i64::MAX as u64) as i64;
-        Some(self.emitted_at_micros.saturating_add(ttl_micros))
-    }
-}
-
-/// Reads the routing fields of an envelope (`docs/FORMAT.md`, "Event
-/// envelope") without validating the others: records were validated by the
-/// producer that appended them, and a consumer validates what it decodes
-/// with [`QueueMessage::envelope`]. Full validation would cost about half
-/// of a queue's per-message time. `None` for anything unexpected: the
-/// caller then asks the full decoder, which names the problem.
-/// [`peek_routing`] for the fuzz target: (tenant, emitted_at µs, ttl ms).
-pub(crate) fn peek_routing_for_fuzzing(bytes: &[u8]) -> Option<(Option<String>, i64, Option<u64>)> {
-    peek_routing(bytes).map(|r| {
-        (
-            r.tenant_id.map(str::to_owned),
-            r.emitted_at_micros,
-            r.ttl_millis,
-        )
-    })
-}
-
-fn peek_routing(bytes: &[u8]) -> Option<Routing<'_>> {
-    struct P<'a>(&'a [u8]);
-    impl<'a> P<'a> {
-        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-            let (head, tail) = self.0.split_at_checked(n)?;
-            self.0 = tail;
-            Some(head)
-        }
-        fn be(&mut self, n: usize) -> Option<u64> {
-            Some(
-                self.take(n)?
-                    .iter()
-                    .fold(0u64, |v, &b| v << 8 | u64::from(b)),
-            )
-        }
-        fn int(&mut self) -> Option<i128> {
-            let tag = self.take(1)?[0];
-            Some(match tag {
-                0x00..=0x7F => i128::from(tag),
-                0xE0..=0xFF => i128::from(tag as i8),
-                0xCC => i128::from(self.be(1)?),
-                0xCD => i128::from(self.be(2)?),
-                0xCE => i128::from(self.be(4)?),
-                0xCF => i128::from(self.be(8)?),
-                0xD0 => i128::from(self.be(1)? as u8 as i8),
-                0xD1 => i128::from(self.be(2)? as u16 as i16),
-                0xD2 => i128::from(self.be(4)? as u32 as i32),
-                0xD3 => i128::from(self.be(8)? as i64),
-                _ => return None,
-            })
-        }
-        /// A str (or bin, which readers accept for str) or nil.
-        fn text(&mut self) -> Option<Option<&'a [u8]>> {
-            let tag = self.take(1)?[0];
-            let len = match tag {
-                0xC0 => return Some(None),
-                0xA0..=0xBF => usize::from(tag & 0x1F),
-                0xC4 | 0xD9 => self.be(1)? as usize,
-                0xC5 | 0xDA => self.be(2)? as usize,
-                0xC6 | 0xDB => self.be(4)? as usize,
-                _ => return None,
-            };
-            self.take(len).map(Some)
-        }
-    }
-    let mut p = P(bytes);
-    if p.take(1)? != [0x9D] || p.int()? != 1 {
-        return None;
-    }
-    p.text()??; // event_id
-    p.text()??; // event_type
-    let tenant_id = match p.text()? {
-        Some(t) => Some(std::str::from_utf8(t).ok()?),
-        None => None,
-    };
-    p.int()?; // occurred_at
-    let emitted_at_micros = i64::try_from(p.int()?).ok()?;
-    for _ in 0..5 {
-        p.text()?; // source, schema_version, correlation_id, causation_id, partition_key
-    }
-    let ttl_millis = match p.0.first()? {
-        0xC0 => None,
-        _ => Some(u64::try_from(p.int()?).ok()?),
-    };
-    Some(Routing {
-        tenant_id,
-        emitted_at_micros,
-        ttl_millis,
-    })
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        // Best effort: an error here has nowhere to go, and a process crash
-        // would have left the same unsynced tail.
-        let _ = self.log.sync();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1258,16 +1144,16 @@ mod tests {
             }
             let bytes = e.to_bytes();
             let full = EnvelopeRef::decode(&bytes).unwrap();
-            let peek = peek_routing(&bytes).unwrap();
+            let peek = EnvelopeHead::peek(&bytes).unwrap();
             assert_eq!(peek.tenant_id, full.tenant_id);
             assert_eq!(peek.emitted_at_micros, full.emitted_at_micros);
             assert_eq!(peek.ttl_millis, full.ttl_millis);
             for cut in [0, 1, bytes.len() / 3, bytes.len() / 2] {
-                let short = peek_routing(&bytes[..cut]);
+                let short = EnvelopeHead::peek(&bytes[..cut]);
                 assert!(short.is_none() || cut > bytes.len() / 3);
             }
         }
-        assert!(peek_routing(b"EFDL not an envelope").is_none());
+        assert!(EnvelopeHead::peek(b"EFDL not an envelope").is_none());
     }
 
     #[test]

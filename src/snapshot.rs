@@ -296,7 +296,7 @@ pub fn export_with_progress(
         partitions: partitions.clone(),
         from: options.from,
         to: options.to,
-        exported_at: crate::dedup::now_micros(),
+        exported_at: crate::log::now_micros(),
     };
     let meta = json_bytes(&header_meta)?;
     let file_name = path.file_name().ok_or_else(|| {

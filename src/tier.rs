@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -28,7 +28,7 @@ use crate::batch::{self, BatchView};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle, WeakFabric};
 use crate::io::{FaultInjector, Io};
-use crate::log::{Log, Record, Records, SegmentInfo};
+use crate::log::{Log, Record, Records, SegmentInfo, now_micros};
 use crate::segment::Segment;
 use crate::topic::{ColdAction, TopicConfig};
 
@@ -146,12 +146,6 @@ pub struct PartitionTiers {
     pub warm: Vec<ArchiveInfo>,
     /// Archive segments exported to the cold directory, oldest first.
     pub cold: Vec<ArchiveInfo>,
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn archive_name(base: u64) -> String {
