@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::envelope::EnvelopeRef;
 use crate::error::Result;
 use crate::log::{Log, now_micros};
 
@@ -122,17 +121,10 @@ pub(crate) struct DedupCache {
     resolved: Condvar,
 }
 
-/// The event id of an encoded envelope, read at its fixed position: every
-/// writer emits `9D 01 C4 10` and the 16 id bytes first (docs/FORMAT.md,
-/// envelope layout v1). Other encodings a reader accepts fall back to a full
-/// decode; `None` when the bytes are not an envelope.
+/// The event id of an encoded envelope as the cache's key
+/// ([`crate::envelope::peek_event_id`]).
 pub(crate) fn event_id_of(value: &[u8]) -> Option<u128> {
-    if let Some(id) = crate::envelope::peek_event_id(value) {
-        return Some(id.as_u128());
-    }
-    EnvelopeRef::decode(value)
-        .ok()
-        .map(|e| e.event_id.as_u128())
+    crate::envelope::peek_event_id(value).map(|id| id.as_u128())
 }
 
 impl DedupCache {

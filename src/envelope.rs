@@ -1852,12 +1852,13 @@ impl<'a> EnvelopeRef<'a> {
 }
 
 /// The `event_id` of an encoded envelope, read at its fixed position: every
-/// writer emits `9D 01 C4 10` and the 16 id bytes first (layout v1). `None`
-/// when the record does not start that way.
+/// writer emits `9D 01 C4 10` and the 16 id bytes first (layout v1). Other
+/// encodings the decoder accepts (e.g. the id as a string) fall back to a
+/// full decode; `None` when the bytes are not an envelope.
 pub(crate) fn peek_event_id(record: &[u8]) -> Option<Uuid> {
     match record {
         [0x9D, 0x01, 0xC4, 0x10, id @ ..] if id.len() >= 16 => Uuid::from_slice(&id[..16]).ok(),
-        _ => None,
+        _ => EnvelopeRef::decode(record).ok().map(|e| e.event_id),
     }
 }
 
