@@ -159,30 +159,42 @@ fn parse_archive_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Decompressed blocks shared by every warm partition of a fabric.
+/// Decompressed blocks shared by every warm partition of a fabric, keyed by
+/// the archive's identity ([`Archive::id`], unique to one opening of one
+/// file) and block number. Never by path or address: a topic deleted and
+/// created again reuses both, and must never be served the old blocks.
 #[derive(Debug, Default)]
 struct BlockCache {
-    entries: Mutex<VecDeque<((usize, usize), Bytes)>>,
+    entries: Mutex<VecDeque<((u64, usize), Bytes)>>,
 }
 
 impl BlockCache {
-    fn get_or_load(&self, archive: &Arc<Archive>, i: usize) -> Result<Bytes> {
-        let key = (Arc::as_ptr(archive) as usize, i);
+    fn get_or_load(&self, archive: &Archive, i: usize) -> Result<Bytes> {
+        let key = (archive.id, i);
         if let Some((_, b)) = self.entries.lock().iter().find(|(k, _)| *k == key) {
             return Ok(b.clone());
         }
         let block = archive.read_block(i)?;
         let mut entries = self.entries.lock();
-        if entries.len() >= BLOCK_CACHE_ENTRIES {
-            entries.pop_front();
+        if !entries.iter().any(|(k, _)| *k == key) {
+            if entries.len() >= BLOCK_CACHE_ENTRIES {
+                entries.pop_front();
+            }
+            entries.push_back((key, block.clone()));
         }
-        entries.push_back((key, block.clone()));
         Ok(block)
     }
 
-    fn forget(&self, archive: &Arc<Archive>) {
-        let ptr = Arc::as_ptr(archive) as usize;
-        self.entries.lock().retain(|((p, _), _)| *p != ptr);
+    /// Drops the blocks of `archives` (no longer listed). A reader still
+    /// holding one of them may cache a block again: harmless, as no other
+    /// archive shares its identity, and evicted like any other entry.
+    fn forget(&self, archives: &[Arc<Archive>]) {
+        if archives.is_empty() {
+            return;
+        }
+        self.entries
+            .lock()
+            .retain(|((id, _), _)| archives.iter().all(|a| a.id != *id));
     }
 }
 
@@ -338,8 +350,15 @@ impl WarmPartition {
             None,
             self.cache.clone(),
             &old,
-        )?;
-        *self.archives.write() = fresh.snapshot();
+        )?
+        .snapshot();
+        let gone: Vec<Arc<Archive>> = old
+            .iter()
+            .filter(|a| !fresh.iter().any(|f| f.id == a.id))
+            .cloned()
+            .collect();
+        *self.archives.write() = fresh;
+        self.cache.forget(&gone);
         Ok(())
     }
 
@@ -701,7 +720,11 @@ impl Tiers {
     /// Forgets a topic's warm state and removes its warm directory (topic
     /// deleted, or created anew under a name a deleted topic had).
     pub(crate) fn forget_topic(&self, topic: &str) -> Result<()> {
-        self.topics.write().remove(topic);
+        if let Some(parts) = self.topics.write().remove(topic) {
+            for warm in parts.read().values() {
+                self.cache.forget(&warm.snapshot());
+            }
+        }
         if self.read_only {
             return Ok(());
         }
@@ -787,7 +810,7 @@ impl PartitionJob<'_> {
                 ColdAction::Delete => Tier::Deleted,
             };
             self.warm.pop_first();
-            self.tiers.cache.forget(&first);
+            self.tiers.cache.forget(std::slice::from_ref(&first));
             self.io.remove(&first.path)?;
             self.io.sync_dir(&self.warm.dir)?;
             let after = if to == Tier::Cold { size } else { 0 };
