@@ -508,8 +508,11 @@ impl PartitionView {
         if self.warm.read_only {
             self.warm.reload(&self.log)?;
         }
-        let warm = self.warm.earliest();
+        // The hot log first: maintenance lists an archive before it takes
+        // the segment out of the hot log, so a move between the two reads is
+        // seen by the second (the other order could miss both copies).
         let hot = self.log.earliest_offset();
+        let warm = self.warm.earliest();
         Ok(warm.map_or(hot, |w| w.min(hot)))
     }
 
@@ -715,6 +718,18 @@ impl Tiers {
             remove_temporaries(&io, &self.cold_dir(topic, partition))?;
         }
         Ok(warm)
+    }
+
+    /// The earliest warm offset of a partition whose warm tier this process
+    /// has loaded, as last listed (no directory access): a fallback for
+    /// callers that cannot return an error.
+    pub(crate) fn known_earliest(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.topics
+            .read()
+            .get(topic)?
+            .read()
+            .get(&partition)?
+            .earliest()
     }
 
     /// Forgets a topic's warm state and removes its warm directory (topic

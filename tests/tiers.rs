@@ -1002,3 +1002,101 @@ fn a_topic_created_again_under_a_deleted_name_reads_its_own_warm_records() {
         fabric.delete_topic(TOPIC).unwrap();
     }
 }
+
+/// Cuts the last record (a `done`) off a DLQ replay ledger, leaving its
+/// intent in doubt: what a crash between the two leaves.
+fn drop_last_done(ledger: &Path) {
+    let bytes = std::fs::read(ledger).unwrap();
+    let at = bytes
+        .windows(4)
+        .rposition(|w| w == b"EFSR")
+        .expect("a ledger record");
+    assert_eq!(
+        &bytes[at + 20..at + 22],
+        &[1, 2],
+        "the last record is a done"
+    );
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ledger)
+        .unwrap();
+    f.set_len(at as u64).unwrap();
+}
+
+/// A replay interrupted after its intent: the next replay looks for the
+/// event in every readable tier from the recorded offset, so a publish that
+/// did not survive is replayed again even when retention moved that range to
+/// warm, and one that did is found there (not replayed twice).
+#[test]
+fn an_in_doubt_dlq_replay_is_decided_by_a_scan_of_the_warm_and_hot_tiers() {
+    use eventfabric::{DlqFilter, DlqReason, Draft, Failure, QueueConfig};
+    for survived in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        fabric
+            .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+            .unwrap();
+        let mut producer = fabric.producer(TOPIC, "test").unwrap();
+        let draft = |i: usize| {
+            Draft::new(
+                "audit.entry.recorded",
+                Some("tenant-1"),
+                serde_json::json!({ "n": i, "pad": "x".repeat(60) }),
+            )
+        };
+        let (poison, _) = producer.send(draft(0)).unwrap();
+        let queue = fabric
+            .queue("auditors", TOPIC, QueueConfig::default())
+            .unwrap();
+        let m = queue.try_fetch(1).unwrap().pop().unwrap();
+        queue
+            .nack(&m, Failure::fatal(DlqReason::RejectedByPolicy, "no"))
+            .unwrap();
+        drop(queue);
+        let letters = fabric.dead_letters(TOPIC).unwrap();
+        let report = letters.replay(&DlqFilter::default(), None).unwrap();
+        assert_eq!(report.replayed.len(), 1);
+        let target = report.replayed[0].published;
+        assert_eq!(target.offset, 1);
+        drop_last_done(
+            &dir.path()
+                .join("dlq-replay")
+                .join(format!("{TOPIC}.dlq"))
+                .join("replayed"),
+        );
+        let log = fabric.partition(TOPIC, 0).unwrap();
+        if !survived {
+            // The publish never reached the disk.
+            log.truncate(target.offset).unwrap();
+        }
+        for i in 1..60 {
+            producer.send(draft(i)).unwrap();
+        }
+        log.roll().unwrap();
+        let now = jiff::Timestamp::now().as_microsecond() + 30 * DAY_MS as i64 * MS_US;
+        fabric.maintain_at(at(now)).unwrap();
+        // The range the intent names is warm now.
+        assert!(log.earliest_offset() > target.offset);
+        assert_eq!(fabric.earliest_available(TOPIC, 0).unwrap(), 0);
+        let report = letters.replay(&DlqFilter::default(), None).unwrap();
+        let copies = read_partition(&fabric, 0)
+            .unwrap()
+            .iter()
+            .filter(|(_, _, v)| {
+                eventfabric::EnvelopeRef::decode(v).unwrap().event_id == poison.event_id
+            })
+            .count();
+        if survived {
+            assert_eq!((report.resolved_in_doubt, report.replayed.len()), (1, 0));
+        } else {
+            assert_eq!((report.resolved_in_doubt, report.replayed.len()), (0, 1));
+        }
+        assert_eq!(
+            copies, 2,
+            "survived {survived}: the original and one replay"
+        );
+        // Decided for good: another replay does nothing.
+        let again = letters.replay(&DlqFilter::default(), None).unwrap();
+        assert_eq!((again.replayed.len(), again.already_replayed), (0, 1));
+    }
+}
