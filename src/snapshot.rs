@@ -871,7 +871,34 @@ pub fn import_with_progress(
                 system: false,
             });
         }
-        append_items(&handle, &logs, &buf, &items, false, &mut out)?;
+        // A block (one partition's records) goes in as batches no larger
+        // than a segment: one oversized batch would make one oversized
+        // segment, which retention could not move while it is active.
+        let limit = {
+            let config = handle.config.read();
+            usize::try_from(config.segment_bytes)
+                .unwrap_or(usize::MAX)
+                .min(config.max_batch_bytes)
+        };
+        let mut chunk_start = 0;
+        let mut bytes = crate::batch::HEADER_LEN;
+        for (i, item) in items.iter().enumerate() {
+            let size = item.end - item.start + crate::batch::RECORD_OVERHEAD;
+            if i > chunk_start && bytes + size > limit {
+                append_items(
+                    &handle,
+                    &logs,
+                    &buf,
+                    &items[chunk_start..i],
+                    false,
+                    &mut out,
+                )?;
+                chunk_start = i;
+                bytes = crate::batch::HEADER_LEN;
+            }
+            bytes += size;
+        }
+        append_items(&handle, &logs, &buf, &items[chunk_start..], false, &mut out)?;
         for (item, published) in items.iter().zip(&out) {
             match published.outcome {
                 PublishOutcome::Appended => {

@@ -566,3 +566,45 @@ fn importing_a_file_into_a_tiered_topic_that_holds_its_events_appends_nothing() 
     let s = snapshot::import(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (0, 500));
 }
+
+#[test]
+fn an_import_respects_the_segment_size_so_retention_can_tier_it() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, _) = filled(src.path(), 1500);
+    let file = src.path().join("all.snap");
+    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    target.create_topic(TOPIC, tiered_config(3)).unwrap();
+    let want = all_tiers(&fabric, TOPIC);
+    let s = snapshot::import(&target, &file, None).unwrap();
+    assert_eq!(s.appended, 1500);
+    let segment_bytes = tiered_config(3).segment_bytes;
+    for p in target.tier_summary(TOPIC).unwrap() {
+        assert!(p.hot.len() > 3, "partition {}: {:?}", p.partition, p.hot);
+        for seg in &p.hot {
+            assert!(
+                seg.size_bytes <= segment_bytes,
+                "partition {}: segment at {} holds {} bytes, more than segment_bytes {segment_bytes}",
+                p.partition,
+                seg.base_offset,
+                seg.size_bytes
+            );
+        }
+    }
+    // Retention can move all but each partition's active segment.
+    tier_all(&target, TOPIC);
+    for p in target.tier_summary(TOPIC).unwrap() {
+        assert_eq!(p.hot.len(), 1, "partition {}", p.partition);
+        assert!(p.warm.len() > 3, "partition {}", p.partition);
+    }
+    let got: Vec<Vec<(i64, Vec<u8>)>> = all_tiers(&target, TOPIC)
+        .into_iter()
+        .map(|p| p.into_iter().map(|(_, t, v)| (t, v)).collect())
+        .collect();
+    let want: Vec<Vec<(i64, Vec<u8>)>> = want
+        .into_iter()
+        .map(|p| p.into_iter().map(|(_, t, v)| (t, v)).collect())
+        .collect();
+    assert!(got == want, "the imported records differ");
+}
