@@ -14,7 +14,7 @@
 //! while it compresses or copies: the only such moments are swapping an
 //! in-memory list (a pointer) and taking segments out of the hot list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -606,6 +606,9 @@ pub(crate) struct Tiers {
     /// One maintenance run at a time (explicit calls and the background thread).
     maintain_lock: Mutex<()>,
     faults: RwLock<Option<Arc<dyn FaultInjector>>>,
+    /// Tier directories whose entries (up to the tier root) this process
+    /// made durable.
+    durable_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -618,8 +621,22 @@ impl std::fmt::Debug for Tiers {
     }
 }
 
+/// Test support: tier fault injectors waiting for the next fabric opened on
+/// their warm directory (see [`Fabric::preset_tier_fault_injector`]).
+type PresetFaults = Vec<(PathBuf, Arc<dyn FaultInjector>)>;
+static PRESET_FAULTS: std::sync::Mutex<PresetFaults> = std::sync::Mutex::new(Vec::new());
+
 impl Tiers {
     pub(crate) fn new(warm_root: PathBuf, cold_root: PathBuf, read_only: bool) -> Tiers {
+        let faults = {
+            let mut preset = PRESET_FAULTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            preset
+                .iter()
+                .position(|(dir, _)| *dir == warm_root)
+                .map(|i| preset.swap_remove(i).1)
+        };
         Tiers {
             warm_root,
             cold_root,
@@ -627,7 +644,8 @@ impl Tiers {
             topics: RwLock::new(HashMap::new()),
             cache: Arc::new(BlockCache::default()),
             maintain_lock: Mutex::new(()),
-            faults: RwLock::new(None),
+            faults: RwLock::new(faults),
+            durable_dirs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -693,6 +711,18 @@ impl Tiers {
             if let Some(end) = warm.snapshot().last().map(|a| a.next())
                 && log.earliest_offset() < end
             {
+                // The archive is complete, but the process that wrote it may
+                // have died before its rename (or its directory) reached the
+                // disk: make the warm copy durable before the hot one goes.
+                for archive in warm.snapshot().iter() {
+                    if archive.base() < log.next_offset() && log.earliest_offset() < archive.next()
+                    {
+                        let file = io.open_ro(&archive.path)?;
+                        io.sync_all(&file, &archive.path)?;
+                    }
+                }
+                io.sync_dir(&dir)?;
+                self.ensure_dir(&io, &dir, &self.warm_root)?;
                 let doomed = log.detach_sealed_before(end)?;
                 if log.earliest_offset() < end {
                     return Err(Error::corrupted(
@@ -744,6 +774,7 @@ impl Tiers {
             return Ok(());
         }
         let dir = self.warm_root.join(topic);
+        self.durable_dirs.lock().retain(|d| !d.starts_with(&dir));
         match fs::remove_dir_all(&dir) {
             Ok(()) => self.io().sync_dir(&self.warm_root),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -752,13 +783,19 @@ impl Tiers {
     }
 
     /// Creates `dir` (and missing parents up to the tier root) durably.
+    ///
+    /// That a directory exists proves nothing about the disk: an earlier
+    /// process may have created it and died before syncing its parent, and
+    /// a power loss would then take it — with every archive renamed into it
+    /// since — away. So the parents are synced once per process for each
+    /// directory, whether this call created it or found it.
     fn ensure_dir(&self, io: &Io, dir: &Path, root: &Path) -> Result<()> {
-        if dir.is_dir() {
+        if self.durable_dirs.lock().contains(dir) && dir.is_dir() {
             return Ok(());
         }
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        // Each created directory's entry lives in its parent: sync parents
-        // up to and including the one holding the tier root.
+        // Each directory's entry lives in its parent: sync parents up to and
+        // including the one holding the tier root.
         let mut d = dir;
         while let Some(parent) = d.parent() {
             io.sync_dir(parent)?;
@@ -767,6 +804,7 @@ impl Tiers {
             }
             d = parent;
         }
+        self.durable_dirs.lock().insert(dir.to_path_buf());
         Ok(())
     }
 }
@@ -1228,6 +1266,21 @@ impl Fabric {
     #[doc(hidden)]
     pub fn set_tier_fault_injector(&self, faults: Option<Arc<dyn FaultInjector>>) {
         self.tiers().set_faults(faults);
+    }
+
+    /// Test support: the tier fault injector that the next fabric opened
+    /// with `warm_dir` as its warm directory starts with, so the tiering
+    /// recovery of [`Fabric::open`] goes through it too (once; `None`
+    /// withdraws it).
+    #[doc(hidden)]
+    pub fn preset_tier_fault_injector(warm_dir: &Path, faults: Option<Arc<dyn FaultInjector>>) {
+        let mut preset = PRESET_FAULTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        preset.retain(|(dir, _)| dir != warm_dir);
+        if let Some(f) = faults {
+            preset.push((warm_dir.to_path_buf(), f));
+        }
     }
 
     pub(crate) fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {
