@@ -34,6 +34,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -539,11 +540,17 @@ pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
     Ok(summary)
 }
 
+/// Identities handed to opened archives, never reused within a process.
+static NEXT_ARCHIVE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A validated archive segment: its footer and block index in memory. Blocks
 /// are read and checked on demand, each read opening the file anew, so a
 /// year of warm archives holds no file descriptors while idle.
 #[derive(Debug)]
 pub(crate) struct Archive {
+    /// This opening's identity, unique in the process (what caches key
+    /// blocks by: a path or an address can come back holding other records).
+    pub(crate) id: u64,
     pub(crate) path: PathBuf,
     pub(crate) summary: ArchiveSummary,
     pub(crate) blocks: Vec<BlockEntry>,
@@ -566,6 +573,7 @@ impl Archive {
             path,
         )?;
         Ok(Archive {
+            id: NEXT_ARCHIVE_ID.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),
             summary,
             blocks,

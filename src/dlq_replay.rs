@@ -181,7 +181,14 @@ impl Ledger {
         let intents: Vec<Intent> = self.in_doubt.values().copied().collect();
         for intent in intents {
             let log = fabric.partition(source_topic, intent.target_partition)?;
-            let found = if intent.target_from < log.earliest_offset() {
+            // Warm and hot: a range retention moved to warm is still scanned.
+            let (earliest, _) = crate::group::retained_range_checked(
+                fabric,
+                source_topic,
+                intent.target_partition,
+                &log,
+            )?;
+            let found = if intent.target_from < earliest {
                 Some(u64::MAX)
             } else {
                 let from = BTreeMap::from([(intent.target_partition, intent.target_from)]);

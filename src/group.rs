@@ -1023,16 +1023,43 @@ impl Drop for Consumer {
 /// any readable tier (warm or hot) and the end. The one place groups ask a
 /// partition for its range, so a cursor in the warm tier is never clamped up
 /// to the hot log's start (which would skip events).
+///
+/// When the warm tier cannot be listed (see [`retained_range_checked`], which
+/// callers that can fail should use) the error is logged and the range starts
+/// at the warm tier this process last listed, else the hot log's start.
 pub(crate) fn retained_range(
     fabric: &Fabric,
     topic: &str,
     partition: u32,
     log: &crate::log::Log,
 ) -> (u64, u64) {
-    let earliest = fabric
-        .earliest_available(topic, partition)
-        .unwrap_or_else(|_| log.earliest_offset());
-    (earliest, log.next_offset())
+    match retained_range_checked(fabric, topic, partition, log) {
+        Ok(range) => range,
+        Err(e) => {
+            let hot = log.earliest_offset();
+            let earliest = fabric
+                .tiers()
+                .known_earliest(topic, partition)
+                .map_or(hot, |w| w.min(hot));
+            log::warn!(
+                "retained range of topic {topic:?} partition {partition}: {e}; using earliest offset {earliest}"
+            );
+            (earliest, log.next_offset())
+        }
+    }
+}
+
+/// [`retained_range`], returning the error when the warm tier cannot be
+/// listed (a read-only view's reload meeting a damaged archive, an I/O
+/// error) instead of guessing.
+pub(crate) fn retained_range_checked(
+    fabric: &Fabric,
+    topic: &str,
+    partition: u32,
+    log: &crate::log::Log,
+) -> Result<(u64, u64)> {
+    let earliest = fabric.earliest_available(topic, partition)?;
+    Ok((earliest, log.next_offset()))
 }
 
 /// The first offset of `partition` at or after `time` (its end when none).

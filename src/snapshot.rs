@@ -336,12 +336,14 @@ pub fn export_with_progress(
         let mut contents = Vec::new();
         let mut value_bytes = 0u64;
         for &p in &partitions {
-            let log = fabric.partition(topic, p)?;
-            let (earliest, end) = (log.earliest_offset(), log.next_offset());
+            // Every readable tier: retention may have moved the start to warm.
+            let view = fabric.partition_view(topic, p)?;
+            let (earliest, end) =
+                crate::group::retained_range_checked(fabric, topic, p, &view.log)?;
             let start = match options.from {
                 Bound::Unbounded => earliest,
                 Bound::Offset(o) => o.clamp(earliest, end),
-                Bound::Time(t) => log.offset_for_time(t)?.unwrap_or(end),
+                Bound::Time(t) => view.offset_for_time(t)?.unwrap_or(end),
             };
             let stop = match options.to {
                 Bound::Offset(o) => o.min(end),
@@ -813,20 +815,22 @@ pub fn import_with_progress(
             ));
         }
         // Ids the target already holds in the time span the snapshot covers:
-        // a record keeps its timestamp, so a copy of it lies at or after it.
+        // a record keeps its timestamp, so a copy of it lies at or after it,
+        // in the warm tier as well as the hot one.
         for part in &info.contents {
             let Some(since) = part.min_timestamp else {
                 continue;
             };
-            let log = fabric.partition(&name, part.partition)?;
-            let Some(from) = log.offset_for_time(since)? else {
+            let p = part.partition;
+            let Some(from) = fabric.partition_view(&name, p)?.offset_for_time(since)? else {
                 continue;
             };
-            for batch in log.batches(from)? {
-                for r in batch?.records() {
-                    if let Some(id) = event_id_of(r.value) {
-                        known.insert(id);
-                    }
+            let mut reader = fabric
+                .reader(&name, StartFrom::Offsets(BTreeMap::from([(p, from)])))?
+                .with_partitions(&[p])?;
+            while let Some(raw) = reader.next_raw() {
+                if let Some(id) = event_id_of(&raw?.value) {
+                    known.insert(id);
                 }
             }
         }
@@ -867,7 +871,34 @@ pub fn import_with_progress(
                 system: false,
             });
         }
-        append_items(&handle, &logs, &buf, &items, false, &mut out)?;
+        // A block (one partition's records) goes in as batches no larger
+        // than a segment: one oversized batch would make one oversized
+        // segment, which retention could not move while it is active.
+        let limit = {
+            let config = handle.config.read();
+            usize::try_from(config.segment_bytes)
+                .unwrap_or(usize::MAX)
+                .min(config.max_batch_bytes)
+        };
+        let mut chunk_start = 0;
+        let mut bytes = crate::batch::HEADER_LEN;
+        for (i, item) in items.iter().enumerate() {
+            let size = item.end - item.start + crate::batch::RECORD_OVERHEAD;
+            if i > chunk_start && bytes + size > limit {
+                append_items(
+                    &handle,
+                    &logs,
+                    &buf,
+                    &items[chunk_start..i],
+                    false,
+                    &mut out,
+                )?;
+                chunk_start = i;
+                bytes = crate::batch::HEADER_LEN;
+            }
+            bytes += size;
+        }
+        append_items(&handle, &logs, &buf, &items[chunk_start..], false, &mut out)?;
         for (item, published) in items.iter().zip(&out) {
             match published.outcome {
                 PublishOutcome::Appended => {

@@ -14,7 +14,7 @@
 //! while it compresses or copies: the only such moments are swapping an
 //! in-memory list (a pointer) and taking segments out of the hot list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,30 +159,42 @@ fn parse_archive_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Decompressed blocks shared by every warm partition of a fabric.
+/// Decompressed blocks shared by every warm partition of a fabric, keyed by
+/// the archive's identity ([`Archive::id`], unique to one opening of one
+/// file) and block number. Never by path or address: a topic deleted and
+/// created again reuses both, and must never be served the old blocks.
 #[derive(Debug, Default)]
 struct BlockCache {
-    entries: Mutex<VecDeque<((usize, usize), Bytes)>>,
+    entries: Mutex<VecDeque<((u64, usize), Bytes)>>,
 }
 
 impl BlockCache {
-    fn get_or_load(&self, archive: &Arc<Archive>, i: usize) -> Result<Bytes> {
-        let key = (Arc::as_ptr(archive) as usize, i);
+    fn get_or_load(&self, archive: &Archive, i: usize) -> Result<Bytes> {
+        let key = (archive.id, i);
         if let Some((_, b)) = self.entries.lock().iter().find(|(k, _)| *k == key) {
             return Ok(b.clone());
         }
         let block = archive.read_block(i)?;
         let mut entries = self.entries.lock();
-        if entries.len() >= BLOCK_CACHE_ENTRIES {
-            entries.pop_front();
+        if !entries.iter().any(|(k, _)| *k == key) {
+            if entries.len() >= BLOCK_CACHE_ENTRIES {
+                entries.pop_front();
+            }
+            entries.push_back((key, block.clone()));
         }
-        entries.push_back((key, block.clone()));
         Ok(block)
     }
 
-    fn forget(&self, archive: &Arc<Archive>) {
-        let ptr = Arc::as_ptr(archive) as usize;
-        self.entries.lock().retain(|((p, _), _)| *p != ptr);
+    /// Drops the blocks of `archives` (no longer listed). A reader still
+    /// holding one of them may cache a block again: harmless, as no other
+    /// archive shares its identity, and evicted like any other entry.
+    fn forget(&self, archives: &[Arc<Archive>]) {
+        if archives.is_empty() {
+            return;
+        }
+        self.entries
+            .lock()
+            .retain(|((id, _), _)| archives.iter().all(|a| a.id != *id));
     }
 }
 
@@ -338,8 +350,15 @@ impl WarmPartition {
             None,
             self.cache.clone(),
             &old,
-        )?;
-        *self.archives.write() = fresh.snapshot();
+        )?
+        .snapshot();
+        let gone: Vec<Arc<Archive>> = old
+            .iter()
+            .filter(|a| !fresh.iter().any(|f| f.id == a.id))
+            .cloned()
+            .collect();
+        *self.archives.write() = fresh;
+        self.cache.forget(&gone);
         Ok(())
     }
 
@@ -489,8 +508,11 @@ impl PartitionView {
         if self.warm.read_only {
             self.warm.reload(&self.log)?;
         }
-        let warm = self.warm.earliest();
+        // The hot log first: maintenance lists an archive before it takes
+        // the segment out of the hot log, so a move between the two reads is
+        // seen by the second (the other order could miss both copies).
         let hot = self.log.earliest_offset();
+        let warm = self.warm.earliest();
         Ok(warm.map_or(hot, |w| w.min(hot)))
     }
 
@@ -584,6 +606,9 @@ pub(crate) struct Tiers {
     /// One maintenance run at a time (explicit calls and the background thread).
     maintain_lock: Mutex<()>,
     faults: RwLock<Option<Arc<dyn FaultInjector>>>,
+    /// Tier directories whose entries (up to the tier root) this process
+    /// made durable.
+    durable_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -596,8 +621,22 @@ impl std::fmt::Debug for Tiers {
     }
 }
 
+/// Test support: tier fault injectors waiting for the next fabric opened on
+/// their warm directory (see [`Fabric::preset_tier_fault_injector`]).
+type PresetFaults = Vec<(PathBuf, Arc<dyn FaultInjector>)>;
+static PRESET_FAULTS: std::sync::Mutex<PresetFaults> = std::sync::Mutex::new(Vec::new());
+
 impl Tiers {
     pub(crate) fn new(warm_root: PathBuf, cold_root: PathBuf, read_only: bool) -> Tiers {
+        let faults = {
+            let mut preset = PRESET_FAULTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            preset
+                .iter()
+                .position(|(dir, _)| *dir == warm_root)
+                .map(|i| preset.swap_remove(i).1)
+        };
         Tiers {
             warm_root,
             cold_root,
@@ -605,7 +644,8 @@ impl Tiers {
             topics: RwLock::new(HashMap::new()),
             cache: Arc::new(BlockCache::default()),
             maintain_lock: Mutex::new(()),
-            faults: RwLock::new(None),
+            faults: RwLock::new(faults),
+            durable_dirs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -671,6 +711,18 @@ impl Tiers {
             if let Some(end) = warm.snapshot().last().map(|a| a.next())
                 && log.earliest_offset() < end
             {
+                // The archive is complete, but the process that wrote it may
+                // have died before its rename (or its directory) reached the
+                // disk: make the warm copy durable before the hot one goes.
+                for archive in warm.snapshot().iter() {
+                    if archive.base() < log.next_offset() && log.earliest_offset() < archive.next()
+                    {
+                        let file = io.open_ro(&archive.path)?;
+                        io.sync_all(&file, &archive.path)?;
+                    }
+                }
+                io.sync_dir(&dir)?;
+                self.ensure_dir(&io, &dir, &self.warm_root)?;
                 let doomed = log.detach_sealed_before(end)?;
                 if log.earliest_offset() < end {
                     return Err(Error::corrupted(
@@ -698,14 +750,31 @@ impl Tiers {
         Ok(warm)
     }
 
+    /// The earliest warm offset of a partition whose warm tier this process
+    /// has loaded, as last listed (no directory access): a fallback for
+    /// callers that cannot return an error.
+    pub(crate) fn known_earliest(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.topics
+            .read()
+            .get(topic)?
+            .read()
+            .get(&partition)?
+            .earliest()
+    }
+
     /// Forgets a topic's warm state and removes its warm directory (topic
     /// deleted, or created anew under a name a deleted topic had).
     pub(crate) fn forget_topic(&self, topic: &str) -> Result<()> {
-        self.topics.write().remove(topic);
+        if let Some(parts) = self.topics.write().remove(topic) {
+            for warm in parts.read().values() {
+                self.cache.forget(&warm.snapshot());
+            }
+        }
         if self.read_only {
             return Ok(());
         }
         let dir = self.warm_root.join(topic);
+        self.durable_dirs.lock().retain(|d| !d.starts_with(&dir));
         match fs::remove_dir_all(&dir) {
             Ok(()) => self.io().sync_dir(&self.warm_root),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -714,13 +783,19 @@ impl Tiers {
     }
 
     /// Creates `dir` (and missing parents up to the tier root) durably.
+    ///
+    /// That a directory exists proves nothing about the disk: an earlier
+    /// process may have created it and died before syncing its parent, and
+    /// a power loss would then take it — with every archive renamed into it
+    /// since — away. So the parents are synced once per process for each
+    /// directory, whether this call created it or found it.
     fn ensure_dir(&self, io: &Io, dir: &Path, root: &Path) -> Result<()> {
-        if dir.is_dir() {
+        if self.durable_dirs.lock().contains(dir) && dir.is_dir() {
             return Ok(());
         }
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        // Each created directory's entry lives in its parent: sync parents
-        // up to and including the one holding the tier root.
+        // Each directory's entry lives in its parent: sync parents up to and
+        // including the one holding the tier root.
         let mut d = dir;
         while let Some(parent) = d.parent() {
             io.sync_dir(parent)?;
@@ -729,6 +804,7 @@ impl Tiers {
             }
             d = parent;
         }
+        self.durable_dirs.lock().insert(dir.to_path_buf());
         Ok(())
     }
 }
@@ -787,7 +863,7 @@ impl PartitionJob<'_> {
                 ColdAction::Delete => Tier::Deleted,
             };
             self.warm.pop_first();
-            self.tiers.cache.forget(&first);
+            self.tiers.cache.forget(std::slice::from_ref(&first));
             self.io.remove(&first.path)?;
             self.io.sync_dir(&self.warm.dir)?;
             let after = if to == Tier::Cold { size } else { 0 };
@@ -1190,6 +1266,21 @@ impl Fabric {
     #[doc(hidden)]
     pub fn set_tier_fault_injector(&self, faults: Option<Arc<dyn FaultInjector>>) {
         self.tiers().set_faults(faults);
+    }
+
+    /// Test support: the tier fault injector that the next fabric opened
+    /// with `warm_dir` as its warm directory starts with, so the tiering
+    /// recovery of [`Fabric::open`] goes through it too (once; `None`
+    /// withdraws it).
+    #[doc(hidden)]
+    pub fn preset_tier_fault_injector(warm_dir: &Path, faults: Option<Arc<dyn FaultInjector>>) {
+        let mut preset = PRESET_FAULTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        preset.retain(|(dir, _)| dir != warm_dir);
+        if let Some(f) = faults {
+            preset.push((warm_dir.to_path_buf(), f));
+        }
     }
 
     pub(crate) fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {

@@ -448,3 +448,163 @@ fn cli_export_import_and_produce_acks_report_duplicates() {
         "{err}"
     );
 }
+
+/// Small segments, hot for 7 days then warm for ten years, dedup off (so only
+/// the import's own scan can recognise what the topic holds).
+fn tiered_config(partitions: u32) -> TopicConfig {
+    let mut c = config(partitions);
+    c.segment_bytes = 8 << 10;
+    c.retention_ms = Some(7 * 86_400_000);
+    c.warm_retention_ms = 3650 * 86_400_000;
+    c.dedup_window_ms = 0;
+    c
+}
+
+/// Every readable record of every partition, warm and hot, by partition:
+/// (offset, timestamp, raw bytes).
+fn all_tiers(fabric: &Fabric, topic: &str) -> Vec<Vec<(u64, i64, Vec<u8>)>> {
+    let partitions = fabric.topic_info(topic).unwrap().config.partitions;
+    (0..partitions)
+        .map(|p| {
+            let mut reader = fabric
+                .reader(topic, eventfabric::StartFrom::Earliest)
+                .unwrap()
+                .with_partitions(&[p])
+                .unwrap();
+            std::iter::from_fn(|| reader.next_raw())
+                .map(|r| {
+                    let r = r.unwrap();
+                    (r.offset, r.timestamp, r.value.to_vec())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Moves every sealed hot segment of `topic` to the warm tier; returns the
+/// records' smallest timestamp and how many warm archives there are.
+fn tier_all(fabric: &Fabric, topic: &str) -> (i64, usize) {
+    let records = all_tiers(fabric, topic);
+    let ts = records.iter().flatten().map(|r| r.1);
+    let (min, max) = (ts.clone().min().unwrap(), ts.max().unwrap());
+    let now = jiff::Timestamp::from_microsecond(max + 8 * 86_400_000_000).unwrap();
+    fabric.maintain_at(now).unwrap();
+    let warm = fabric
+        .tier_summary(topic)
+        .unwrap()
+        .iter()
+        .map(|p| p.warm.len())
+        .sum();
+    assert_eq!(all_tiers(fabric, topic), records, "tiering changed records");
+    (min, warm)
+}
+
+fn tiered_filled(dir: &Path, n: usize) -> (Fabric, Vec<Envelope>) {
+    let fabric = Fabric::open(dir, os()).unwrap();
+    fabric.create_topic(TOPIC, tiered_config(3)).unwrap();
+    let evs = events(n, 17);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for chunk in evs.chunks(10) {
+        producer.publish_batch(chunk).unwrap();
+    }
+    (fabric, evs)
+}
+
+#[test]
+fn an_export_of_a_tiered_topic_holds_every_record_of_the_warm_and_hot_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, _) = tiered_filled(dir.path(), 500);
+    let (min_ts, warm) = tier_all(&fabric, TOPIC);
+    assert!(warm >= 3, "only {warm} warm archives");
+    let want = all_tiers(&fabric, TOPIC);
+    let options = [
+        ExportOptions::default(),
+        {
+            let mut o = ExportOptions::default();
+            o.from = Bound::Time(min_ts);
+            o
+        },
+        {
+            let mut o = ExportOptions::default();
+            o.from = Bound::Offset(0);
+            o
+        },
+    ];
+    for (i, o) in options.iter().enumerate() {
+        let file = dir.path().join(format!("tiered-{i}.snap"));
+        let summary = snapshot::export(&fabric, TOPIC, &file, o).unwrap();
+        assert_eq!(summary.records, 500, "export {i} ({o:?})");
+        let (_, records) = snapshot::decode(&std::fs::read(&file).unwrap()).unwrap();
+        let mut got = vec![Vec::new(); 3];
+        for r in records {
+            got[r.partition as usize].push((r.offset, r.timestamp, r.value));
+        }
+        assert!(got == want, "export {i} ({o:?}) differs from the topic");
+    }
+}
+
+#[test]
+fn importing_a_file_into_a_tiered_topic_that_holds_its_events_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, _) = tiered_filled(dir.path(), 500);
+    let file = dir.path().join("all.snap");
+    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    let (_, warm) = tier_all(&fabric, TOPIC);
+    assert!(warm >= 3, "only {warm} warm archives");
+    let before = counts(&fabric, TOPIC);
+    let s = snapshot::import(&fabric, &file, None).unwrap();
+    assert_eq!((s.appended, s.duplicates_skipped), (0, 500));
+    assert_eq!(counts(&fabric, TOPIC), before);
+    // Imported into another data directory, tiered there, imported again.
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    assert_eq!(
+        snapshot::import(&target, &file, None).unwrap().appended,
+        500
+    );
+    tier_all(&target, TOPIC);
+    let s = snapshot::import(&target, &file, None).unwrap();
+    assert_eq!((s.appended, s.duplicates_skipped), (0, 500));
+}
+
+#[test]
+fn an_import_respects_the_segment_size_so_retention_can_tier_it() {
+    let src = tempfile::tempdir().unwrap();
+    let (fabric, _) = filled(src.path(), 1500);
+    let file = src.path().join("all.snap");
+    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let target = Fabric::open(dst.path(), os()).unwrap();
+    target.create_topic(TOPIC, tiered_config(3)).unwrap();
+    let want = all_tiers(&fabric, TOPIC);
+    let s = snapshot::import(&target, &file, None).unwrap();
+    assert_eq!(s.appended, 1500);
+    let segment_bytes = tiered_config(3).segment_bytes;
+    for p in target.tier_summary(TOPIC).unwrap() {
+        assert!(p.hot.len() > 3, "partition {}: {:?}", p.partition, p.hot);
+        for seg in &p.hot {
+            assert!(
+                seg.size_bytes <= segment_bytes,
+                "partition {}: segment at {} holds {} bytes, more than segment_bytes {segment_bytes}",
+                p.partition,
+                seg.base_offset,
+                seg.size_bytes
+            );
+        }
+    }
+    // Retention can move all but each partition's active segment.
+    tier_all(&target, TOPIC);
+    for p in target.tier_summary(TOPIC).unwrap() {
+        assert_eq!(p.hot.len(), 1, "partition {}", p.partition);
+        assert!(p.warm.len() > 3, "partition {}", p.partition);
+    }
+    let got: Vec<Vec<(i64, Vec<u8>)>> = all_tiers(&target, TOPIC)
+        .into_iter()
+        .map(|p| p.into_iter().map(|(_, t, v)| (t, v)).collect())
+        .collect();
+    let want: Vec<Vec<(i64, Vec<u8>)>> = want
+        .into_iter()
+        .map(|p| p.into_iter().map(|(_, t, v)| (t, v)).collect())
+        .collect();
+    assert!(got == want, "the imported records differ");
+}

@@ -962,3 +962,581 @@ fn a_damaged_hot_segment_is_never_archived_and_does_not_stop_other_partitions() 
         .collect();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
+
+/// Warm blocks are cached by the identity of the archive they came from:
+/// a topic deleted and created again under its name, tiered both times,
+/// reads its own records, never the deleted topic's cached blocks.
+#[test]
+fn a_topic_created_again_under_a_deleted_name_reads_its_own_warm_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+    for round in 0..3u8 {
+        fabric
+            .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+            .unwrap();
+        let log = fabric.partition(TOPIC, 0).unwrap();
+        let mut want = Vec::new();
+        for s in 0..3u64 {
+            let batch: Vec<(i64, Vec<u8>)> = (0..5)
+                .map(|i| {
+                    let mut v = format!("round{round}-s{s}-i{i}-").into_bytes();
+                    v.resize(40, b'a' + round);
+                    (T0 + i as i64, v)
+                })
+                .collect();
+            log.append_batch_with_timestamps(&batch).unwrap();
+            log.roll().unwrap();
+            want.extend(batch);
+        }
+        drop(log);
+        fabric
+            .maintain_at(at(T0 + 20 * DAY_MS as i64 * MS_US))
+            .unwrap();
+        assert_eq!(fabric.tier_summary(TOPIC).unwrap()[0].warm.len(), 3);
+        let got: Vec<(i64, Vec<u8>)> = read_partition(&fabric, 0)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            .into_iter()
+            .map(|(_, t, v)| (t, v))
+            .collect();
+        assert!(got == want, "round {round} read another topic's records");
+        fabric.delete_topic(TOPIC).unwrap();
+    }
+}
+
+/// Cuts the last record (a `done`) off a DLQ replay ledger, leaving its
+/// intent in doubt: what a crash between the two leaves.
+fn drop_last_done(ledger: &Path) {
+    let bytes = std::fs::read(ledger).unwrap();
+    let at = bytes
+        .windows(4)
+        .rposition(|w| w == b"EFSR")
+        .expect("a ledger record");
+    assert_eq!(
+        &bytes[at + 20..at + 22],
+        &[1, 2],
+        "the last record is a done"
+    );
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ledger)
+        .unwrap();
+    f.set_len(at as u64).unwrap();
+}
+
+/// A replay interrupted after its intent: the next replay looks for the
+/// event in every readable tier from the recorded offset, so a publish that
+/// did not survive is replayed again even when retention moved that range to
+/// warm, and one that did is found there (not replayed twice).
+#[test]
+fn an_in_doubt_dlq_replay_is_decided_by_a_scan_of_the_warm_and_hot_tiers() {
+    use eventfabric::{DlqFilter, DlqReason, Draft, Failure, QueueConfig};
+    for survived in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        fabric
+            .create_topic(TOPIC, config(1, 365 * DAY_MS, ColdAction::Delete, None))
+            .unwrap();
+        let mut producer = fabric.producer(TOPIC, "test").unwrap();
+        let draft = |i: usize| {
+            Draft::new(
+                "audit.entry.recorded",
+                Some("tenant-1"),
+                serde_json::json!({ "n": i, "pad": "x".repeat(60) }),
+            )
+        };
+        let (poison, _) = producer.send(draft(0)).unwrap();
+        let queue = fabric
+            .queue("auditors", TOPIC, QueueConfig::default())
+            .unwrap();
+        let m = queue.try_fetch(1).unwrap().pop().unwrap();
+        queue
+            .nack(&m, Failure::fatal(DlqReason::RejectedByPolicy, "no"))
+            .unwrap();
+        drop(queue);
+        let letters = fabric.dead_letters(TOPIC).unwrap();
+        let report = letters.replay(&DlqFilter::default(), None).unwrap();
+        assert_eq!(report.replayed.len(), 1);
+        let target = report.replayed[0].published;
+        assert_eq!(target.offset, 1);
+        drop_last_done(
+            &dir.path()
+                .join("dlq-replay")
+                .join(format!("{TOPIC}.dlq"))
+                .join("replayed"),
+        );
+        let log = fabric.partition(TOPIC, 0).unwrap();
+        if !survived {
+            // The publish never reached the disk.
+            log.truncate(target.offset).unwrap();
+        }
+        for i in 1..60 {
+            producer.send(draft(i)).unwrap();
+        }
+        log.roll().unwrap();
+        let now = jiff::Timestamp::now().as_microsecond() + 30 * DAY_MS as i64 * MS_US;
+        fabric.maintain_at(at(now)).unwrap();
+        // The range the intent names is warm now.
+        assert!(log.earliest_offset() > target.offset);
+        assert_eq!(fabric.earliest_available(TOPIC, 0).unwrap(), 0);
+        let report = letters.replay(&DlqFilter::default(), None).unwrap();
+        let copies = read_partition(&fabric, 0)
+            .unwrap()
+            .iter()
+            .filter(|(_, _, v)| {
+                eventfabric::EnvelopeRef::decode(v).unwrap().event_id == poison.event_id
+            })
+            .count();
+        if survived {
+            assert_eq!((report.resolved_in_doubt, report.replayed.len()), (1, 0));
+        } else {
+            assert_eq!((report.resolved_in_doubt, report.replayed.len()), (0, 1));
+        }
+        assert_eq!(
+            copies, 2,
+            "survived {survived}: the original and one replay"
+        );
+        // Decided for good: another replay does nothing.
+        let again = letters.replay(&DlqFilter::default(), None).unwrap();
+        assert_eq!((again.replayed.len(), again.already_replayed), (0, 1));
+    }
+}
+
+/// A simulated power loss for tier moves, after CRASH-MODEL.md: the file
+/// operations of tiering are watched through the fault seam, which keeps a
+/// *durable* image — each file's bytes as of its last completed sync, each
+/// directory's entries as of its last completed directory sync (everything
+/// as of the start counts as durable: the test syncs the log first) — and
+/// can end the run at any operation. An image after the power loss keeps
+/// what is durable and decides, per [`Loss`], the fate of every unsynced
+/// directory change and unsynced file.
+mod power {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use eventfabric::{Fault, FaultInjector, IoOp};
+
+    /// What became of the changes made after the last sync.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Loss {
+        /// All undone: entries as last synced, unsynced data gone.
+        Everything,
+        /// Every directory change reached the disk; files never synced read
+        /// as zeros (the size was written back before the data).
+        EntriesKeptDataZeroed,
+        /// Removals reached the disk; creations and renames did not.
+        RemovalsKeptOthersUndone,
+        /// Creations and renames reached the disk with their data; removals did not.
+        RemovalsUndoneOthersKept,
+    }
+
+    pub const LOSSES: [Loss; 4] = [
+        Loss::Everything,
+        Loss::EntriesKeptDataZeroed,
+        Loss::RemovalsKeptOthersUndone,
+        Loss::RemovalsUndoneOthersKept,
+    ];
+
+    impl Loss {
+        fn keeps_removals(self) -> bool {
+            matches!(
+                self,
+                Loss::EntriesKeptDataZeroed | Loss::RemovalsKeptOthersUndone
+            )
+        }
+        fn keeps_creations(self) -> bool {
+            matches!(
+                self,
+                Loss::EntriesKeptDataZeroed | Loss::RemovalsUndoneOthersKept
+            )
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Node {
+        /// A file, by an identity that follows it across renames.
+        File(u64),
+        Dir,
+    }
+
+    type Listing = BTreeMap<String, Node>;
+
+    /// The files as they are (in the page cache) at one moment.
+    #[derive(Debug, Clone, Default)]
+    pub struct Live {
+        dirs: HashMap<PathBuf, Listing>,
+        data: HashMap<u64, Vec<u8>>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Disk {
+        root: PathBuf,
+        dirs: HashMap<PathBuf, Listing>,
+        data: HashMap<u64, Vec<u8>>,
+        ids: HashMap<u64, u64>,
+        next_id: u64,
+    }
+
+    impl Disk {
+        fn id(&mut self, ino: u64) -> u64 {
+            let next = &mut self.next_id;
+            *self.ids.entry(ino).or_insert_with(|| {
+                *next += 1;
+                *next
+            })
+        }
+
+        fn listing(&mut self, dir: &Path, mut data: Option<&mut HashMap<u64, Vec<u8>>>) -> Listing {
+            let mut out = Listing::new();
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return out;
+            };
+            for e in entries {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if meta.is_dir() {
+                    out.insert(name, Node::Dir);
+                } else {
+                    let id = self.id(meta.ino());
+                    if let Some(data) = data.as_deref_mut() {
+                        data.insert(id, std::fs::read(e.path()).unwrap());
+                    }
+                    out.insert(name, Node::File(id));
+                }
+            }
+            out
+        }
+
+        fn live(&mut self) -> Live {
+            let mut live = Live::default();
+            let mut todo = vec![self.root.clone()];
+            while let Some(dir) = todo.pop() {
+                let listing = self.listing(&dir, Some(&mut live.data));
+                for (name, node) in &listing {
+                    if *node == Node::Dir {
+                        todo.push(dir.join(name));
+                    }
+                }
+                live.dirs.insert(dir, listing);
+            }
+            live
+        }
+
+        fn content(&self, live: &Live, id: u64, loss: Loss) -> Vec<u8> {
+            if let Some(d) = self.data.get(&id) {
+                return d.clone();
+            }
+            let now = live.data.get(&id).map_or(0, |d| d.len());
+            match loss {
+                Loss::EntriesKeptDataZeroed => vec![0; now],
+                Loss::RemovalsUndoneOthersKept => live.data[&id].clone(),
+                _ => Vec::new(),
+            }
+        }
+
+        fn build(&self, live: &Live, loss: Loss, dir: &Path, out: &mut Image) {
+            out.dirs
+                .insert(dir.strip_prefix(&self.root).unwrap().to_path_buf());
+            let durable = self.dirs.get(dir).cloned().unwrap_or_default();
+            let now = live.dirs.get(dir).cloned().unwrap_or_default();
+            let mut chosen = Listing::new();
+            let mut renamed = Vec::new();
+            for (name, node) in &durable {
+                match node {
+                    Node::Dir => {
+                        if now.get(name) == Some(&Node::Dir) {
+                            chosen.insert(name.clone(), Node::Dir);
+                        }
+                    }
+                    Node::File(_) => match now.iter().find(|(_, n)| *n == node) {
+                        Some((n, _)) if n == name => {
+                            chosen.insert(name.clone(), *node);
+                        }
+                        Some((n, _)) => {
+                            if loss.keeps_creations() {
+                                renamed.push((n.clone(), *node));
+                            } else {
+                                chosen.insert(name.clone(), *node);
+                            }
+                        }
+                        None => {
+                            if !loss.keeps_removals() {
+                                chosen.insert(name.clone(), *node);
+                            }
+                        }
+                    },
+                }
+            }
+            for (name, node) in &now {
+                let known = match node {
+                    Node::Dir => durable.get(name) == Some(&Node::Dir),
+                    Node::File(_) => durable.values().any(|n| n == node),
+                };
+                if !known && loss.keeps_creations() {
+                    chosen.insert(name.clone(), *node);
+                }
+            }
+            chosen.extend(renamed);
+            for (name, node) in chosen {
+                let path = dir.join(&name);
+                match node {
+                    Node::Dir => self.build(live, loss, &path, out),
+                    Node::File(id) => {
+                        let rel = path.strip_prefix(&self.root).unwrap().to_path_buf();
+                        out.files.insert(rel, self.content(live, id, loss));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a data directory holds after the power loss.
+    #[derive(Debug, Default)]
+    pub struct Image {
+        dirs: BTreeSet<PathBuf>,
+        files: BTreeMap<PathBuf, Vec<u8>>,
+    }
+
+    impl Image {
+        /// A hash of every directory, file name and byte.
+        pub fn fingerprint(&self) -> u64 {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.dirs.hash(&mut h);
+            self.files.hash(&mut h);
+            h.finish()
+        }
+
+        /// Writes the image as the data directory `root` (empty or missing).
+        pub fn write(&self, root: &Path) {
+            for d in &self.dirs {
+                std::fs::create_dir_all(root.join(d)).unwrap();
+            }
+            for (f, bytes) in &self.files {
+                std::fs::write(root.join(f), bytes).unwrap();
+            }
+        }
+    }
+
+    /// The fault injector: watches tiering's file operations and, when
+    /// armed, fails every one after the first `n` (the moment the power goes).
+    #[derive(Debug)]
+    pub struct PowerCut {
+        disk: Mutex<Disk>,
+        cut_after: Mutex<Option<u64>>,
+        ops: AtomicU64,
+        at_cut: Mutex<Option<Live>>,
+    }
+
+    impl PowerCut {
+        /// Everything under `root` now counts as durable.
+        pub fn new(root: &Path, cut_after: u64) -> PowerCut {
+            let mut disk = Disk {
+                root: root.to_path_buf(),
+                ..Disk::default()
+            };
+            let live = disk.live();
+            disk.dirs = live.dirs;
+            disk.data = live.data;
+            PowerCut {
+                disk: Mutex::new(disk),
+                cut_after: Mutex::new(Some(cut_after)),
+                ops: AtomicU64::new(0),
+                at_cut: Mutex::new(None),
+            }
+        }
+
+        /// From now on operations succeed (and are still watched).
+        pub fn disarm(&self) {
+            *self.cut_after.lock().unwrap() = None;
+        }
+
+        /// Whether the cut happened.
+        pub fn cut(&self) -> bool {
+            self.at_cut.lock().unwrap().is_some()
+        }
+
+        /// The files at the cut, or now when there was none.
+        pub fn live(&self) -> Live {
+            match self.at_cut.lock().unwrap().take() {
+                Some(l) => l,
+                None => self.disk.lock().unwrap().live(),
+            }
+        }
+
+        /// The data directory after a power loss with files `live`.
+        pub fn image(&self, live: &Live, loss: Loss) -> Image {
+            let disk = self.disk.lock().unwrap();
+            let mut out = Image::default();
+            disk.build(live, loss, &disk.root.clone(), &mut out);
+            out
+        }
+    }
+
+    impl FaultInjector for PowerCut {
+        fn check(&self, op: IoOp, path: &Path, _len: usize) -> Option<Fault> {
+            let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut disk = self.disk.lock().unwrap();
+            if let Some(cut) = *self.cut_after.lock().unwrap()
+                && n > cut
+            {
+                let mut at_cut = self.at_cut.lock().unwrap();
+                if at_cut.is_none() {
+                    *at_cut = Some(disk.live());
+                }
+                return Some(Fault::Fail(5));
+            }
+            match op {
+                IoOp::Sync => {
+                    if let Ok(meta) = std::fs::metadata(path) {
+                        let id = disk.id(meta.ino());
+                        disk.data.insert(id, std::fs::read(path).unwrap());
+                    }
+                }
+                IoOp::SyncDir => {
+                    let listing = disk.listing(path, None);
+                    disk.dirs.insert(path.to_path_buf(), listing);
+                }
+                IoOp::Remove => {
+                    // The inode number may come back for a new file.
+                    if let Ok(meta) = std::fs::metadata(path) {
+                        disk.ids.remove(&meta.ino());
+                    }
+                }
+                _ => {}
+            }
+            None
+        }
+    }
+}
+
+/// Cuts the power at every file operation of one maintenance run; for each
+/// cut and each kind of loss, the data directory as the disk holds it opens,
+/// passes `check`, and maintenance then completes. Then the same cut as a
+/// process crash: the next process recovers (watched) and completes, and the
+/// power fails after that. Returns the number of cut points.
+fn power_loss_at_every_step(
+    prepare: &dyn Fn(&Path) -> (Fabric, Appended),
+    now: i64,
+    check: &dyn Fn(&Fabric, &Appended, &Path),
+) -> u64 {
+    use power::{LOSSES, PowerCut};
+    // Many cuts and losses leave the same files: each image is tried once.
+    let tried = std::cell::RefCell::new(std::collections::HashSet::new());
+    let after_loss = |image: &power::Image, all: &Appended, what: &str| {
+        if !tried.borrow_mut().insert(image.fingerprint()) {
+            return;
+        }
+        eprintln!("{what}");
+        let copy = tempfile::tempdir().unwrap();
+        image.write(copy.path());
+        let fabric = Fabric::open(copy.path(), FabricConfig::default())
+            .unwrap_or_else(|e| panic!("{what}: reopening failed: {e}"));
+        check(&fabric, all, copy.path());
+        fabric
+            .maintain_at(at(now))
+            .unwrap_or_else(|e| panic!("{what}: maintenance after the loss failed: {e}"));
+        check(&fabric, all, copy.path());
+    };
+    let mut n = 0;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        let (fabric, all) = prepare(dir.path());
+        fabric.flush().unwrap();
+        let cut = Arc::new(PowerCut::new(dir.path(), n));
+        fabric.set_tier_fault_injector(Some(cut.clone()));
+        let outcome = fabric.maintain_at(at(now));
+        let was_cut = cut.cut();
+        assert_eq!(outcome.is_err(), was_cut, "step {n}: {outcome:?}");
+        let live = cut.live();
+        drop(fabric);
+        for loss in LOSSES {
+            after_loss(
+                &cut.image(&live, loss),
+                &all,
+                &format!("power loss at step {n} ({loss:?})"),
+            );
+        }
+        eprintln!("crash at step {n}, recovery");
+        // The same step as a process crash (the page cache survives), then
+        // a process that recovers and completes, then the power loss.
+        cut.disarm();
+        let warm = dir.path().join("warm");
+        Fabric::preset_tier_fault_injector(&warm, Some(cut.clone()));
+        let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        Fabric::preset_tier_fault_injector(&warm, None);
+        check(&fabric, &all, dir.path());
+        fabric.maintain_at(at(now)).unwrap();
+        check(&fabric, &all, dir.path());
+        let live = cut.live();
+        drop(fabric);
+        for loss in LOSSES {
+            after_loss(
+                &cut.image(&live, loss),
+                &all,
+                &format!("crash at step {n}, recovery, then power loss ({loss:?})"),
+            );
+        }
+        if !was_cut {
+            eprintln!("maintenance completed after {n} cut points");
+            return n;
+        }
+        n += 1;
+        assert!(n < 500, "maintenance never completed");
+    }
+}
+
+#[test]
+fn a_power_loss_at_any_step_of_hot_to_warm_keeps_every_record_exactly_once() {
+    let steps = power_loss_at_every_step(
+        &|dir| setup_old_segments(dir, config(1, 365 * DAY_MS, ColdAction::Delete, None), 3),
+        T0 + 20 * DAY_MS as i64 * MS_US,
+        &|fabric, all, _| {
+            assert_eq!(assert_exactly_once(fabric, all), 0);
+        },
+    );
+    assert!(steps >= 3 * 9, "only {steps} cut points");
+}
+
+/// Whatever is no longer readable sits, complete, in the cold directory.
+fn assert_exported_below_earliest(fabric: &Fabric, all: &Appended, dir: &Path) {
+    let earliest = assert_exactly_once(fabric, all);
+    let cold = cold_files(dir);
+    let covered: u64 = cold
+        .iter()
+        .filter(|(_, next)| *next <= earliest)
+        .map(|(b, n)| n - b)
+        .sum();
+    assert_eq!(covered, earliest, "cold {cold:?} earliest {earliest}");
+}
+
+#[test]
+fn a_power_loss_at_any_step_of_warm_to_cold_export_never_loses_a_record() {
+    let tc = config(1, 10 * DAY_MS, ColdAction::Export, None);
+    let steps = power_loss_at_every_step(
+        &|dir| {
+            let (fabric, all) = setup_old_segments(dir, tc.clone(), 2);
+            fabric
+                .maintain_at(at(T0 + 10 * DAY_MS as i64 * MS_US))
+                .unwrap();
+            assert_eq!(fabric.tier_summary(TOPIC).unwrap()[0].warm.len(), 2);
+            (fabric, all)
+        },
+        T0 + 60 * DAY_MS as i64 * MS_US,
+        &assert_exported_below_earliest,
+    );
+    assert!(steps >= 2 * 6, "only {steps} cut points");
+}
+
+#[test]
+fn a_power_loss_at_any_step_of_hot_to_cold_export_never_loses_a_record() {
+    let tc = config(1, 0, ColdAction::Export, None);
+    power_loss_at_every_step(
+        &|dir| setup_old_segments(dir, tc.clone(), 2),
+        T0 + 30 * DAY_MS as i64 * MS_US,
+        &assert_exported_below_earliest,
+    );
+}
