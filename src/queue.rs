@@ -417,12 +417,15 @@ impl Queue {
             Some(_) => {}
             None => log.append(&[&queue_state::binding(topic)], true)?,
         }
-        // Start each partition at its ack floor, clamped to what it holds.
+        // Start each partition at its ack floor, clamped to what it retains
+        // in any readable tier (warm or hot): un-acked messages retention
+        // moved to warm are still delivered, and so is a new queue's warm
+        // backlog.
         let logs = handle.partitions();
         let mut starts = BTreeMap::new();
         for (p, l) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = (l.earliest_offset(), l.next_offset());
+            let (earliest, end) = crate::group::retained_range(fabric, topic, p, l);
             let part = persisted.partitions.entry(p).or_default();
             if part.floor > end {
                 return Err(queue_error(

@@ -521,3 +521,82 @@ fn queue_handles_are_send_and_sync() {
     shareable::<eventfabric::Queue>();
     shareable::<eventfabric::DeadLetters>();
 }
+
+const DAY_MS: u64 = 86_400_000;
+
+/// A one-partition topic with small segments whose sealed ones retention
+/// moves to the warm tier (7-day hot retention, a year of warm).
+fn tiered_setup() -> (tempfile::TempDir, Fabric) {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let mut c = TopicConfig::with_partitions(1);
+    c.fsync = FsyncPolicy::Os;
+    c.segment_bytes = 2048;
+    c.retention_ms = Some(7 * DAY_MS);
+    c.warm_retention_ms = 365 * DAY_MS;
+    fabric.create_topic(TOPIC, c).unwrap();
+    (dir, fabric)
+}
+
+/// Moves every sealed segment of the topic to the warm tier; returns how
+/// many records are left in the hot log's range.
+fn tier_everything_sealed(fabric: &Fabric) -> u64 {
+    let later = jiff::Timestamp::from_microsecond(real_now() + 30 * DAY_MS as i64 * 1000).unwrap();
+    fabric.maintain_at(later).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    assert!(
+        log.earliest_offset() > 0,
+        "retention moved segments to warm"
+    );
+    log.next_offset() - log.earliest_offset()
+}
+
+#[test]
+fn a_new_queue_on_a_tiered_topic_delivers_the_warm_events_too() {
+    let (_dir, fabric) = tiered_setup();
+    for i in 0..60 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    let hot = tier_everything_sealed(&fabric);
+    assert!(hot < 60);
+    let queue = fabric
+        .queue("fresh", TOPIC, QueueConfig::default())
+        .unwrap();
+    let mut offsets = Vec::new();
+    loop {
+        let got = queue.try_fetch(100).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        offsets.extend(got.iter().map(|m| m.offset));
+        queue.ack_all(&got).unwrap();
+    }
+    assert_eq!(offsets, (0..60).collect::<Vec<u64>>());
+}
+
+#[test]
+fn unacked_messages_moved_to_warm_are_redelivered_after_a_restart() {
+    let (dir, fabric) = tiered_setup();
+    for i in 0..60 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        assert_eq!(got.len(), 60);
+        // Acks only the last ten; the rest were in flight when it stopped.
+        queue.ack_all(&got[50..]).unwrap();
+        queue.flush().unwrap();
+    }
+    tier_everything_sealed(&fabric);
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    let got = queue.try_fetch(100).unwrap();
+    let offsets: Vec<u64> = got.iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, (0..50).collect::<Vec<u64>>());
+    assert!(
+        got.iter().all(|m| m.attempt == 2),
+        "counted as a redelivery"
+    );
+}
