@@ -87,7 +87,12 @@ impl Clock for ManualClock {
 pub struct QueueConfig {
     /// Deliver only events of this tenant (others are skipped and counted).
     pub tenant: Option<String>,
-    /// An unacked message is redelivered this long after it was handed out.
+    /// An unacked message is visible again exactly this long after it was
+    /// handed out (from its deadline, whenever the next fetch comes), with no
+    /// retry backoff; the timed-out delivery counts as an attempt toward
+    /// `retry.max_attempts` (SQS's receive count), so a message timing out
+    /// on its last attempt is dead-lettered (`max_attempts_exceeded`).
+    /// Backoff applies to nacks only.
     pub visibility_timeout: Duration,
     /// Most messages delivered and not yet acked or dead-lettered (in flight
     /// or waiting for a retry), like JetStream's `MaxAckPending`: at the cap,
@@ -678,11 +683,7 @@ impl State {
                 Phase::InFlight { deadline } if deadline == t => {
                     self.in_flight -= 1;
                     self.stats.timed_out += 1;
-                    let error = format!(
-                        "not acked within the visibility timeout ({:?})",
-                        inner.config.visibility_timeout
-                    );
-                    self.fail(inner, (p, o), Failure::retry(error), now)?;
+                    self.time_out(inner, (p, o), deadline, now)?;
                 }
                 Phase::Waiting { retry_at } if retry_at == t => {
                     m.phase = Phase::Ready;
@@ -861,6 +862,36 @@ impl State {
             }
         }
         Some(message)
+    }
+
+    /// A delivery whose visibility deadline passed unacked. The delivery
+    /// already counted as an attempt (SQS's receive count); after the last
+    /// one the message is dead-lettered, otherwise it is visible again from
+    /// its deadline on — no retry backoff (that is for nacks), and measured
+    /// from the deadline, not from the fetch that happens to notice it.
+    fn time_out(&mut self, inner: &Inner, key: Key, deadline: i64, now: i64) -> Result<()> {
+        let max_attempts = inner.config.retry.max_attempts;
+        let Some(m) = self.outstanding.get_mut(&key) else {
+            return Ok(());
+        };
+        let h = &mut m.history;
+        if h.first_failure == 0 {
+            h.first_failure = deadline;
+        }
+        h.last_failure = deadline;
+        h.error = format!(
+            "not acked within the visibility timeout ({:?})",
+            inner.config.visibility_timeout
+        );
+        if h.attempts >= max_attempts {
+            self.dead_letter_outstanding(inner, key, DlqReason::MaxAttemptsExceeded, now)?;
+            return Ok(());
+        }
+        h.retry_at = deadline;
+        self.pending.push(queue_state::history(key.0, key.1, h));
+        m.phase = Phase::Ready;
+        self.ready.push_back(key);
+        Ok(())
     }
 
     /// A failed attempt of an outstanding, no-longer-in-flight message.

@@ -600,3 +600,95 @@ fn unacked_messages_moved_to_warm_are_redelivered_after_a_restart() {
         "counted as a redelivery"
     );
 }
+
+#[test]
+fn an_unacked_message_is_visible_again_exactly_one_visibility_timeout_after_hand_out() {
+    let (_dir, fabric) = setup(1);
+    let start = real_now();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut config = manual_config(&clock);
+    config.visibility_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        backoff: Backoff::List(vec![Duration::from_secs(600)]),
+    };
+    let queue = fabric.queue("visibility", TOPIC, config).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    let first = queue.try_fetch(1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt, 1);
+    let vt = 30_000_000;
+
+    // One µs before the deadline: still invisible.
+    clock.set(start + vt - 1);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    // At the deadline: visible again, no backoff added, counted as attempt 2.
+    clock.set(start + vt);
+    let second = queue.try_fetch(1).unwrap();
+    assert_eq!(
+        second.len(),
+        1,
+        "visible again at hand-out + visibility_timeout"
+    );
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(queue.stats().timed_out, 1);
+
+    // Noticed late: still measured from the deadline, not from the fetch
+    // that notices it (the next hand-out is visible at once).
+    let handed = start + vt;
+    clock.set(handed + vt + 5_000_000);
+    let third = queue.try_fetch(1).unwrap();
+    assert_eq!(
+        third.len(),
+        1,
+        "visible since its deadline, not after a backoff"
+    );
+    assert_eq!(third[0].attempt, 3);
+
+    // The third timeout exhausts max_attempts: dead-lettered, not redelivered.
+    clock.set(handed + vt + 5_000_000 + vt);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    assert_eq!(queue.stats().dead_lettered, 1);
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&DlqFilter::default())
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter.reason, DlqReason::MaxAttemptsExceeded);
+    assert_eq!(letters[0].letter.attempts, 3);
+}
+
+#[test]
+fn a_nack_after_a_visibility_timeout_keeps_the_policys_backoff() {
+    let (_dir, fabric) = setup(1);
+    let start = real_now();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut config = manual_config(&clock);
+    config.visibility_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_attempts: 5,
+        backoff: Backoff::List(vec![Duration::from_secs(7), Duration::from_secs(11)]),
+    };
+    let queue = fabric.queue("nacks", TOPIC, config).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    assert_eq!(queue.try_fetch(1).unwrap().len(), 1);
+    clock.set(start + 30_000_000);
+    let again = queue.try_fetch(1).unwrap();
+    assert_eq!(again[0].attempt, 2);
+    let now = start + 30_000_000 + 1_000;
+    clock.set(now);
+    let outcome = queue.nack(&again[0], Failure::retry("boom")).unwrap();
+    // The delay after attempt 2 of the list: 11 s from the nack.
+    assert_eq!(
+        outcome,
+        NackOutcome::Retry {
+            next_attempt: 3,
+            at: now + 11_000_000
+        }
+    );
+    clock.set(now + 11_000_000 - 1);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    clock.set(now + 11_000_000);
+    assert_eq!(queue.try_fetch(1).unwrap()[0].attempt, 3);
+}
