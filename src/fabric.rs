@@ -603,7 +603,8 @@ impl Fabric {
         crate::queue::Queue::open(self, name, topic, config)
     }
 
-    /// The dead letters of `topic` (its `<topic>.dlq` topic must exist).
+    /// The dead letters of `topic`: an empty DLQ until the first one lands
+    /// (see [`crate::dlq::DeadLetters::open`]).
     pub fn dead_letters(&self, topic: &str) -> Result<crate::dlq::DeadLetters> {
         crate::dlq::DeadLetters::open(self, topic)
     }

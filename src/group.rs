@@ -738,7 +738,8 @@ impl Consumer {
                     let expires_at = raw
                         .timestamp
                         .saturating_add((ttl as i64).saturating_mul(1000));
-                    if now_wall > expires_at {
+                    // Expired from `emitted_at + ttl` on (the queue's rule too).
+                    if now_wall >= expires_at {
                         if let Err(e) = self.on_expired(&raw) {
                             failed = Some(e);
                             break;

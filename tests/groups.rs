@@ -697,3 +697,50 @@ fn concurrent_groups_members_and_producers() {
         assert_eq!(seen, produced, "group {group} missed events");
     }
 }
+
+/// A clock whose wall time is fixed (µs), for TTL boundaries.
+#[derive(Debug)]
+struct WallAt(i64);
+
+impl group::Clock for WallAt {
+    fn monotonic(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn wall_micros(&self) -> i64 {
+        self.0
+    }
+}
+
+#[test]
+fn an_event_expires_exactly_at_emitted_at_plus_ttl_for_groups_and_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let draft = Draft::new("billing.invoice.issued", Some("t-1"), json!({"i": 0}))
+        .ttl(Ttl::from_millis(60_000).unwrap());
+    let (sent, _) = producer.send(draft).unwrap();
+    let expires = sent.emitted_at.as_microsecond() + 60_000_000;
+    for (name, now, delivered) in [("before", expires - 1, true), ("at", expires, false)] {
+        let mut cfg = ConsumerConfig::default();
+        cfg.clock = Arc::new(WallAt(now));
+        let mut c = fabric.consumer(name, TOPIC, cfg).unwrap();
+        let got = drain(&mut c);
+        assert_eq!(
+            got.len(),
+            usize::from(delivered),
+            "group, clock {name} expiry"
+        );
+        assert_eq!(c.expired_count(), u64::from(!delivered));
+
+        let mut qc = eventfabric::QueueConfig::default();
+        qc.clock = Arc::new(eventfabric::ManualClock::new(now));
+        let queue = fabric.queue(name, TOPIC, qc).unwrap();
+        let got = queue.try_fetch(10).unwrap();
+        assert_eq!(
+            got.len(),
+            usize::from(delivered),
+            "queue, clock {name} expiry"
+        );
+        assert_eq!(queue.stats().expired, u64::from(!delivered));
+    }
+}

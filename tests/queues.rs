@@ -300,7 +300,8 @@ fn expired_events_are_skipped_counted_and_dead_lettered_only_when_asked() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].envelope().unwrap().event_id, fresh.event_id);
     assert_eq!(dropping.stats().expired, 1);
-    assert!(fabric.dead_letters(TOPIC).is_err(), "nothing dead-lettered");
+    let none = fabric.dead_letters(TOPIC).unwrap();
+    assert!(none.list(&DlqFilter::default()).unwrap().is_empty());
 
     let mut config = manual_config(&clock);
     config.dead_letter_expired = true;
@@ -691,4 +692,24 @@ fn a_nack_after_a_visibility_timeout_keeps_the_policys_backoff() {
     assert!(queue.try_fetch(1).unwrap().is_empty());
     clock.set(now + 11_000_000);
     assert_eq!(queue.try_fetch(1).unwrap()[0].attempt, 3);
+}
+
+#[test]
+fn the_dead_letters_of_a_topic_with_none_yet_are_an_empty_dlq() {
+    let (_dir, fabric) = setup(2);
+    let letters = fabric.dead_letters(TOPIC).unwrap();
+    assert!(letters.list(&DlqFilter::default()).unwrap().is_empty());
+    // A topic that does not exist is still an error naming it.
+    let missing = fabric.dead_letters("no.such.v1").unwrap_err().to_string();
+    assert!(missing.contains("no.such.v1"), "{missing}");
+    // The first dead letter then lands in it as usual.
+    let clock = Arc::new(ManualClock::new(real_now()));
+    let queue = fabric.queue("q", TOPIC, manual_config(&clock)).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    let m = queue.try_fetch(1).unwrap().remove(0);
+    let outcome = queue
+        .nack(&m, Failure::fatal(DlqReason::HandlerError, "no"))
+        .unwrap();
+    assert!(matches!(outcome, NackOutcome::DeadLettered { .. }));
+    assert_eq!(letters.list(&DlqFilter::default()).unwrap().len(), 1);
 }
