@@ -137,6 +137,19 @@ pub enum Error {
         /// The earliest offset still readable (warm or hot).
         earliest: u64,
     },
+
+    /// [`crate::Fabric::close`] found handles that still keep the data
+    /// directory open (and locked); nothing was closed.
+    #[error(
+        "cannot close {path}: still open: {}; drop them first (the directory stays locked until the last one is dropped)",
+        open.join("; ")
+    )]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+        /// What is still open, e.g. `queue "q" on topic "t"`.
+        open: Vec<String>,
+    },
 }
 
 impl Error {

@@ -393,6 +393,8 @@ pub struct Consumer {
     expired_uncommitted: u64,
     duplicates: u64,
     last_commit: Duration,
+    /// Keeps `Fabric::close` from closing the fabric under this member.
+    _open: crate::fabric::OpenHandle,
 }
 
 impl Fabric {
@@ -479,6 +481,9 @@ impl Consumer {
             expired_uncommitted: 0,
             duplicates: 0,
             last_commit: now,
+            _open: fabric.track(format!(
+                "member {id} of consumer group {group:?} on topic {topic:?}"
+            )),
         };
         consumer.sync()?;
         Ok(consumer)

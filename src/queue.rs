@@ -351,6 +351,8 @@ struct Inner {
     state: Mutex<State>,
     /// Fetchers blocked now: acks and nacks wake them only when non-zero.
     waiters: AtomicUsize,
+    /// Keeps `Fabric::close` from closing the fabric under this queue.
+    _open: crate::fabric::OpenHandle,
 }
 
 impl fmt::Debug for Inner {
@@ -475,6 +477,7 @@ impl Queue {
                 config,
                 state: Mutex::new(state),
                 waiters: AtomicUsize::new(0),
+                _open: fabric.track(format!("queue {name:?} on topic {topic:?}")),
             }),
         })
     }

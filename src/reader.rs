@@ -195,6 +195,8 @@ pub struct Reader {
     /// Partitions of the topic already given a cursor (or skipped).
     seen: usize,
     last_topic_refresh: Instant,
+    /// Registered with the fabric when made by [`Fabric::reader`].
+    _open: Option<crate::fabric::OpenHandle>,
 }
 
 impl Reader {
@@ -209,9 +211,16 @@ impl Reader {
             current: 0,
             seen: 0,
             last_topic_refresh: Instant::now(),
+            _open: None,
         };
         reader.add_new_partitions()?;
         Ok(reader)
+    }
+
+    /// Counts this reader among the handles that keep its fabric open.
+    pub(crate) fn tracked(mut self, open: crate::fabric::OpenHandle) -> Reader {
+        self._open = Some(open);
+        self
     }
 
     /// Restricts the reader to `partitions` (each must exist).

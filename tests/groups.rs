@@ -744,3 +744,36 @@ fn an_event_expires_exactly_at_emitted_at_plus_ttl_for_groups_and_queues() {
         assert_eq!(queue.stats().expired, u64::from(!delivered));
     }
 }
+
+#[test]
+fn close_refuses_while_a_reader_queue_or_consumer_is_open_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 4, "close");
+    let reader = fabric
+        .reader(TOPIC, eventfabric::StartFrom::Earliest)
+        .unwrap();
+    let queue = fabric
+        .queue("billing-q", TOPIC, eventfabric::QueueConfig::default())
+        .unwrap();
+    let consumer = fabric
+        .consumer("projector", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    let err = fabric.clone().close().unwrap_err();
+    let text = err.to_string();
+    for named in ["Reader", TOPIC, "\"billing-q\"", "\"projector\""] {
+        assert!(text.contains(named), "{named} missing from: {text}");
+    }
+    assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+    // Nothing was closed: the handles still work.
+    assert_eq!(queue.try_fetch(10).unwrap().len(), 4);
+    drop((reader, queue, consumer));
+    // Another handle on the same fabric is named too.
+    let other = fabric.clone();
+    let err = fabric.close().unwrap_err();
+    assert!(err.to_string().contains("Fabric"), "{err}");
+    other.close().unwrap();
+    // Closed for real: the directory can be opened again at once.
+    let again = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    again.close().unwrap();
+}
