@@ -184,6 +184,12 @@ pub struct ConsumerConfig {
     pub processed_window_ids: usize,
     /// Processed-id window: longest time an id is kept (default 24 h).
     pub processed_window_age: Duration,
+    /// Hand out only records the partition log already made durable (below
+    /// [`crate::Log::durable_offset`]), for handlers that must never act on
+    /// an event a power loss could still remove; they wait for the topic's
+    /// next sync (its fsync policy, or a [`Fabric::flush`]). Default off:
+    /// records are handed out as soon as they are appended.
+    pub durable_only: bool,
     /// Time source (default [`SystemClock`]).
     pub clock: Arc<dyn Clock>,
 }
@@ -200,6 +206,7 @@ impl Default for ConsumerConfig {
             expired_to_dlq: false,
             processed_window_ids: 100_000,
             processed_window_age: Duration::from_secs(24 * 3600),
+            durable_only: false,
             clock: Arc::new(SystemClock::default()),
         }
     }
@@ -397,6 +404,9 @@ pub struct Consumer {
     _open: crate::fabric::OpenHandle,
 }
 
+/// How often a durable-only consumer looks for a sync it is waiting for.
+const DURABLE_POLL: Duration = Duration::from_millis(5);
+
 impl Fabric {
     /// Joins consumer group `group` on `topic` as a new member (see
     /// [`Consumer`]). The group's cursor log is locked while any member in
@@ -411,6 +421,12 @@ impl Consumer {
     fn join(fabric: &Fabric, group: &str, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         validate_group_name(group)?;
         config.validate()?;
+        if config.durable_only && fabric.is_read_only() {
+            return Err(Error::invalid(
+                "consumer durable_only",
+                "a read-only view cannot see the writer's syncs: consume in the writer's process",
+            ));
+        }
         let handle = fabric.handle(topic)?;
         handle.check_live()?;
         let coord = {
@@ -589,9 +605,22 @@ impl Consumer {
                 let topic = &self.coord().topic.name;
                 let (earliest, end) = retained_range(&self.fabric, topic, p, log);
                 let start = match state.store.state().committed.get(&p) {
-                    // Retention may have removed what the cursor points at,
-                    // and a repaired log may end before it.
-                    Some(&c) => c.clamp(earliest, end),
+                    // Past the end: records the group counted as consumed
+                    // are gone (a commit is never persisted past the durable
+                    // offset, so a power loss cannot do this; a repair, an
+                    // older version or a recreated topic can). Clamping would
+                    // skip the records appended since: report it instead.
+                    Some(&c) if c > end => {
+                        return Err(Error::CursorBeyondLog {
+                            consumer: format!("consumer group {:?}", coord.group),
+                            topic: topic.clone(),
+                            partition: p,
+                            cursor: c,
+                            log_end: end,
+                        });
+                    }
+                    // Retention may have removed what the cursor points at.
+                    Some(&c) => c.max(earliest),
                     None => match self.config.start {
                         CursorStart::Earliest => earliest,
                         CursorStart::Latest => end,
@@ -632,7 +661,8 @@ impl Consumer {
             self.fabric.clone(),
             self.coord().topic.clone(),
             StartFrom::Offsets(offsets),
-        )?;
+        )?
+        .durable_only(self.config.durable_only);
         self.reader = Some(reader.with_partitions(&active)?);
         Ok(())
     }
@@ -692,7 +722,12 @@ impl Consumer {
                 return Ok(batch);
             }
             // Wake at least twice per session timeout to heartbeat.
-            let slice = (deadline - now).min(self.config.session_timeout / 2);
+            let mut slice = (deadline - now).min(self.config.session_timeout / 2);
+            if self.reader.as_ref().is_some_and(Reader::awaits_sync) {
+                // Durable-only and records wait for a sync: no append
+                // signals it, so look again shortly.
+                slice = slice.min(DURABLE_POLL);
+            }
             if self.fabric.is_read_only() {
                 match self.reader.as_mut() {
                     Some(reader) => {
@@ -855,6 +890,22 @@ impl Consumer {
         if positions.is_empty() && ids.is_empty() && self.expired_uncommitted == 0 {
             self.last_commit = self.config.clock.monotonic();
             return Ok(());
+        }
+        // A cursor is never persisted past what the partition log made
+        // durable: otherwise a power loss could cut the log below it and
+        // the records appended after the restart would be skipped. Waiting
+        // for the log's sync (only when it is behind) keeps at-least-once.
+        // A read-only view cannot sync the writer's log; its commits rely on
+        // the writer's fsync policy (see `durable_only`).
+        if !self.fabric.is_read_only() {
+            let logs = coord.topic.partitions();
+            for &(p, n) in &positions {
+                if let Some(log) = logs.get(p as usize)
+                    && log.durable_offset() < n
+                {
+                    log.flush()?;
+                }
+            }
         }
         let expired = state.store.state().expired + self.expired_uncommitted;
         let sync = self.config.commit_durability == CommitDurability::Sync;

@@ -197,6 +197,8 @@ pub struct Reader {
     last_topic_refresh: Instant,
     /// Registered with the fabric when made by [`Fabric::reader`].
     _open: Option<crate::fabric::OpenHandle>,
+    /// Stop each partition at its log's durable offset.
+    durable_only: bool,
 }
 
 impl Reader {
@@ -212,9 +214,27 @@ impl Reader {
             seen: 0,
             last_topic_refresh: Instant::now(),
             _open: None,
+            durable_only: false,
         };
         reader.add_new_partitions()?;
         Ok(reader)
+    }
+
+    /// Yields only records below each partition log's durable offset
+    /// (warm records always are); the rest wait for the log's next sync.
+    pub(crate) fn durable_only(mut self, on: bool) -> Reader {
+        self.durable_only = on;
+        self
+    }
+
+    /// Whether some partition holds records not durable yet (which a
+    /// durable-only reader is waiting for: no append signals their sync).
+    pub(crate) fn awaits_sync(&self) -> bool {
+        self.durable_only
+            && self
+                .cursors
+                .iter()
+                .any(|c| c.log.durable_offset() < c.log.next_offset())
     }
 
     /// Counts this reader among the handles that keep its fabric open.
@@ -359,6 +379,10 @@ impl Reader {
         while self.current < self.cursors.len() {
             let i = self.current;
             let cursor = &mut self.cursors[i];
+            if self.durable_only && cursor.next >= cursor.log.durable_offset() {
+                self.current += 1;
+                continue;
+            }
             let item = cursor.next_record();
             match item {
                 Some(Ok(record)) => {

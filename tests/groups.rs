@@ -777,3 +777,111 @@ fn close_refuses_while_a_reader_queue_or_consumer_is_open_and_names_them() {
     let again = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
     again.close().unwrap();
 }
+
+/// A power loss: the partition loses every record after its last completed
+/// sync (`durable_offset`), then everything is reopened.
+fn power_loss(dir: &std::path::Path, fabric: Fabric) -> Fabric {
+    for p in 0..fabric.topic_info(TOPIC).unwrap().config.partitions {
+        let log = fabric.partition(TOPIC, p).unwrap();
+        log.truncate(log.durable_offset()).unwrap();
+    }
+    drop(fabric);
+    Fabric::open(dir, FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap()
+}
+
+#[test]
+fn a_durable_cursor_never_points_past_what_a_power_loss_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 10, "a");
+    fabric.flush().unwrap();
+    publish(&fabric, 5, "b");
+    let mut cfg = ConsumerConfig::default();
+    cfg.commit_durability = CommitDurability::Sync;
+    cfg.auto_commit_interval = None;
+    {
+        let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+        assert_eq!(drain(&mut c).len(), 15);
+        c.commit().unwrap();
+        let committed = c.status().partitions[0].committed.unwrap();
+        let durable = fabric.partition(TOPIC, 0).unwrap().durable_offset();
+        assert!(
+            committed <= durable,
+            "cursor {committed} persisted past the durable offset {durable}"
+        );
+    }
+    let fabric = power_loss(dir.path(), fabric);
+    let end = fabric.partition(TOPIC, 0).unwrap().next_offset();
+    let fresh = publish(&fabric, 5, "c");
+    let mut c = fabric.consumer("g", TOPIC, cfg).unwrap();
+    let got = drain(&mut c);
+    let got_ids = ids(&got);
+    for e in &fresh {
+        assert!(
+            got_ids.contains(&e.event_id),
+            "a record appended after the power loss (log end {end}) was skipped"
+        );
+    }
+}
+
+#[test]
+fn a_cursor_past_the_recovered_log_end_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 15, "a");
+    {
+        let mut c = fabric
+            .consumer("g", TOPIC, ConsumerConfig::default())
+            .unwrap();
+        assert_eq!(drain(&mut c).len(), 15);
+        c.commit().unwrap();
+    }
+    // Recovery (or a repair) removed records below the committed cursor.
+    fabric.partition(TOPIC, 0).unwrap().truncate(10).unwrap();
+    let err = fabric
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::CursorBeyondLog { consumer, topic, partition: 0, cursor: 15, log_end: 10 }
+                if consumer.contains("\"g\"") && topic == TOPIC
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("reset"), "says how to go on: {text}");
+    // After a reset the group reads on from the log as it is.
+    group::reset(&fabric, "g", TOPIC, ResetTo::Latest).unwrap();
+    let fresh = publish(&fabric, 2, "b");
+    let mut c = fabric
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    assert_eq!(
+        ids(&drain(&mut c)),
+        fresh.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_durable_only_consumer_is_handed_only_synced_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 3, "a");
+    fabric.flush().unwrap();
+    publish(&fabric, 4, "b");
+    let mut cfg = ConsumerConfig::default();
+    cfg.durable_only = true;
+    let mut c = fabric.consumer("careful", TOPIC, cfg).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    assert!(log.durable_offset() < log.next_offset());
+    let first = drain(&mut c);
+    assert_eq!(first.len(), 3, "only what a sync made durable");
+    assert!(
+        first
+            .iter()
+            .all(|e| e.offset < fabric.partition(TOPIC, 0).unwrap().durable_offset())
+    );
+    fabric.flush().unwrap();
+    assert_eq!(drain(&mut c).len(), 4);
+}

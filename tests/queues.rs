@@ -713,3 +713,100 @@ fn the_dead_letters_of_a_topic_with_none_yet_are_an_empty_dlq() {
     assert!(matches!(outcome, NackOutcome::DeadLettered { .. }));
     assert_eq!(letters.list(&DlqFilter::default()).unwrap().len(), 1);
 }
+
+#[test]
+fn an_ack_is_never_persisted_for_a_record_a_power_loss_can_remove() {
+    let (dir, fabric) = setup(1);
+    for i in 0..10 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    fabric.flush().unwrap();
+    for i in 10..15 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        assert_eq!(got.len(), 15);
+        queue.ack(&got[12]).unwrap();
+        queue.flush().unwrap();
+        let durable = fabric.partition(TOPIC, 0).unwrap().durable_offset();
+        assert!(
+            durable > 12,
+            "ack of 12 persisted while the log is durable to {durable}"
+        );
+    }
+    // Power loss: the partition keeps only what its last sync covered.
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    log.truncate(log.durable_offset()).unwrap();
+    drop(log);
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let end = fabric.partition(TOPIC, 0).unwrap().next_offset();
+    let mut fresh = Vec::new();
+    for i in 0..5 {
+        fresh.push(publish(&fabric, "t", json!({ "fresh": i })).0.event_id);
+    }
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    let got: Vec<_> = queue
+        .try_fetch(100)
+        .unwrap()
+        .iter()
+        .map(|m| m.envelope().unwrap().event_id)
+        .collect();
+    for id in fresh {
+        assert!(
+            got.contains(&id),
+            "a record appended after the power loss (end {end}) was treated as acked"
+        );
+    }
+}
+
+#[test]
+fn an_ack_floor_past_the_recovered_log_end_is_reported_naming_queue_and_partition() {
+    let (_dir, fabric) = setup(1);
+    for i in 0..15 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        queue.ack_all(&got).unwrap();
+    }
+    fabric.partition(TOPIC, 0).unwrap().truncate(10).unwrap();
+    let err = fabric
+        .queue("q", TOPIC, QueueConfig::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            eventfabric::Error::CursorBeyondLog { consumer, topic, partition: 0, cursor: 15, log_end: 10 }
+                if consumer.contains("\"q\"") && topic == TOPIC
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_durable_only_queue_hands_out_only_synced_records() {
+    let (_dir, fabric) = setup(1);
+    for i in 0..3 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    fabric.flush().unwrap();
+    for i in 3..7 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    let mut config = QueueConfig::default();
+    config.durable_only = true;
+    let queue = fabric.queue("careful", TOPIC, config).unwrap();
+    assert_eq!(queue.try_fetch(100).unwrap().len(), 3);
+    assert!(
+        queue
+            .fetch(100, Duration::from_millis(30))
+            .unwrap()
+            .is_empty()
+    );
+    fabric.flush().unwrap();
+    assert_eq!(queue.fetch(100, Duration::from_secs(5)).unwrap().len(), 4);
+}
