@@ -481,6 +481,12 @@ impl DeadLetters {
     /// the first dead letter would create it); `source` itself must exist
     /// (or have left a `.dlq` behind).
     pub fn open(fabric: &Fabric, source: &str) -> Result<DeadLetters> {
+        if source.ends_with(DLQ_SUFFIX) {
+            return Err(Error::invalid(
+                format!("dead-letter queue of topic {source:?}"),
+                "it is a dead-letter topic itself: name its source topic",
+            ));
+        }
         let dlq = dlq_topic_name(source);
         if fabric.topic_info(&dlq).is_err() {
             if fabric.topic_info(source).is_err() {

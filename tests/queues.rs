@@ -702,6 +702,9 @@ fn the_dead_letters_of_a_topic_with_none_yet_are_an_empty_dlq() {
     // A topic that does not exist is still an error naming it.
     let missing = fabric.dead_letters("no.such.v1").unwrap_err().to_string();
     assert!(missing.contains("no.such.v1"), "{missing}");
+    // A dead-letter topic has no dead-letter queue of its own.
+    assert!(fabric.dead_letters(&format!("{TOPIC}.dlq")).is_err());
+    assert!(!fabric.topics().iter().any(|t| t.ends_with(".dlq.dlq")));
     // The first dead letter then lands in it as usual.
     let clock = Arc::new(ManualClock::new(real_now()));
     let queue = fabric.queue("q", TOPIC, manual_config(&clock)).unwrap();
