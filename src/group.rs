@@ -73,7 +73,10 @@ pub enum DeliveryMode {
     EffectivelyOnce,
 }
 
-/// How durable a commit is when it returns.
+/// How durable a commit is when it returns. Either way a commit never
+/// persists a position past the partition log's durable offset: when the
+/// log is behind, the commit syncs it first (on the writer's fabric), so a
+/// power loss cannot leave a cursor above the records it kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitDurability {
     /// `fdatasync` before returning: survives power loss.
