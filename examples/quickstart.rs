@@ -194,6 +194,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             json["payload_sha256"]
         );
     }
+    // Fabric::close refuses while a queue, reader or group member is open.
+    drop(queue);
 
     // Retention: sealed audit segments past one day move to the warm tier;
     // replay from the earliest offset reads across warm and hot alike.

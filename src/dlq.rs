@@ -476,15 +476,29 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// The dead letters of `source` (its `.dlq` topic must exist).
+    /// The dead letters of `source`: empty until the first one lands. On a
+    /// writable fabric a missing `<source>.dlq` topic is created (empty, as
+    /// the first dead letter would create it); `source` itself must exist
+    /// (or have left a `.dlq` behind).
     pub fn open(fabric: &Fabric, source: &str) -> Result<DeadLetters> {
-        let dlq = dlq_topic_name(source);
-        fabric.topic_info(&dlq).map_err(|_| {
-            Error::invalid(
+        if source.ends_with(DLQ_SUFFIX) {
+            return Err(Error::invalid(
                 format!("dead-letter queue of topic {source:?}"),
-                format!("topic {dlq:?} does not exist: nothing was dead-lettered yet"),
-            )
-        })?;
+                "it is a dead-letter topic itself: name its source topic",
+            ));
+        }
+        let dlq = dlq_topic_name(source);
+        if fabric.topic_info(&dlq).is_err() {
+            if fabric.topic_info(source).is_err() {
+                return Err(Error::invalid(
+                    format!("dead-letter queue of topic {source:?}"),
+                    format!("topic {source:?} does not exist (nor does {dlq:?})"),
+                ));
+            }
+            if !fabric.is_read_only() {
+                ensure_dlq_topic(fabric, source)?;
+            }
+        }
         Ok(DeadLetters {
             fabric: fabric.clone(),
             source: source.to_string(),

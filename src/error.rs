@@ -137,6 +137,40 @@ pub enum Error {
         /// The earliest offset still readable (warm or hot).
         earliest: u64,
     },
+
+    /// A consumer group's committed cursor or a queue's ack floor points
+    /// past the end of its partition: records it had counted as consumed
+    /// were removed (a power loss that cut records the cursor was committed
+    /// past before this guarantee existed, a repair, or a recreated topic).
+    /// Nothing is skipped or treated as acked silently: reset the cursor.
+    #[error(
+        "{consumer} has its cursor at offset {cursor} of topic {topic:?} partition {partition}, but the partition ends at {log_end}: records below the cursor were removed (recovery or repair); reset it (`fabric group reset`, group::reset, or delete the queue's state) to go on"
+    )]
+    CursorBeyondLog {
+        /// The consumer: `consumer group "g"` or `queue "q"`.
+        consumer: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The persisted cursor (next offset to deliver) or ack floor.
+        cursor: u64,
+        /// The partition's end (next offset to be written) now.
+        log_end: u64,
+    },
+
+    /// [`crate::Fabric::close`] found handles that still keep the data
+    /// directory open (and locked); nothing was closed.
+    #[error(
+        "cannot close {path}: still open: {}; drop them first (the directory stays locked until the last one is dropped)",
+        open.join("; ")
+    )]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+        /// What is still open, e.g. `queue "q" on topic "t"`.
+        open: Vec<String>,
+    },
 }
 
 impl Error {

@@ -112,6 +112,29 @@ struct Inner {
     groups: crate::group::Registry,
     /// Warm and cold tiers (see [`crate::tier`]).
     tiers: Tiers,
+    /// Readers, queues and consumer-group members alive on this fabric.
+    handles: Arc<OpenHandles>,
+}
+
+/// The handles that keep a fabric (and so its directory lock) open, by what
+/// they are, so that [`Fabric::close`] can name them.
+#[derive(Debug, Default)]
+struct OpenHandles {
+    next: std::sync::atomic::AtomicU64,
+    live: Mutex<BTreeMap<u64, String>>,
+}
+
+/// One registered handle; unregisters when dropped.
+#[derive(Debug)]
+pub(crate) struct OpenHandle {
+    handles: Arc<OpenHandles>,
+    id: u64,
+}
+
+impl Drop for OpenHandle {
+    fn drop(&mut self) {
+        self.handles.live.lock().remove(&self.id);
+    }
 }
 
 /// A fabric handle that does not keep the fabric open (for background threads).
@@ -210,6 +233,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: Some(lock),
                 groups: Default::default(),
+                handles: Default::default(),
             }),
         };
         fabric.load_topics()?;
@@ -248,6 +272,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                handles: Default::default(),
             }),
         };
         fabric.load_topics()?;
@@ -589,7 +614,17 @@ impl Fabric {
 
     /// A reader of `topic` starting at `from`.
     pub fn reader(&self, topic: &str, from: StartFrom) -> Result<Reader> {
-        Reader::new(self.clone(), self.handle(topic)?, from)
+        let reader = Reader::new(self.clone(), self.handle(topic)?, from)?;
+        Ok(reader.tracked(self.track(format!("a Reader of topic {topic:?}"))))
+    }
+
+    /// Registers a handle that keeps this fabric open, described by `what`
+    /// in [`Fabric::close`]'s refusal while it lives.
+    pub(crate) fn track(&self, what: String) -> OpenHandle {
+        let handles = self.inner.handles.clone();
+        let id = handles.next.fetch_add(1, Ordering::Relaxed);
+        handles.live.lock().insert(id, what);
+        OpenHandle { handles, id }
     }
 
     /// Opens (creating on first use) queue `name` on `topic`: see
@@ -603,7 +638,8 @@ impl Fabric {
         crate::queue::Queue::open(self, name, topic, config)
     }
 
-    /// The dead letters of `topic` (its `<topic>.dlq` topic must exist).
+    /// The dead letters of `topic`: an empty DLQ until the first one lands
+    /// (see [`crate::dlq::DeadLetters::open`]).
     pub fn dead_letters(&self, topic: &str) -> Result<crate::dlq::DeadLetters> {
         crate::dlq::DeadLetters::open(self, topic)
     }
@@ -622,9 +658,18 @@ impl Fabric {
         Ok(())
     }
 
-    /// Flushes everything and releases the directory (partitions still used
-    /// by a producer or reader are closed when those are dropped).
+    /// Flushes everything, closes every partition and releases the
+    /// directory lock, so the directory can be opened again at once.
+    ///
+    /// Readers, queues and consumer-group members (and other clones of this
+    /// handle, or `DeadLetters`) keep the fabric — and its lock — open: while
+    /// any is alive, close does nothing and fails with [`Error::InUse`]
+    /// naming them; the directory is then released when the last of them is
+    /// dropped. Producers and `Log` handles from [`Fabric::partition`] do not
+    /// hold the directory lock (a `Log` keeps its partition open until
+    /// dropped).
     pub fn close(self) -> Result<()> {
+        self.check_nothing_open()?;
         self.flush()?;
         let handles: Vec<_> = std::mem::take(&mut *self.inner.topics.write())
             .into_values()
@@ -640,6 +685,33 @@ impl Fabric {
             }
         }
         Ok(())
+    }
+
+    /// `Error::InUse` while another handle keeps this fabric open. Unnamed
+    /// holders get a moment to go: background work (maintenance, flushers)
+    /// holds the fabric only for the step it is doing.
+    fn check_nothing_open(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            let named: Vec<String> = self.inner.handles.live.lock().values().cloned().collect();
+            let holders = Arc::strong_count(&self.inner) - 1;
+            if named.is_empty() && holders == 0 {
+                return Ok(());
+            }
+            if !named.is_empty() || std::time::Instant::now() >= deadline {
+                let mut open = named;
+                if open.is_empty() {
+                    open.push(format!(
+                        "{holders} other handle(s) on it (clones of the Fabric, DeadLetters, or a background maintenance step still running)"
+                    ));
+                }
+                return Err(Error::InUse {
+                    path: self.inner.root.clone(),
+                    open,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// Checks every partition of every topic under `path` without changing
@@ -719,6 +791,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                handles: Default::default(),
             }),
         };
         let mut out = Vec::new();

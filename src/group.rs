@@ -73,7 +73,10 @@ pub enum DeliveryMode {
     EffectivelyOnce,
 }
 
-/// How durable a commit is when it returns.
+/// How durable a commit is when it returns. Either way a commit never
+/// persists a position past the partition log's durable offset: when the
+/// log is behind, the commit syncs it first (on the writer's fabric), so a
+/// power loss cannot leave a cursor above the records it kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitDurability {
     /// `fdatasync` before returning: survives power loss.
@@ -184,6 +187,12 @@ pub struct ConsumerConfig {
     pub processed_window_ids: usize,
     /// Processed-id window: longest time an id is kept (default 24 h).
     pub processed_window_age: Duration,
+    /// Hand out only records the partition log already made durable (below
+    /// [`crate::Log::durable_offset`]), for handlers that must never act on
+    /// an event a power loss could still remove; they wait for the topic's
+    /// next sync (its fsync policy, or a [`Fabric::flush`]). Default off:
+    /// records are handed out as soon as they are appended.
+    pub durable_only: bool,
     /// Time source (default [`SystemClock`]).
     pub clock: Arc<dyn Clock>,
 }
@@ -200,6 +209,7 @@ impl Default for ConsumerConfig {
             expired_to_dlq: false,
             processed_window_ids: 100_000,
             processed_window_age: Duration::from_secs(24 * 3600),
+            durable_only: false,
             clock: Arc::new(SystemClock::default()),
         }
     }
@@ -393,7 +403,12 @@ pub struct Consumer {
     expired_uncommitted: u64,
     duplicates: u64,
     last_commit: Duration,
+    /// Keeps `Fabric::close` from closing the fabric under this member.
+    _open: crate::fabric::OpenHandle,
 }
+
+/// How often a durable-only consumer looks for a sync it is waiting for.
+const DURABLE_POLL: Duration = Duration::from_millis(5);
 
 impl Fabric {
     /// Joins consumer group `group` on `topic` as a new member (see
@@ -409,6 +424,12 @@ impl Consumer {
     fn join(fabric: &Fabric, group: &str, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         validate_group_name(group)?;
         config.validate()?;
+        if config.durable_only && fabric.is_read_only() {
+            return Err(Error::invalid(
+                "consumer durable_only",
+                "a read-only view cannot see the writer's syncs: consume in the writer's process",
+            ));
+        }
         let handle = fabric.handle(topic)?;
         handle.check_live()?;
         let coord = {
@@ -479,6 +500,9 @@ impl Consumer {
             expired_uncommitted: 0,
             duplicates: 0,
             last_commit: now,
+            _open: fabric.track(format!(
+                "member {id} of consumer group {group:?} on topic {topic:?}"
+            )),
         };
         consumer.sync()?;
         Ok(consumer)
@@ -584,9 +608,22 @@ impl Consumer {
                 let topic = &self.coord().topic.name;
                 let (earliest, end) = retained_range(&self.fabric, topic, p, log);
                 let start = match state.store.state().committed.get(&p) {
-                    // Retention may have removed what the cursor points at,
-                    // and a repaired log may end before it.
-                    Some(&c) => c.clamp(earliest, end),
+                    // Past the end: records the group counted as consumed
+                    // are gone (a commit is never persisted past the durable
+                    // offset, so a power loss cannot do this; a repair, an
+                    // older version or a recreated topic can). Clamping would
+                    // skip the records appended since: report it instead.
+                    Some(&c) if c > end => {
+                        return Err(Error::CursorBeyondLog {
+                            consumer: format!("consumer group {:?}", coord.group),
+                            topic: topic.clone(),
+                            partition: p,
+                            cursor: c,
+                            log_end: end,
+                        });
+                    }
+                    // Retention may have removed what the cursor points at.
+                    Some(&c) => c.max(earliest),
                     None => match self.config.start {
                         CursorStart::Earliest => earliest,
                         CursorStart::Latest => end,
@@ -627,7 +664,8 @@ impl Consumer {
             self.fabric.clone(),
             self.coord().topic.clone(),
             StartFrom::Offsets(offsets),
-        )?;
+        )?
+        .durable_only(self.config.durable_only);
         self.reader = Some(reader.with_partitions(&active)?);
         Ok(())
     }
@@ -687,7 +725,12 @@ impl Consumer {
                 return Ok(batch);
             }
             // Wake at least twice per session timeout to heartbeat.
-            let slice = (deadline - now).min(self.config.session_timeout / 2);
+            let mut slice = (deadline - now).min(self.config.session_timeout / 2);
+            if self.reader.as_ref().is_some_and(Reader::awaits_sync) {
+                // Durable-only and records wait for a sync: no append
+                // signals it, so look again shortly.
+                slice = slice.min(DURABLE_POLL);
+            }
             if self.fabric.is_read_only() {
                 match self.reader.as_mut() {
                     Some(reader) => {
@@ -738,7 +781,8 @@ impl Consumer {
                     let expires_at = raw
                         .timestamp
                         .saturating_add((ttl as i64).saturating_mul(1000));
-                    if now_wall > expires_at {
+                    // Expired from `emitted_at + ttl` on (the queue's rule too).
+                    if now_wall >= expires_at {
                         if let Err(e) = self.on_expired(&raw) {
                             failed = Some(e);
                             break;
@@ -849,6 +893,22 @@ impl Consumer {
         if positions.is_empty() && ids.is_empty() && self.expired_uncommitted == 0 {
             self.last_commit = self.config.clock.monotonic();
             return Ok(());
+        }
+        // A cursor is never persisted past what the partition log made
+        // durable: otherwise a power loss could cut the log below it and
+        // the records appended after the restart would be skipped. Waiting
+        // for the log's sync (only when it is behind) keeps at-least-once.
+        // A read-only view cannot sync the writer's log; its commits rely on
+        // the writer's fsync policy (see `durable_only`).
+        if !self.fabric.is_read_only() {
+            let logs = coord.topic.partitions();
+            for &(p, n) in &positions {
+                if let Some(log) = logs.get(p as usize)
+                    && log.durable_offset() < n
+                {
+                    log.flush()?;
+                }
+            }
         }
         let expired = state.store.state().expired + self.expired_uncommitted;
         let sync = self.config.commit_durability == CommitDurability::Sync;

@@ -87,7 +87,12 @@ impl Clock for ManualClock {
 pub struct QueueConfig {
     /// Deliver only events of this tenant (others are skipped and counted).
     pub tenant: Option<String>,
-    /// An unacked message is redelivered this long after it was handed out.
+    /// An unacked message is visible again exactly this long after it was
+    /// handed out (from its deadline, whenever the next fetch comes), with no
+    /// retry backoff; the timed-out delivery counts as an attempt toward
+    /// `retry.max_attempts` (SQS's receive count), so a message timing out
+    /// on its last attempt is dead-lettered (`max_attempts_exceeded`).
+    /// Backoff applies to nacks only.
     pub visibility_timeout: Duration,
     /// Most messages delivered and not yet acked or dead-lettered (in flight
     /// or waiting for a retry), like JetStream's `MaxAckPending`: at the cap,
@@ -106,6 +111,11 @@ pub struct QueueConfig {
     /// Compact the state log when it grows past this many bytes (and past
     /// twice its size after the last compaction).
     pub compact_after_bytes: u64,
+    /// Hand out only records the partition log already made durable (below
+    /// [`crate::Log::durable_offset`]), for handlers that must never act on
+    /// an event a power loss could still remove; they wait for the topic's
+    /// next sync. Default off.
+    pub durable_only: bool,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
 }
@@ -121,6 +131,7 @@ impl Default for QueueConfig {
             dlq_alert: None,
             sync_interval: Duration::from_millis(100),
             compact_after_bytes: 4 << 20,
+            durable_only: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -324,6 +335,9 @@ struct State {
     pending: Vec<Vec<u8>>,
     /// Partitions whose first deliveries advanced in this operation.
     delivered_dirty: Vec<u32>,
+    /// Per partition, the end of the offsets this operation marked done
+    /// with an `acks` record: the log must be durable past it first.
+    done_high: BTreeMap<u32, u64>,
     stats: QueueStats,
     rate: RateWindow,
     alerts: Vec<DlqRateEvent>,
@@ -346,6 +360,8 @@ struct Inner {
     state: Mutex<State>,
     /// Fetchers blocked now: acks and nacks wake them only when non-zero.
     waiters: AtomicUsize,
+    /// Keeps `Fabric::close` from closing the fabric under this queue.
+    _open: crate::fabric::OpenHandle,
 }
 
 impl fmt::Debug for Inner {
@@ -417,31 +433,45 @@ impl Queue {
             Some(_) => {}
             None => log.append(&[&queue_state::binding(topic)], true)?,
         }
-        // Start each partition at its ack floor, clamped to what it holds.
+        // Start each partition at its ack floor, clamped to what it retains
+        // in any readable tier (warm or hot): un-acked messages retention
+        // moved to warm are still delivered, and so is a new queue's warm
+        // backlog.
         let logs = handle.partitions();
         let mut starts = BTreeMap::new();
         for (p, l) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = (l.earliest_offset(), l.next_offset());
+            let (earliest, end) = crate::group::retained_range(fabric, topic, p, l);
             let part = persisted.partitions.entry(p).or_default();
-            if part.floor > end {
-                return Err(queue_error(
-                    name,
-                    format!(
-                        "its ack floor in partition {p} is {} but the partition ends at {end}: \
-                         the topic was recreated; delete {} to start over",
-                        part.floor,
-                        dir.display()
-                    ),
-                ));
+            // Done offsets past the end: records the queue counted as acked
+            // are gone (acks are never persisted past the durable offset, so
+            // a power loss cannot do this; a repair, an older version or a
+            // recreated topic can). New records would reuse those offsets
+            // and be skipped as acked: report it instead.
+            let done_end = part
+                .acked
+                .runs()
+                .last()
+                .map_or(part.floor, |(_, e)| e.max(part.floor));
+            if done_end > end {
+                return Err(Error::CursorBeyondLog {
+                    consumer: format!("queue {name:?} (state in {})", dir.display()),
+                    topic: topic.to_string(),
+                    partition: p,
+                    cursor: done_end,
+                    log_end: end,
+                });
             }
+            // Only attempt counting rests on it: never above the end.
+            part.delivered_to = part.delivered_to.min(end);
             if part.floor < earliest {
                 part.floor = earliest;
                 part.normalise();
             }
             starts.insert(p, part.floor);
         }
-        let reader = Reader::new(fabric.clone(), handle.clone(), StartFrom::Offsets(starts))?;
+        let reader = Reader::new(fabric.clone(), handle.clone(), StartFrom::Offsets(starts))?
+            .durable_only(config.durable_only);
         let compact_at = config.compact_after_bytes.max(2 * log.len());
         let state = State {
             reader,
@@ -455,6 +485,7 @@ impl Queue {
             last_sync: Instant::now(),
             pending: Vec::new(),
             delivered_dirty: Vec::new(),
+            done_high: BTreeMap::new(),
             stats: QueueStats::default(),
             rate: RateWindow::default(),
             alerts: Vec::new(),
@@ -467,6 +498,7 @@ impl Queue {
                 config,
                 state: Mutex::new(state),
                 waiters: AtomicUsize::new(0),
+                _open: fabric.track(format!("queue {name:?} on topic {topic:?}")),
             }),
         })
     }
@@ -548,7 +580,7 @@ impl Queue {
         let result = {
             let mut s = self.inner.state.lock();
             let result = s.ack(messages, &self.inner.name);
-            let flushed = s.flush_pending(&self.inner.config);
+            let flushed = s.flush_pending(&self.inner);
             result.and(flushed)
         };
         self.wake_fetchers();
@@ -563,7 +595,7 @@ impl Queue {
             let mut s = self.inner.state.lock();
             let now = self.now();
             let result = s.nack(&self.inner, message, failure, now);
-            let flushed = s.flush_pending(&self.inner.config);
+            let flushed = s.flush_pending(&self.inner);
             (
                 result.and_then(|r| flushed.map(|()| r)),
                 std::mem::take(&mut s.alerts),
@@ -608,8 +640,14 @@ impl Queue {
             let mut out = Vec::new();
             let result = s
                 .collect(&self.inner, max, now, &mut out)
-                .and_then(|()| s.flush_pending(&self.inner.config));
-            let next_due = s.timers.peek().map(|Reverse((t, _, _))| *t);
+                .and_then(|()| s.flush_pending(&self.inner));
+            let mut next_due = s.timers.peek().map(|Reverse((t, _, _))| *t);
+            if s.reader.awaits_sync() {
+                // Durable-only and records wait for a sync, which no append
+                // signals: look again shortly.
+                let soon = now.saturating_add(5_000);
+                next_due = Some(next_due.map_or(soon, |t| t.min(soon)));
+            }
             (
                 result.map(|()| (out, next_due)),
                 std::mem::take(&mut s.alerts),
@@ -675,11 +713,7 @@ impl State {
                 Phase::InFlight { deadline } if deadline == t => {
                     self.in_flight -= 1;
                     self.stats.timed_out += 1;
-                    let error = format!(
-                        "not acked within the visibility timeout ({:?})",
-                        inner.config.visibility_timeout
-                    );
-                    self.fail(inner, (p, o), Failure::retry(error), now)?;
+                    self.time_out(inner, (p, o), deadline, now)?;
                 }
                 Phase::Waiting { retry_at } if retry_at == t => {
                     m.phase = Phase::Ready;
@@ -801,9 +835,16 @@ impl State {
         } else {
             self.outstanding.remove(&key);
             self.part(key.0, key.1).mark_done(key.1);
+            self.note_done(key);
             self.pending.push(queue_state::acks(key.0, &[key.1]));
         }
         Ok(true)
+    }
+
+    /// Notes an offset marked done by this operation's `acks` record.
+    fn note_done(&mut self, key: Key) {
+        let end = self.done_high.entry(key.0).or_default();
+        *end = (*end).max(key.1 + 1);
     }
 
     fn schedule_retry(&mut self, key: Key, at: i64) {
@@ -858,6 +899,36 @@ impl State {
             }
         }
         Some(message)
+    }
+
+    /// A delivery whose visibility deadline passed unacked. The delivery
+    /// already counted as an attempt (SQS's receive count); after the last
+    /// one the message is dead-lettered, otherwise it is visible again from
+    /// its deadline on — no retry backoff (that is for nacks), and measured
+    /// from the deadline, not from the fetch that happens to notice it.
+    fn time_out(&mut self, inner: &Inner, key: Key, deadline: i64, now: i64) -> Result<()> {
+        let max_attempts = inner.config.retry.max_attempts;
+        let Some(m) = self.outstanding.get_mut(&key) else {
+            return Ok(());
+        };
+        let h = &mut m.history;
+        if h.first_failure == 0 {
+            h.first_failure = deadline;
+        }
+        h.last_failure = deadline;
+        h.error = format!(
+            "not acked within the visibility timeout ({:?})",
+            inner.config.visibility_timeout
+        );
+        if h.attempts >= max_attempts {
+            self.dead_letter_outstanding(inner, key, DlqReason::MaxAttemptsExceeded, now)?;
+            return Ok(());
+        }
+        h.retry_at = deadline;
+        self.pending.push(queue_state::history(key.0, key.1, h));
+        m.phase = Phase::Ready;
+        self.ready.push_back(key);
+        Ok(())
     }
 
     /// A failed attempt of an outstanding, no-longer-in-flight message.
@@ -1007,6 +1078,7 @@ impl State {
     fn after_dead_letter(&mut self, inner: &Inner, key: Key, now: i64) {
         self.stats.dead_lettered += 1;
         self.part(key.0, key.1).mark_done(key.1);
+        self.note_done(key);
         self.pending.push(queue_state::acks(key.0, &[key.1]));
         if let Some(alert) = &inner.config.dlq_alert
             && let Some(count) = self.rate.record(alert, now)
@@ -1032,6 +1104,7 @@ impl State {
                     }
                     self.stats.acked += 1;
                     self.part(key.0, key.1).mark_done(key.1);
+                    self.note_done(key);
                     done.entry(key.0).or_default().push(key.1);
                 }
                 None if self.parts.get(&key.0).is_some_and(|p| p.is_done(key.1)) => {}
@@ -1075,10 +1148,16 @@ impl State {
 
     /// Writes the records of the operation in one append, then syncs or
     /// compacts when due.
-    fn flush_pending(&mut self, config: &QueueConfig) -> Result<()> {
+    fn flush_pending(&mut self, inner: &Inner) -> Result<()> {
+        let config = &inner.config;
         for p in std::mem::take(&mut self.delivered_dirty) {
             let to = self.parts.get(&p).map_or(0, |s| s.delivered_to);
             self.pending.push(queue_state::delivered(p, to));
+        }
+        let done = std::mem::take(&mut self.done_high);
+        if let Err(e) = make_durable(inner, done.iter().map(|(&p, &end)| (p, end))) {
+            self.pending.clear();
+            return Err(e);
         }
         if !self.pending.is_empty() {
             let records: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
@@ -1087,7 +1166,7 @@ impl State {
             written?;
         }
         if self.log.len() > self.compact_at {
-            self.compact(config)?;
+            self.compact(inner)?;
         } else if self.last_sync.elapsed() >= config.sync_interval {
             self.log.sync()?;
             self.last_sync = Instant::now();
@@ -1096,7 +1175,17 @@ impl State {
     }
 
     /// Replaces the state log with one snapshot record per partition.
-    fn compact(&mut self, config: &QueueConfig) -> Result<()> {
+    fn compact(&mut self, inner: &Inner) -> Result<()> {
+        let config = &inner.config;
+        // The snapshot's floors and runs also cover offsets skipped without
+        // an `acks` record (other tenants, expired events).
+        make_durable(
+            inner,
+            self.parts.iter().map(|(&p, part)| {
+                let runs_end = part.acked.runs().last().map_or(0, |(_, e)| e);
+                (p, part.floor.max(runs_end))
+            }),
+        )?;
         let topic = self.reader.topic().to_string();
         let mut records = vec![queue_state::binding(&topic)];
         for (&p, part) in &self.parts {
@@ -1123,6 +1212,23 @@ impl State {
         self.last_sync = Instant::now();
         Ok(())
     }
+}
+
+/// Makes each partition's log durable below `end` before the queue
+/// persists offsets below it as done (a sync only when the log is behind):
+/// a state record never vouches for records a power loss can still remove,
+/// which after a restart would be new records at the same offsets.
+fn make_durable(inner: &Inner, ends: impl Iterator<Item = (u32, u64)>) -> Result<()> {
+    let logs = inner.topic.partitions();
+    for (p, end) in ends {
+        if let Some(log) = logs.get(p as usize)
+            && log.durable_offset() < end
+            && log.next_offset() >= end
+        {
+            log.flush()?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

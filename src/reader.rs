@@ -25,10 +25,13 @@ pub enum StartFrom {
     Earliest,
     /// The end: only events appended after the reader was created.
     Latest,
-    /// The same offset in every partition, clamped to what each one holds.
+    /// The same exact offset in every partition. Like [`StartFrom::Offsets`]
+    /// it is never clamped: an offset retention removed from every tier is
+    /// [`Error::OffsetExpired`], one past a partition's end is
+    /// [`Error::OffsetOutOfRange`] (the end itself is allowed: nothing yet).
     Offset(u64),
-    /// An exact offset per partition (an error when out of range); partitions
-    /// not named start at their earliest offset.
+    /// An exact offset per partition, checked like [`StartFrom::Offset`];
+    /// partitions not named start at their earliest offset.
     Offsets(BTreeMap<u32, u64>),
     /// The first event whose `emitted_at` is at or after this time (the
     /// record timestamp), per partition; the end when none is that recent.
@@ -84,27 +87,30 @@ impl Cursor {
     fn new(tiers: PartitionView, from: &StartFrom) -> Result<Cursor> {
         let (partition, log) = (tiers.partition, tiers.log.clone());
         let (earliest, end) = (tiers.earliest()?, log.next_offset());
+        let exact = |o: u64| {
+            if o < earliest {
+                Err(Error::OffsetExpired {
+                    topic: tiers.topic.clone(),
+                    partition,
+                    requested: o,
+                    earliest,
+                })
+            } else if o > end {
+                Err(Error::OffsetOutOfRange {
+                    offset: o,
+                    earliest,
+                    next: end,
+                })
+            } else {
+                Ok(o)
+            }
+        };
         let next = match from {
             StartFrom::Earliest => earliest,
             StartFrom::Latest => end,
-            StartFrom::Offset(o) => (*o).clamp(earliest, end),
+            StartFrom::Offset(o) => exact(*o)?,
             StartFrom::Offsets(map) => match map.get(&partition) {
-                Some(&o) if o < earliest => {
-                    return Err(Error::OffsetExpired {
-                        topic: tiers.topic.clone(),
-                        partition,
-                        requested: o,
-                        earliest,
-                    });
-                }
-                Some(&o) if o > end => {
-                    return Err(Error::OffsetOutOfRange {
-                        offset: o,
-                        earliest,
-                        next: end,
-                    });
-                }
-                Some(&o) => o,
+                Some(&o) => exact(o)?,
                 None => earliest,
             },
             StartFrom::Time(t) => tiers.offset_for_time(t.as_microsecond())?.unwrap_or(end),
@@ -189,6 +195,10 @@ pub struct Reader {
     /// Partitions of the topic already given a cursor (or skipped).
     seen: usize,
     last_topic_refresh: Instant,
+    /// Registered with the fabric when made by [`Fabric::reader`].
+    _open: Option<crate::fabric::OpenHandle>,
+    /// Stop each partition at its log's durable offset.
+    durable_only: bool,
 }
 
 impl Reader {
@@ -203,9 +213,34 @@ impl Reader {
             current: 0,
             seen: 0,
             last_topic_refresh: Instant::now(),
+            _open: None,
+            durable_only: false,
         };
         reader.add_new_partitions()?;
         Ok(reader)
+    }
+
+    /// Yields only records below each partition log's durable offset
+    /// (warm records always are); the rest wait for the log's next sync.
+    pub(crate) fn durable_only(mut self, on: bool) -> Reader {
+        self.durable_only = on;
+        self
+    }
+
+    /// Whether some partition holds records not durable yet (which a
+    /// durable-only reader is waiting for: no append signals their sync).
+    pub(crate) fn awaits_sync(&self) -> bool {
+        self.durable_only
+            && self
+                .cursors
+                .iter()
+                .any(|c| c.log.durable_offset() < c.log.next_offset())
+    }
+
+    /// Counts this reader among the handles that keep its fabric open.
+    pub(crate) fn tracked(mut self, open: crate::fabric::OpenHandle) -> Reader {
+        self._open = Some(open);
+        self
     }
 
     /// Restricts the reader to `partitions` (each must exist).
@@ -344,6 +379,10 @@ impl Reader {
         while self.current < self.cursors.len() {
             let i = self.current;
             let cursor = &mut self.cursors[i];
+            if self.durable_only && cursor.next >= cursor.log.durable_offset() {
+                self.current += 1;
+                continue;
+            }
             let item = cursor.next_record();
             match item {
                 Some(Ok(record)) => {
@@ -375,5 +414,45 @@ impl Iterator for Reader {
             Ok(raw) => Some(self.decode(&raw)),
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FabricConfig, FsyncPolicy, TopicConfig};
+
+    #[test]
+    fn one_offset_for_all_partitions_and_offsets_per_partition_check_the_range_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+        fabric
+            .create_topic("t.v1", TopicConfig::with_partitions(2))
+            .unwrap();
+        let log = fabric.partition("t.v1", 0).unwrap();
+        for i in 0..10u8 {
+            log.append(&[i]).unwrap();
+        }
+        log.roll().unwrap();
+        log.append(b"x").unwrap();
+        log.delete_segments_before(10).unwrap();
+        // Partition 0 holds 10..11, partition 1 nothing (0..0).
+        let one = |o| fabric.reader("t.v1", StartFrom::Offset(o)).map(|_| ());
+        let each = |o| {
+            fabric
+                .reader("t.v1", StartFrom::Offsets(BTreeMap::from([(0, o), (1, 0)])))
+                .map(|_| ())
+        };
+        for reader in [&one as &dyn Fn(u64) -> Result<()>, &each] {
+            assert!(matches!(reader(3), Err(Error::OffsetExpired { .. })));
+            assert!(matches!(reader(12), Err(Error::OffsetOutOfRange { .. })));
+        }
+        assert!(each(11).is_ok(), "the end itself is a valid start");
+        // One offset for all: partition 1 ends at 0, so 10 is past its end.
+        assert!(matches!(one(10), Err(Error::OffsetOutOfRange { .. })));
+        let p0 = fabric
+            .reader("t.v1", StartFrom::Offset(10))
+            .and_then(|r| r.with_partitions(&[0]));
+        assert!(p0.is_err(), "checked for every partition before narrowing");
     }
 }

@@ -697,3 +697,191 @@ fn concurrent_groups_members_and_producers() {
         assert_eq!(seen, produced, "group {group} missed events");
     }
 }
+
+/// A clock whose wall time is fixed (µs), for TTL boundaries.
+#[derive(Debug)]
+struct WallAt(i64);
+
+impl group::Clock for WallAt {
+    fn monotonic(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn wall_micros(&self) -> i64 {
+        self.0
+    }
+}
+
+#[test]
+fn an_event_expires_exactly_at_emitted_at_plus_ttl_for_groups_and_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let draft = Draft::new("billing.invoice.issued", Some("t-1"), json!({"i": 0}))
+        .ttl(Ttl::from_millis(60_000).unwrap());
+    let (sent, _) = producer.send(draft).unwrap();
+    let expires = sent.emitted_at.as_microsecond() + 60_000_000;
+    for (name, now, delivered) in [("before", expires - 1, true), ("at", expires, false)] {
+        let mut cfg = ConsumerConfig::default();
+        cfg.clock = Arc::new(WallAt(now));
+        let mut c = fabric.consumer(name, TOPIC, cfg).unwrap();
+        let got = drain(&mut c);
+        assert_eq!(
+            got.len(),
+            usize::from(delivered),
+            "group, clock {name} expiry"
+        );
+        assert_eq!(c.expired_count(), u64::from(!delivered));
+
+        let mut qc = eventfabric::QueueConfig::default();
+        qc.clock = Arc::new(eventfabric::ManualClock::new(now));
+        let queue = fabric.queue(name, TOPIC, qc).unwrap();
+        let got = queue.try_fetch(10).unwrap();
+        assert_eq!(
+            got.len(),
+            usize::from(delivered),
+            "queue, clock {name} expiry"
+        );
+        assert_eq!(queue.stats().expired, u64::from(!delivered));
+    }
+}
+
+#[test]
+fn close_refuses_while_a_reader_queue_or_consumer_is_open_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 2);
+    publish(&fabric, 4, "close");
+    let reader = fabric
+        .reader(TOPIC, eventfabric::StartFrom::Earliest)
+        .unwrap();
+    let queue = fabric
+        .queue("billing-q", TOPIC, eventfabric::QueueConfig::default())
+        .unwrap();
+    let consumer = fabric
+        .consumer("projector", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    let err = fabric.clone().close().unwrap_err();
+    let text = err.to_string();
+    for named in ["Reader", TOPIC, "\"billing-q\"", "\"projector\""] {
+        assert!(text.contains(named), "{named} missing from: {text}");
+    }
+    assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+    // Nothing was closed: the handles still work.
+    assert_eq!(queue.try_fetch(10).unwrap().len(), 4);
+    drop((reader, queue, consumer));
+    // Another handle on the same fabric is named too.
+    let other = fabric.clone();
+    let err = fabric.close().unwrap_err();
+    assert!(err.to_string().contains("Fabric"), "{err}");
+    other.close().unwrap();
+    // Closed for real: the directory can be opened again at once.
+    let again = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    again.close().unwrap();
+}
+
+/// A power loss: the partition loses every record after its last completed
+/// sync (`durable_offset`), then everything is reopened.
+fn power_loss(dir: &std::path::Path, fabric: Fabric) -> Fabric {
+    for p in 0..fabric.topic_info(TOPIC).unwrap().config.partitions {
+        let log = fabric.partition(TOPIC, p).unwrap();
+        log.truncate(log.durable_offset()).unwrap();
+    }
+    drop(fabric);
+    Fabric::open(dir, FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap()
+}
+
+#[test]
+fn a_durable_cursor_never_points_past_what_a_power_loss_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 10, "a");
+    fabric.flush().unwrap();
+    publish(&fabric, 5, "b");
+    let mut cfg = ConsumerConfig::default();
+    cfg.commit_durability = CommitDurability::Sync;
+    cfg.auto_commit_interval = None;
+    {
+        let mut c = fabric.consumer("g", TOPIC, cfg.clone()).unwrap();
+        assert_eq!(drain(&mut c).len(), 15);
+        c.commit().unwrap();
+        let committed = c.status().partitions[0].committed.unwrap();
+        let durable = fabric.partition(TOPIC, 0).unwrap().durable_offset();
+        assert!(
+            committed <= durable,
+            "cursor {committed} persisted past the durable offset {durable}"
+        );
+    }
+    let fabric = power_loss(dir.path(), fabric);
+    let end = fabric.partition(TOPIC, 0).unwrap().next_offset();
+    let fresh = publish(&fabric, 5, "c");
+    let mut c = fabric.consumer("g", TOPIC, cfg).unwrap();
+    let got = drain(&mut c);
+    let got_ids = ids(&got);
+    for e in &fresh {
+        assert!(
+            got_ids.contains(&e.event_id),
+            "a record appended after the power loss (log end {end}) was skipped"
+        );
+    }
+}
+
+#[test]
+fn a_cursor_past_the_recovered_log_end_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 15, "a");
+    {
+        let mut c = fabric
+            .consumer("g", TOPIC, ConsumerConfig::default())
+            .unwrap();
+        assert_eq!(drain(&mut c).len(), 15);
+        c.commit().unwrap();
+    }
+    // Recovery (or a repair) removed records below the committed cursor.
+    fabric.partition(TOPIC, 0).unwrap().truncate(10).unwrap();
+    let err = fabric
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::CursorBeyondLog { consumer, topic, partition: 0, cursor: 15, log_end: 10 }
+                if consumer.contains("\"g\"") && topic == TOPIC
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("reset"), "says how to go on: {text}");
+    // After a reset the group reads on from the log as it is.
+    group::reset(&fabric, "g", TOPIC, ResetTo::Latest).unwrap();
+    let fresh = publish(&fabric, 2, "b");
+    let mut c = fabric
+        .consumer("g", TOPIC, ConsumerConfig::default())
+        .unwrap();
+    assert_eq!(
+        ids(&drain(&mut c)),
+        fresh.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_durable_only_consumer_is_handed_only_synced_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), 1);
+    publish(&fabric, 3, "a");
+    fabric.flush().unwrap();
+    publish(&fabric, 4, "b");
+    let mut cfg = ConsumerConfig::default();
+    cfg.durable_only = true;
+    let mut c = fabric.consumer("careful", TOPIC, cfg).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    assert!(log.durable_offset() < log.next_offset());
+    let first = drain(&mut c);
+    assert_eq!(first.len(), 3, "only what a sync made durable");
+    assert!(
+        first
+            .iter()
+            .all(|e| e.offset < fabric.partition(TOPIC, 0).unwrap().durable_offset())
+    );
+    fabric.flush().unwrap();
+    assert_eq!(drain(&mut c).len(), 4);
+}

@@ -187,14 +187,20 @@ impl World {
 
     fn fetch(&mut self, consumer: usize, max: usize) -> Result<usize, TestCaseError> {
         let now = self.now();
-        let timed_out: Vec<_> = self
-            .model
-            .iter()
-            .filter(|(_, m)| matches!(m.state, S::InFlight { deadline, .. } if deadline <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in timed_out {
-            self.failed(key, None);
+        // A visibility timeout: the delivery counted as an attempt; visible
+        // again from its deadline on (no backoff), or dead after the last.
+        for m in self.model.values_mut() {
+            if let S::InFlight { deadline, .. } = m.state
+                && deadline <= now
+            {
+                m.state = if m.attempts >= MAX_ATTEMPTS {
+                    S::Dead
+                } else {
+                    S::Available {
+                        not_before: deadline,
+                    }
+                };
+            }
         }
         let got = self.queue().try_fetch(max).map_err(fail)?;
         prop_assert!(got.len() <= max);

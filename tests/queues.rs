@@ -300,7 +300,8 @@ fn expired_events_are_skipped_counted_and_dead_lettered_only_when_asked() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].envelope().unwrap().event_id, fresh.event_id);
     assert_eq!(dropping.stats().expired, 1);
-    assert!(fabric.dead_letters(TOPIC).is_err(), "nothing dead-lettered");
+    let none = fabric.dead_letters(TOPIC).unwrap();
+    assert!(none.list(&DlqFilter::default()).unwrap().is_empty());
 
     let mut config = manual_config(&clock);
     config.dead_letter_expired = true;
@@ -520,4 +521,295 @@ fn queue_handles_are_send_and_sync() {
     fn shareable<T: Send + Sync + Clone>() {}
     shareable::<eventfabric::Queue>();
     shareable::<eventfabric::DeadLetters>();
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+/// A one-partition topic with small segments whose sealed ones retention
+/// moves to the warm tier (7-day hot retention, a year of warm).
+fn tiered_setup() -> (tempfile::TempDir, Fabric) {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let mut c = TopicConfig::with_partitions(1);
+    c.fsync = FsyncPolicy::Os;
+    c.segment_bytes = 2048;
+    c.retention_ms = Some(7 * DAY_MS);
+    c.warm_retention_ms = 365 * DAY_MS;
+    fabric.create_topic(TOPIC, c).unwrap();
+    (dir, fabric)
+}
+
+/// Moves every sealed segment of the topic to the warm tier; returns how
+/// many records are left in the hot log's range.
+fn tier_everything_sealed(fabric: &Fabric) -> u64 {
+    let later = jiff::Timestamp::from_microsecond(real_now() + 30 * DAY_MS as i64 * 1000).unwrap();
+    fabric.maintain_at(later).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    assert!(
+        log.earliest_offset() > 0,
+        "retention moved segments to warm"
+    );
+    log.next_offset() - log.earliest_offset()
+}
+
+#[test]
+fn a_new_queue_on_a_tiered_topic_delivers_the_warm_events_too() {
+    let (_dir, fabric) = tiered_setup();
+    for i in 0..60 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    let hot = tier_everything_sealed(&fabric);
+    assert!(hot < 60);
+    let queue = fabric
+        .queue("fresh", TOPIC, QueueConfig::default())
+        .unwrap();
+    let mut offsets = Vec::new();
+    loop {
+        let got = queue.try_fetch(100).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        offsets.extend(got.iter().map(|m| m.offset));
+        queue.ack_all(&got).unwrap();
+    }
+    assert_eq!(offsets, (0..60).collect::<Vec<u64>>());
+}
+
+#[test]
+fn unacked_messages_moved_to_warm_are_redelivered_after_a_restart() {
+    let (dir, fabric) = tiered_setup();
+    for i in 0..60 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        assert_eq!(got.len(), 60);
+        // Acks only the last ten; the rest were in flight when it stopped.
+        queue.ack_all(&got[50..]).unwrap();
+        queue.flush().unwrap();
+    }
+    tier_everything_sealed(&fabric);
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    let got = queue.try_fetch(100).unwrap();
+    let offsets: Vec<u64> = got.iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, (0..50).collect::<Vec<u64>>());
+    assert!(
+        got.iter().all(|m| m.attempt == 2),
+        "counted as a redelivery"
+    );
+}
+
+#[test]
+fn an_unacked_message_is_visible_again_exactly_one_visibility_timeout_after_hand_out() {
+    let (_dir, fabric) = setup(1);
+    let start = real_now();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut config = manual_config(&clock);
+    config.visibility_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        backoff: Backoff::List(vec![Duration::from_secs(600)]),
+    };
+    let queue = fabric.queue("visibility", TOPIC, config).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    let first = queue.try_fetch(1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt, 1);
+    let vt = 30_000_000;
+
+    // One µs before the deadline: still invisible.
+    clock.set(start + vt - 1);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    // At the deadline: visible again, no backoff added, counted as attempt 2.
+    clock.set(start + vt);
+    let second = queue.try_fetch(1).unwrap();
+    assert_eq!(
+        second.len(),
+        1,
+        "visible again at hand-out + visibility_timeout"
+    );
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(queue.stats().timed_out, 1);
+
+    // Noticed late: still measured from the deadline, not from the fetch
+    // that notices it (the next hand-out is visible at once).
+    let handed = start + vt;
+    clock.set(handed + vt + 5_000_000);
+    let third = queue.try_fetch(1).unwrap();
+    assert_eq!(
+        third.len(),
+        1,
+        "visible since its deadline, not after a backoff"
+    );
+    assert_eq!(third[0].attempt, 3);
+
+    // The third timeout exhausts max_attempts: dead-lettered, not redelivered.
+    clock.set(handed + vt + 5_000_000 + vt);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    assert_eq!(queue.stats().dead_lettered, 1);
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&DlqFilter::default())
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter.reason, DlqReason::MaxAttemptsExceeded);
+    assert_eq!(letters[0].letter.attempts, 3);
+}
+
+#[test]
+fn a_nack_after_a_visibility_timeout_keeps_the_policys_backoff() {
+    let (_dir, fabric) = setup(1);
+    let start = real_now();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut config = manual_config(&clock);
+    config.visibility_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_attempts: 5,
+        backoff: Backoff::List(vec![Duration::from_secs(7), Duration::from_secs(11)]),
+    };
+    let queue = fabric.queue("nacks", TOPIC, config).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    assert_eq!(queue.try_fetch(1).unwrap().len(), 1);
+    clock.set(start + 30_000_000);
+    let again = queue.try_fetch(1).unwrap();
+    assert_eq!(again[0].attempt, 2);
+    let now = start + 30_000_000 + 1_000;
+    clock.set(now);
+    let outcome = queue.nack(&again[0], Failure::retry("boom")).unwrap();
+    // The delay after attempt 2 of the list: 11 s from the nack.
+    assert_eq!(
+        outcome,
+        NackOutcome::Retry {
+            next_attempt: 3,
+            at: now + 11_000_000
+        }
+    );
+    clock.set(now + 11_000_000 - 1);
+    assert!(queue.try_fetch(1).unwrap().is_empty());
+    clock.set(now + 11_000_000);
+    assert_eq!(queue.try_fetch(1).unwrap()[0].attempt, 3);
+}
+
+#[test]
+fn the_dead_letters_of_a_topic_with_none_yet_are_an_empty_dlq() {
+    let (_dir, fabric) = setup(2);
+    let letters = fabric.dead_letters(TOPIC).unwrap();
+    assert!(letters.list(&DlqFilter::default()).unwrap().is_empty());
+    // A topic that does not exist is still an error naming it.
+    let missing = fabric.dead_letters("no.such.v1").unwrap_err().to_string();
+    assert!(missing.contains("no.such.v1"), "{missing}");
+    // A dead-letter topic has no dead-letter queue of its own.
+    assert!(fabric.dead_letters(&format!("{TOPIC}.dlq")).is_err());
+    assert!(!fabric.topics().iter().any(|t| t.ends_with(".dlq.dlq")));
+    // The first dead letter then lands in it as usual.
+    let clock = Arc::new(ManualClock::new(real_now()));
+    let queue = fabric.queue("q", TOPIC, manual_config(&clock)).unwrap();
+    publish(&fabric, "t", json!({"n": 1}));
+    let m = queue.try_fetch(1).unwrap().remove(0);
+    let outcome = queue
+        .nack(&m, Failure::fatal(DlqReason::HandlerError, "no"))
+        .unwrap();
+    assert!(matches!(outcome, NackOutcome::DeadLettered { .. }));
+    assert_eq!(letters.list(&DlqFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn an_ack_is_never_persisted_for_a_record_a_power_loss_can_remove() {
+    let (dir, fabric) = setup(1);
+    for i in 0..10 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    fabric.flush().unwrap();
+    for i in 10..15 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        assert_eq!(got.len(), 15);
+        queue.ack(&got[12]).unwrap();
+        queue.flush().unwrap();
+        let durable = fabric.partition(TOPIC, 0).unwrap().durable_offset();
+        assert!(
+            durable > 12,
+            "ack of 12 persisted while the log is durable to {durable}"
+        );
+    }
+    // Power loss: the partition keeps only what its last sync covered.
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    log.truncate(log.durable_offset()).unwrap();
+    drop(log);
+    fabric.close().unwrap();
+    let fabric = Fabric::open(dir.path(), FabricConfig::with_fsync(FsyncPolicy::Os)).unwrap();
+    let end = fabric.partition(TOPIC, 0).unwrap().next_offset();
+    let mut fresh = Vec::new();
+    for i in 0..5 {
+        fresh.push(publish(&fabric, "t", json!({ "fresh": i })).0.event_id);
+    }
+    let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+    let got: Vec<_> = queue
+        .try_fetch(100)
+        .unwrap()
+        .iter()
+        .map(|m| m.envelope().unwrap().event_id)
+        .collect();
+    for id in fresh {
+        assert!(
+            got.contains(&id),
+            "a record appended after the power loss (end {end}) was treated as acked"
+        );
+    }
+}
+
+#[test]
+fn an_ack_floor_past_the_recovered_log_end_is_reported_naming_queue_and_partition() {
+    let (_dir, fabric) = setup(1);
+    for i in 0..15 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    {
+        let queue = fabric.queue("q", TOPIC, QueueConfig::default()).unwrap();
+        let got = queue.try_fetch(100).unwrap();
+        queue.ack_all(&got).unwrap();
+    }
+    fabric.partition(TOPIC, 0).unwrap().truncate(10).unwrap();
+    let err = fabric
+        .queue("q", TOPIC, QueueConfig::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            eventfabric::Error::CursorBeyondLog { consumer, topic, partition: 0, cursor: 15, log_end: 10 }
+                if consumer.contains("\"q\"") && topic == TOPIC
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_durable_only_queue_hands_out_only_synced_records() {
+    let (_dir, fabric) = setup(1);
+    for i in 0..3 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    fabric.flush().unwrap();
+    for i in 3..7 {
+        publish(&fabric, "t", json!({ "i": i }));
+    }
+    let mut config = QueueConfig::default();
+    config.durable_only = true;
+    let queue = fabric.queue("careful", TOPIC, config).unwrap();
+    assert_eq!(queue.try_fetch(100).unwrap().len(), 3);
+    assert!(
+        queue
+            .fetch(100, Duration::from_millis(30))
+            .unwrap()
+            .is_empty()
+    );
+    fabric.flush().unwrap();
+    assert_eq!(queue.fetch(100, Duration::from_secs(5)).unwrap().len(), 4);
 }
