@@ -114,7 +114,7 @@ impl Bytes<'_> {
 impl Ledger {
     fn open(fabric: &Fabric, dlq_topic: &str) -> Result<Ledger> {
         let dir = fabric.path().join(REPLAY_DIR).join(dlq_topic);
-        let opened = StateLog::open(&crate::io::Io::new(None), &dir, LEDGER_NAME)?;
+        let opened = StateLog::open(&fabric.state_io(), &dir, LEDGER_NAME)?;
         let path = opened.log.path().to_path_buf();
         let mut ledger = Ledger {
             log: opened.log,

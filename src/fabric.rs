@@ -112,6 +112,9 @@ struct Inner {
     groups: crate::group::Registry,
     /// Warm and cold tiers (see [`crate::tier`]).
     tiers: Tiers,
+    /// Test seam: faults injected into the state logs opened from now on
+    /// (queue state, group cursors, DLQ replay ledgers).
+    state_faults: RwLock<Option<Arc<dyn crate::io::FaultInjector>>>,
 }
 
 /// A fabric handle that does not keep the fabric open (for background threads).
@@ -210,6 +213,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: Some(lock),
                 groups: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         fabric.load_topics()?;
@@ -248,6 +252,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         fabric.load_topics()?;
@@ -690,6 +695,19 @@ impl Fabric {
         &self.inner.tiers
     }
 
+    /// Injects faults into every state log opened through this handle from
+    /// now on: queue state files, consumer-group cursor logs and DLQ replay
+    /// ledgers (a test seam, like [`Fabric::set_tier_fault_injector`];
+    /// `None` turns it off).
+    pub fn set_state_fault_injector(&self, faults: Option<Arc<dyn crate::io::FaultInjector>>) {
+        *self.inner.state_faults.write() = faults;
+    }
+
+    /// The I/O seam state logs are opened with.
+    pub(crate) fn state_io(&self) -> crate::io::Io {
+        crate::io::Io::new(self.inner.state_faults.read().clone())
+    }
+
     /// Every open topic's handle.
     pub(crate) fn topic_handles(&self) -> Vec<Arc<TopicHandle>> {
         self.inner.topics.read().values().cloned().collect()
@@ -719,6 +737,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         let mut out = Vec::new();

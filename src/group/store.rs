@@ -200,8 +200,8 @@ pub(crate) struct CursorStore {
 }
 
 impl CursorStore {
-    /// Opens (creating) the cursor log, taking its lock: a second opener, in
-    /// this process or another, gets [`Error::Locked`] naming the holder.
+    /// [`CursorStore::open_with`] without fault injection.
+    #[cfg(test)]
     pub(crate) fn open(
         root: &Path,
         group: &str,
@@ -211,7 +211,10 @@ impl CursorStore {
         CursorStore::open_with(&Io::new(None), root, group, topic, window)
     }
 
-    fn open_with(
+    /// Opens (creating) the cursor log through the I/O seam `io`, taking its
+    /// lock: a second opener, in this process or another, gets
+    /// [`Error::Locked`] naming the holder.
+    pub(crate) fn open_with(
         io: &Io,
         root: &Path,
         group: &str,
