@@ -222,7 +222,10 @@ impl DeadLetters {
     /// an earlier replay completed. Each entry's intent is synced to the
     /// ledger before it is published, and the publish is flushed before it
     /// is marked done, so a crash replays an entry at most once more only
-    /// if its publish never reached the topic. Needs a writable fabric;
+    /// if its publish never reached the topic. The DLQ is streamed, not
+    /// loaded: a record that is not a valid dead letter stops the replay
+    /// with an error naming it, after the letters before it were replayed
+    /// and recorded (running it again skips them). Needs a writable fabric;
     /// a concurrent replay of the same DLQ gets [`Error::Locked`].
     pub fn replay(&self, filter: &DlqFilter, rate_per_sec: Option<f64>) -> Result<ReplayReport> {
         if self.fabric.is_read_only() {
@@ -244,9 +247,9 @@ impl DeadLetters {
             resolved_in_doubt: ledger.resolve_in_doubt(&self.fabric, &self.source)?,
             ..ReplayReport::default()
         };
-        let entries = self.list(filter)?;
         let started = Instant::now();
-        for entry in entries {
+        for entry in self.iter(filter)? {
+            let entry = entry?;
             let dlq = (entry.dlq_partition, entry.dlq_offset);
             let source = (entry.letter.partition, entry.letter.offset);
             if entry.letter.topic != self.source {
