@@ -2,7 +2,8 @@
 //! group cursor logs) at every file operation they make: each injected
 //! failure is an error returned to the caller, nothing acknowledged before
 //! or after it is lost once the state is reopened, and a handle whose sync
-//! failed refuses to go on as if it had not.
+//! failed refuses to go on as if it had not. Also: the reserved bytes of a
+//! cursor record are checked on read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -338,4 +339,55 @@ fn a_group_keeps_its_last_acknowledged_commit_at_any_cursor_log_fault() {
         }
     }
     assert!(runs > 20, "only {runs} runs: the workload does little I/O");
+}
+
+/// A state-log file holding `payloads` (container layout: docs/FORMAT.md,
+/// "State logs"), each record with a valid CRC.
+fn state_log_bytes(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"EFSL".to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    for payload in payloads {
+        let mut header = b"EFSR".to_vec();
+        header.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        header.extend_from_slice(&0u64.to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        crc.update(payload);
+        header.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// The reserved bytes of a cursor record are zero; a record (with a valid
+/// checksum) that sets them is a newer layout or a writer bug, and the
+/// group refuses to start from it instead of guessing.
+#[test]
+fn a_cursor_record_with_non_zero_reserved_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = fabric_with_events(dir.path());
+    let record = |reserved: [u8; 2]| {
+        let mut r = vec![1, 1];
+        r.extend_from_slice(&reserved);
+        r.extend_from_slice(&0u64.to_le_bytes()); // expired
+        r.extend_from_slice(&1u32.to_le_bytes()); // one position
+        r.extend_from_slice(&0u32.to_le_bytes());
+        r.extend_from_slice(&5u64.to_le_bytes());
+        r.extend_from_slice(&0u32.to_le_bytes()); // no ids
+        r
+    };
+    let path = dir.path().join("groups/g").join(format!("{TOPIC}.cursors"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, state_log_bytes(&[record([0, 0])])).unwrap();
+    assert_eq!(committed(&fabric), 5, "the well-formed record is read");
+    std::fs::write(&path, state_log_bytes(&[record([0, 1])])).unwrap();
+    match fabric.consumer("g", TOPIC, consumer_config()) {
+        Err(eventfabric::Error::Corrupted { reason, .. }) => {
+            assert!(reason.contains("reserved"), "{reason}")
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a cursor record with reserved bytes set was accepted"),
+    }
 }

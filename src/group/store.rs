@@ -107,6 +107,9 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
         KIND_SNAPSHOT => true,
         other => return Err(bad(format!("unknown record kind {other}"))),
     };
+    if bytes[2..4] != [0, 0] {
+        return Err(bad("reserved bytes 2..4 are not zero".into()));
+    }
     let expired = u64_at(4).unwrap_or(0);
     let n = u32_at(12).unwrap_or(0) as usize;
     let ids_at = HEADER_LEN + n.saturating_mul(POSITION_LEN);
