@@ -350,7 +350,15 @@ impl DeadLetters {
             });
         }
         ledger.log.sync()?;
-        ledger.compact_if_due()?;
+        // Compaction only saves space: a failure leaves the old ledger or the
+        // new one, both whole, and must not turn a finished replay into an
+        // error (its report would be lost); the next run tries again.
+        if let Err(e) = ledger.compact_if_due() {
+            log::warn!(
+                "dlq replay of {:?}: ledger compaction failed: {e}",
+                self.dlq
+            );
+        }
         Ok(report)
     }
 
