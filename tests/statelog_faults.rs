@@ -5,7 +5,7 @@
 //! failed refuses to go on as if it had not. Also: the reserved bytes of a
 //! cursor record are checked on read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +43,9 @@ struct FailOnce {
     fired: AtomicBool,
     /// The file the fault hit.
     hit: Mutex<Option<PathBuf>>,
+    /// Per file, its length at its last completed sync (what a power loss
+    /// keeps); a rename carries it to the new name.
+    durable: Mutex<HashMap<PathBuf, u64>>,
 }
 
 impl FailOnce {
@@ -54,11 +57,45 @@ impl FailOnce {
             seen: AtomicU64::new(0),
             fired: AtomicBool::new(false),
             hit: Mutex::new(None),
+            durable: Mutex::new(HashMap::new()),
         })
     }
 
     fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Records what an operation about to succeed makes durable.
+    fn track(&self, op: IoOp, path: &Path) {
+        let mut durable = self.durable.lock().unwrap();
+        match op {
+            // Everything written before the sync is in the file now.
+            IoOp::Sync => {
+                let len = std::fs::metadata(path).map_or(0, |m| m.len());
+                durable.insert(path.to_path_buf(), len);
+            }
+            // Only compactions rename (`<log>.tmp` over `<log>`).
+            IoOp::Rename => {
+                let to = path.with_extension("");
+                let len = durable.remove(path).unwrap_or(0);
+                durable.insert(to, len);
+            }
+            _ => {}
+        }
+    }
+
+    /// Simulates a power loss on the state log `path`: everything after its
+    /// last completed sync is zeroed (the file keeps its length, as when
+    /// the size reached the disk but the data did not).
+    fn lose_unsynced(&self, path: &Path) {
+        let Ok(mut bytes) = std::fs::read(path) else {
+            return;
+        };
+        let keep = self.durable.lock().unwrap().get(path).copied();
+        // A log this handle never synced was created synced (header).
+        let keep = keep.unwrap_or(16).min(bytes.len() as u64) as usize;
+        bytes[keep..].fill(0);
+        std::fs::write(path, &bytes).unwrap();
     }
 
     /// Whether the fault was a failed sync of a state log itself (not of
@@ -76,15 +113,16 @@ impl FailOnce {
 
 impl FaultInjector for FailOnce {
     fn check(&self, op: IoOp, path: &Path, _len: usize) -> Option<Fault> {
-        if op != self.op {
-            return None;
-        }
-        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        (n == self.nth).then(|| {
+        let hit = op == self.op && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth;
+        let fault = hit.then(|| {
             *self.hit.lock().unwrap() = Some(path.to_path_buf());
             self.fired.store(true, Ordering::SeqCst);
             self.fault
-        })
+        });
+        if fault.is_none() {
+            self.track(op, path);
+        }
+        fault
     }
 }
 
@@ -172,8 +210,10 @@ fn queue_workload(fabric: &Fabric, fault: &FailOnce, what: &str) -> (BTreeSet<u6
     (acked, uncertain)
 }
 
-/// After a failure anywhere in the queue's state log, a clean reopen never
-/// redelivers a message whose ack returned Ok and still delivers every other.
+/// After a failure anywhere in the queue's state log, and then a power loss
+/// (everything after the last completed sync zeroed), a clean reopen never
+/// redelivers a message whose ack returned Ok (with a sync after every
+/// operation, an Ok ack is a durable one) and still delivers every other.
 #[test]
 fn a_queue_loses_no_acknowledged_ack_and_no_message_at_any_state_file_fault() {
     let mut runs = 0;
@@ -187,6 +227,9 @@ fn a_queue_loses_no_acknowledged_ack_and_no_message_at_any_state_file_fault() {
                 fabric.set_state_fault_injector(Some(fault.clone()));
                 let (acked, uncertain) = queue_workload(&fabric, &fault, &what);
                 fabric.set_state_fault_injector(None);
+                // Then the power fails: only what a completed sync made
+                // durable is left of the state file.
+                fault.lose_unsynced(&dir.path().join("queues/q/state"));
                 let queue = fabric
                     .queue("q", TOPIC, queue_config())
                     .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
@@ -304,7 +347,8 @@ fn group_workload(fabric: &Fabric, fault: &FailOnce, what: &str) -> BTreeSet<u64
     possible
 }
 
-/// After a failure anywhere in a group's cursor log, a clean reopen finds
+/// After a failure anywhere in a group's cursor log, and then a power loss
+/// (everything after the last completed sync zeroed), a clean reopen finds
 /// the last acknowledged commit (or one attempted after it), never an older
 /// one.
 #[test]
@@ -320,6 +364,9 @@ fn a_group_keeps_its_last_acknowledged_commit_at_any_cursor_log_fault() {
                 fabric.set_state_fault_injector(Some(fault.clone()));
                 let possible = group_workload(&fabric, &fault, &what);
                 fabric.set_state_fault_injector(None);
+                // Then the power fails (Sync commits: an Ok one is durable).
+                let cursors = dir.path().join("groups/g").join(format!("{TOPIC}.cursors"));
+                fault.lose_unsynced(&cursors);
                 // A clean join must work and start where the log says.
                 let mut consumer = fabric
                     .consumer("g", TOPIC, consumer_config())
