@@ -511,28 +511,26 @@ impl DeadLetters {
         &self.dlq
     }
 
-    /// Every entry passing `filter`, in partition then offset order. A
+    /// Every entry passing `filter`, in partition then offset order, all in
+    /// memory: for a DLQ of any size, prefer [`DeadLetters::iter`]. A
     /// record that is not a valid dead letter is an error naming it.
     pub fn list(&self, filter: &DlqFilter) -> Result<Vec<DlqEntry>> {
+        self.iter(filter)?.collect()
+    }
+
+    /// The entries passing `filter`, in partition then offset order, read
+    /// one at a time as the iterator is advanced (memory does not grow with
+    /// the DLQ). A record that is not a valid dead letter is an `Err` item
+    /// naming its topic, partition and offset, after which the iterator
+    /// ends; the entries before it have been yielded.
+    pub fn iter(&self, filter: &DlqFilter) -> Result<DlqIter> {
         let from = filter.from.map_or(StartFrom::Earliest, StartFrom::Time);
-        let mut reader = self.fabric.reader(&self.dlq, from)?;
-        let mut out = Vec::new();
-        while let Some(raw) = reader.next_raw() {
-            let raw = raw?;
-            let entry = decode(&raw.value, raw.partition, raw.offset).map_err(|reason| {
-                Error::invalid(
-                    format!(
-                        "record at offset {} of topic {:?} partition {}",
-                        raw.offset, self.dlq, raw.partition
-                    ),
-                    format!("not a valid dead letter: {reason}"),
-                )
-            })?;
-            if filter.matches(&entry) {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        Ok(DlqIter {
+            reader: self.fabric.reader(&self.dlq, from)?,
+            filter: filter.clone(),
+            dlq: self.dlq.clone(),
+            done: false,
+        })
     }
 
     /// The entry at `partition`:`offset` of the `.dlq` topic.
@@ -562,6 +560,49 @@ impl DeadLetters {
         })
     }
 }
+
+/// The streaming listing of [`DeadLetters::iter`]: one decoded entry per
+/// step, nothing read ahead beyond the reader's current batch.
+#[derive(Debug)]
+pub struct DlqIter {
+    reader: crate::reader::Reader,
+    filter: DlqFilter,
+    dlq: String,
+    done: bool,
+}
+
+impl Iterator for DlqIter {
+    type Item = Result<DlqEntry>;
+
+    fn next(&mut self) -> Option<Result<DlqEntry>> {
+        while !self.done {
+            let raw = match self.reader.next_raw()? {
+                Ok(raw) => raw,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            match decode(&raw.value, raw.partition, raw.offset) {
+                Ok(entry) if self.filter.matches(&entry) => return Some(Ok(entry)),
+                Ok(_) => {}
+                Err(reason) => {
+                    self.done = true;
+                    return Some(Err(Error::invalid(
+                        format!(
+                            "record at offset {} of topic {:?} partition {}",
+                            raw.offset, self.dlq, raw.partition
+                        ),
+                        format!("not a valid dead letter: {reason}"),
+                    )));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl std::iter::FusedIterator for DlqIter {}
 
 /// Fires a callback when more than `threshold` messages were dead-lettered
 /// within the last `window` (the hook for paging/alerting).

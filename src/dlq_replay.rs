@@ -9,7 +9,7 @@
 //! letter whose intent is not durable, and never replay an entry (or a
 //! duplicate letter of the same source message) that the ledger marks done.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -26,6 +26,14 @@ use crate::statelog::StateLog;
 const LEDGER_VERSION: u8 = 1;
 const KIND_INTENT: u8 = 1;
 const KIND_DONE: u8 = 2;
+/// Bytes of a `done` record: version, kind, three (partition, offset) pairs.
+const DONE_LEN: usize = 2 + 3 * 12;
+/// Bytes of an `intent` record: version, kind, three pairs, an event id.
+const INTENT_LEN: usize = 2 + 3 * 12 + 16;
+/// Per-record overhead of the state-log container.
+const RECORD_OVERHEAD: usize = crate::statelog::RECORD_HEADER_LEN;
+/// A ledger smaller than this is never compacted.
+const MIN_COMPACT_BYTES: u64 = 64 << 10;
 /// Directory (under the data directory) of the replay ledgers.
 pub(crate) const REPLAY_DIR: &str = "dlq-replay";
 const LEDGER_NAME: &str = "replayed";
@@ -65,11 +73,20 @@ struct Intent {
     event_id: Uuid,
 }
 
+/// A completed replay: the letter's source position and where it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Done {
+    source: (u32, u64),
+    target: (u32, u64),
+}
+
 #[derive(Debug)]
 struct Ledger {
     log: StateLog,
-    done_dlq: HashSet<(u32, u64)>,
-    done_source: HashSet<(u32, u64)>,
+    /// Completed replays by `.dlq` position.
+    done: BTreeMap<(u32, u64), Done>,
+    /// Source positions replayed (a duplicate letter of one is skipped).
+    done_source: HashMap<(u32, u64), (u32, u64)>,
     in_doubt: BTreeMap<(u32, u64), Intent>,
 }
 
@@ -114,12 +131,12 @@ impl Bytes<'_> {
 impl Ledger {
     fn open(fabric: &Fabric, dlq_topic: &str) -> Result<Ledger> {
         let dir = fabric.path().join(REPLAY_DIR).join(dlq_topic);
-        let opened = StateLog::open(&crate::io::Io::new(None), &dir, LEDGER_NAME)?;
+        let opened = StateLog::open(&fabric.state_io(), &dir, LEDGER_NAME)?;
         let path = opened.log.path().to_path_buf();
         let mut ledger = Ledger {
             log: opened.log,
-            done_dlq: HashSet::new(),
-            done_source: HashSet::new(),
+            done: BTreeMap::new(),
+            done_source: HashMap::new(),
             in_doubt: BTreeMap::new(),
         };
         for (i, record) in opened.records.iter().enumerate() {
@@ -127,7 +144,14 @@ impl Ledger {
                 Error::corrupted(
                     &path,
                     0,
-                    format!("replay ledger record {i} is malformed (version or kind unknown)"),
+                    format!(
+                        "replay ledger record {i} (counting from 0 after the file header) is \
+                         malformed: {} bytes, version {}, kind {} (an intent is {INTENT_LEN} \
+                         bytes, a done record {DONE_LEN}, both version {LEDGER_VERSION})",
+                        record.len(),
+                        record.first().copied().unwrap_or(0),
+                        record.get(1).copied().unwrap_or(0),
+                    ),
                 )
             };
             let (&[version, kind], body) = record.split_first_chunk::<2>().ok_or_else(bad)?;
@@ -158,7 +182,11 @@ impl Ledger {
                 KIND_DONE => {
                     let dlq = b.pair().ok_or_else(bad)?;
                     let source = b.pair().ok_or_else(bad)?;
-                    ledger.mark_done(dlq, source);
+                    let target = b.pair().ok_or_else(bad)?;
+                    if !b.0.is_empty() {
+                        return Err(bad());
+                    }
+                    ledger.mark_done(dlq, source, target);
                 }
                 _ => return Err(bad()),
             }
@@ -166,10 +194,44 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn mark_done(&mut self, dlq: (u32, u64), source: (u32, u64)) {
+    fn mark_done(&mut self, dlq: (u32, u64), source: (u32, u64), target: (u32, u64)) {
         self.in_doubt.remove(&dlq);
-        self.done_dlq.insert(dlq);
-        self.done_source.insert(source);
+        self.done.insert(dlq, Done { source, target });
+        self.done_source.insert(source, target);
+    }
+
+    /// Bytes of the ledger rewritten as its live state.
+    fn snapshot_len(&self) -> u64 {
+        (crate::statelog::FILE_HEADER_LEN
+            + self.done.len() * (RECORD_OVERHEAD + DONE_LEN)
+            + self.in_doubt.len() * (RECORD_OVERHEAD + INTENT_LEN)) as u64
+    }
+
+    /// Compacts when the ledger has grown past twice its live state (and
+    /// past [`MIN_COMPACT_BYTES`]); returns whether it did.
+    fn compact_if_due(&mut self) -> Result<bool> {
+        if self.log.len() <= MIN_COMPACT_BYTES.max(2 * self.snapshot_len()) {
+            return Ok(false);
+        }
+        self.compact()?;
+        Ok(true)
+    }
+
+    /// Rewrites the ledger as its live state: one `done` record per
+    /// replayed letter and the intents still in doubt; the intents of
+    /// completed replays and those found never published are dropped.
+    /// The state log's compaction (temporary file, fsync, rename, fsync of
+    /// the directory) leaves the old ledger or the new one after a crash,
+    /// and both say the same.
+    fn compact(&mut self) -> Result<()> {
+        let mut records: Vec<Vec<u8>> = self
+            .done
+            .iter()
+            .map(|(&dlq, d)| encode_done(dlq, d.source, d.target))
+            .collect();
+        records.extend(self.in_doubt.values().map(encode_intent));
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        self.log.compact(&slices)
     }
 
     /// Decides interrupted replays: published (the event id is in the target
@@ -210,7 +272,7 @@ impl Ledger {
                     let done =
                         encode_done(intent.dlq, intent.source, (intent.target_partition, offset));
                     self.log.append(&[&done], true)?;
-                    self.mark_done(intent.dlq, intent.source);
+                    self.mark_done(intent.dlq, intent.source, (intent.target_partition, offset));
                     resolved += 1;
                 }
                 None => {
@@ -229,7 +291,10 @@ impl DeadLetters {
     /// an earlier replay completed. Each entry's intent is synced to the
     /// ledger before it is published, and the publish is flushed before it
     /// is marked done, so a crash replays an entry at most once more only
-    /// if its publish never reached the topic. Needs a writable fabric;
+    /// if its publish never reached the topic. The DLQ is streamed, not
+    /// loaded: a record that is not a valid dead letter stops the replay
+    /// with an error naming it, after the letters before it were replayed
+    /// and recorded (running it again skips them). Needs a writable fabric;
     /// a concurrent replay of the same DLQ gets [`Error::Locked`].
     pub fn replay(&self, filter: &DlqFilter, rate_per_sec: Option<f64>) -> Result<ReplayReport> {
         if self.fabric.is_read_only() {
@@ -251,9 +316,9 @@ impl DeadLetters {
             resolved_in_doubt: ledger.resolve_in_doubt(&self.fabric, &self.source)?,
             ..ReplayReport::default()
         };
-        let entries = self.list(filter)?;
         let started = Instant::now();
-        for entry in entries {
+        for entry in self.iter(filter)? {
+            let entry = entry?;
             let dlq = (entry.dlq_partition, entry.dlq_offset);
             let source = (entry.letter.partition, entry.letter.offset);
             if entry.letter.topic != self.source {
@@ -264,7 +329,7 @@ impl DeadLetters {
                 ));
                 continue;
             }
-            if ledger.done_dlq.contains(&dlq) || ledger.done_source.contains(&source) {
+            if ledger.done.contains_key(&dlq) || ledger.done_source.contains_key(&source) {
                 report.already_replayed += 1;
                 continue;
             }
@@ -292,6 +357,15 @@ impl DeadLetters {
             });
         }
         ledger.log.sync()?;
+        // Compaction only saves space: a failure leaves the old ledger or the
+        // new one, both whole, and must not turn a finished replay into an
+        // error (its report would be lost); the next run tries again.
+        if let Err(e) = ledger.compact_if_due() {
+            log::warn!(
+                "dlq replay of {:?}: ledger compaction failed: {e}",
+                self.dlq
+            );
+        }
         Ok(report)
     }
 
@@ -323,7 +397,7 @@ impl DeadLetters {
             .flush()?;
         let done = encode_done(dlq, source, (published.partition, published.offset));
         ledger.log.append(&[&done], false)?;
-        ledger.mark_done(dlq, source);
+        ledger.mark_done(dlq, source, (published.partition, published.offset));
         Ok(published)
     }
 }
@@ -370,8 +444,89 @@ mod tests {
         }
         let ledger = Ledger::open(&fabric, "t.dlq").unwrap();
         assert_eq!(ledger.in_doubt.get(&(1, 2)), Some(&intent));
-        assert!(ledger.done_dlq.contains(&(9, 9)));
-        assert!(ledger.done_source.contains(&(8, 8)));
+        assert!(ledger.done.contains_key(&(9, 9)));
+        assert!(ledger.done_source.contains_key(&(8, 8)));
+    }
+
+    /// A `done` record is exactly its 38 bytes: anything after the target
+    /// (a newer layout, a writer bug) is refused, not ignored.
+    #[test]
+    fn a_done_record_with_bytes_left_over_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), crate::FabricConfig::default()).unwrap();
+        {
+            let mut ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            let mut done = encode_done((1, 1), (2, 2), (3, 3));
+            assert_eq!(done.len(), 38);
+            done.extend_from_slice(&[0, 0, 0, 0]);
+            ledger.log.append(&[&done], true).unwrap();
+        }
+        let err = Ledger::open(&fabric, "t.dlq").unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+        assert!(err.to_string().contains("record 0"), "{err}");
+    }
+
+    /// A ledger of many replayed letters and some stale intents, compacted
+    /// with a crash injected after every file operation of the compaction:
+    /// each reopen finds exactly the state before it, and the compacted
+    /// ledger is smaller than the log it replaced.
+    #[test]
+    fn a_crash_at_any_step_of_ledger_compaction_keeps_every_replayed_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let fabric = Fabric::open(dir.path(), crate::FabricConfig::default()).unwrap();
+        let state = |l: &Ledger| (l.done.clone(), l.in_doubt.clone());
+        let before = {
+            let mut ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            for i in 0..200u64 {
+                let intent = Intent {
+                    dlq: (0, i),
+                    source: (1, i),
+                    target_partition: 0,
+                    target_from: i,
+                    event_id: Uuid::from_u128(i.into()),
+                };
+                ledger
+                    .log
+                    .append(&[&encode_intent(&intent)], false)
+                    .unwrap();
+                if i % 10 == 9 {
+                    // Left in doubt (a crash between intent and done).
+                    ledger.in_doubt.insert(intent.dlq, intent);
+                    continue;
+                }
+                ledger
+                    .log
+                    .append(&[&encode_done((0, i), (1, i), (0, 1000 + i))], false)
+                    .unwrap();
+                ledger.mark_done((0, i), (1, i), (0, 1000 + i));
+            }
+            ledger.log.sync().unwrap();
+            state(&ledger)
+        };
+        let full = Ledger::open(&fabric, "t.dlq").unwrap().log.len();
+        let mut crash_at = 1;
+        loop {
+            let plan = std::sync::Arc::new(crate::io::FaultPlan::new().crash_after(crash_at));
+            fabric.set_state_fault_injector(Some(plan));
+            let compacted = Ledger::open(&fabric, "t.dlq").and_then(|mut l| l.compact());
+            fabric.set_state_fault_injector(None);
+            let ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            assert_eq!(state(&ledger), before, "crash after {crash_at} operations");
+            if compacted.is_ok() {
+                assert!(
+                    ledger.log.len() < full / 2,
+                    "{} of {full}",
+                    ledger.log.len()
+                );
+                break;
+            }
+            assert!(crash_at < 50, "compaction never completed");
+            crash_at += 1;
+        }
+        assert!(
+            crash_at > 5,
+            "only {crash_at} steps: the crash points were not reached"
+        );
     }
 
     /// A replay interrupted between its synced intent and its `done`

@@ -114,6 +114,9 @@ struct Inner {
     tiers: Tiers,
     /// Readers, queues and consumer-group members alive on this fabric.
     handles: Arc<OpenHandles>,
+    /// Test seam: faults injected into the state logs opened from now on
+    /// (queue state, group cursors, DLQ replay ledgers).
+    state_faults: RwLock<Option<Arc<dyn crate::io::FaultInjector>>>,
 }
 
 /// The handles that keep a fabric (and so its directory lock) open, by what
@@ -234,6 +237,7 @@ impl Fabric {
                 _lock: Some(lock),
                 groups: Default::default(),
                 handles: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         fabric.load_topics()?;
@@ -273,6 +277,7 @@ impl Fabric {
                 _lock: None,
                 groups: Default::default(),
                 handles: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         fabric.load_topics()?;
@@ -762,6 +767,19 @@ impl Fabric {
         &self.inner.tiers
     }
 
+    /// Injects faults into every state log opened through this handle from
+    /// now on: queue state files, consumer-group cursor logs and DLQ replay
+    /// ledgers (a test seam, like [`Fabric::set_tier_fault_injector`];
+    /// `None` turns it off).
+    pub fn set_state_fault_injector(&self, faults: Option<Arc<dyn crate::io::FaultInjector>>) {
+        *self.inner.state_faults.write() = faults;
+    }
+
+    /// The I/O seam state logs are opened with.
+    pub(crate) fn state_io(&self) -> crate::io::Io {
+        crate::io::Io::new(self.inner.state_faults.read().clone())
+    }
+
     /// Every open topic's handle.
     pub(crate) fn topic_handles(&self) -> Vec<Arc<TopicHandle>> {
         self.inner.topics.read().values().cloned().collect()
@@ -792,6 +810,7 @@ impl Fabric {
                 _lock: None,
                 groups: Default::default(),
                 handles: Default::default(),
+                state_faults: RwLock::new(None),
             }),
         };
         let mut out = Vec::new();

@@ -442,7 +442,13 @@ impl Consumer {
                         config.processed_window_ids,
                         config.processed_window_age.as_micros() as i64,
                     );
-                    let store = CursorStore::open(fabric.path(), group, topic, window)?;
+                    let store = CursorStore::open_with(
+                        &fabric.state_io(),
+                        fabric.path(),
+                        group,
+                        topic,
+                        window,
+                    )?;
                     if store.torn_tail_bytes() > 0 {
                         log::warn!(
                             "consumer group {group:?} on {topic:?}: cut {} bytes of an \
@@ -1241,7 +1247,8 @@ pub enum ResetTo {
 pub fn reset(fabric: &Fabric, group: &str, topic: &str, to: ResetTo) -> Result<BTreeMap<u32, u64>> {
     validate_group_name(group)?;
     let handle = fabric.handle(topic)?;
-    let mut store = CursorStore::open(
+    let mut store = CursorStore::open_with(
+        &fabric.state_io(),
         fabric.path(),
         group,
         topic,

@@ -26,7 +26,6 @@ use crate::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWi
 use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
-use crate::io::Io;
 use crate::queue_state::{self, History, PartitionState};
 use crate::reader::{RawEvent, Reader, StartFrom};
 use crate::retry::RetryPolicy;
@@ -420,7 +419,7 @@ impl Queue {
         }
         let handle = fabric.handle(topic)?;
         let dir = fabric.path().join(QUEUES_DIR).join(name);
-        let opened = StateLog::open(&Io::new(None), &dir, STATE_FILE)?;
+        let opened = StateLog::open(&fabric.state_io(), &dir, STATE_FILE)?;
         let mut persisted = queue_state::fold(&opened.records, opened.log.path())?;
         let mut log = opened.log;
         match &persisted.topic {

@@ -76,7 +76,7 @@ impl StateLog {
         // the state log it would have replaced is still whole.
         io.remove(&tmp)?;
         if !path.exists() {
-            write_snapshot(io, dir, &path, 0, &[])?;
+            write_snapshot(io, dir, &path, 0, &[], &mut false)?;
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         let generation = parse_file_header(&bytes, &path)?;
@@ -94,7 +94,17 @@ impl StateLog {
                 path,
                 file,
                 len: end,
-                synced: end,
+                // Not `end`: the bytes an earlier process appended may still
+                // be only in the page cache, and a record appended now must
+                // not vouch for them (a power loss could keep its page and
+                // lose theirs, turning a torn tail into "corruption"). The
+                // first sync of this handle covers them (the cut of a torn
+                // tail above was such a sync).
+                synced: if torn_tail_bytes > 0 {
+                    end
+                } else {
+                    FILE_HEADER_LEN as u64
+                },
                 generation,
                 poisoned: None,
                 buf: Vec::new(),
@@ -143,7 +153,7 @@ impl StateLog {
             // append does not land behind garbage; if even that fails, the
             // file's tail is unknown and only a reopen can tell.
             if self.io.set_len(&self.file, &self.path, self.len).is_err() {
-                self.poisoned = Some(e.to_string());
+                self.poisoned = Some(format!("write ({e})"));
             }
             return Err(e);
         }
@@ -160,7 +170,7 @@ impl StateLog {
         if let Err(e) = self.io.sync_data(&self.file, &self.path) {
             // After a failed fsync the kernel may have dropped the dirty
             // pages: nothing about the tail can be trusted until a reopen.
-            self.poisoned = Some(e.to_string());
+            self.poisoned = Some(format!("sync ({e})"));
             return Err(e);
         }
         self.synced = self.len;
@@ -170,23 +180,49 @@ impl StateLog {
     /// Replaces the whole log with `snapshot` (the owner's live state):
     /// written to a temporary file, synced, renamed over the log, directory
     /// synced. A crash at any point leaves either the old log or the new one.
+    ///
+    /// A failure before the rename leaves the old log in place and the
+    /// handle usable. A failure after it (the directory sync, or reopening
+    /// the new file) poisons the handle: the old file is unlinked, so
+    /// appending to it would be lost, and the rename itself may be undone
+    /// by a power loss, so appending to the new one could be lost as well.
+    /// Only a reopen can tell which of the two logs the disk holds.
     pub(crate) fn compact(&mut self, snapshot: &[&[u8]]) -> Result<()> {
         self.check_poisoned()?;
         let generation = self.generation + 1;
-        let len = write_snapshot(&self.io, &self.dir, &self.path, generation, snapshot)?;
-        self.file = self.io.open_rw(&self.path, false)?;
-        self.generation = generation;
-        self.len = len;
-        self.synced = len;
-        Ok(())
+        let mut renamed = false;
+        let replaced = write_snapshot(
+            &self.io,
+            &self.dir,
+            &self.path,
+            generation,
+            snapshot,
+            &mut renamed,
+        )
+        .and_then(|len| Ok((self.io.open_rw(&self.path, false)?, len)));
+        match replaced {
+            Ok((file, len)) => {
+                self.file = file;
+                self.generation = generation;
+                self.len = len;
+                self.synced = len;
+                Ok(())
+            }
+            Err(e) => {
+                if renamed {
+                    self.poisoned = Some(format!("compaction ({e})"));
+                }
+                Err(e)
+            }
+        }
     }
 
     fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
-            Some(reason) => Err(Error::invalid(
-                format!("state log {}", self.path.display()),
-                format!("an earlier write or sync failed ({reason}); reopen it to recover"),
-            )),
+            Some(cause) => Err(Error::Poisoned {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -221,13 +257,15 @@ fn encode_record(out: &mut Vec<u8>, payload: &[u8], synced_before: u64, path: &P
 }
 
 /// Writes a complete state log holding `records` via a temporary file;
-/// returns its length.
+/// returns its length. `renamed` is set once the new file has replaced
+/// `path` (even if the directory sync after it then failed).
 fn write_snapshot(
     io: &Io,
     dir: &Path,
     path: &Path,
     generation: u64,
     records: &[&[u8]],
+    renamed: &mut bool,
 ) -> Result<u64> {
     let mut bytes = Vec::with_capacity(
         FILE_HEADER_LEN
@@ -250,6 +288,7 @@ fn write_snapshot(
         io.write_at(&file, &tmp, &bytes, 0)?;
         io.sync_data(&file, &tmp)?;
         io.rename(&tmp, path)?;
+        *renamed = true;
         io.sync_dir(dir)
     })();
     if written.is_err() {
@@ -447,6 +486,67 @@ mod tests {
         let mut opened = StateLog::open(&io, dir.path(), "state").unwrap();
         assert!(opened.log.append(&[b"x"], true).is_err());
         assert!(opened.log.append(&[b"y"], true).is_err());
+    }
+
+    /// A compaction whose directory sync fails has renamed the new file
+    /// over the old one, but the rename may not be durable: the handle must
+    /// not keep appending (to either file) as if nothing happened.
+    #[test]
+    fn an_append_acknowledged_after_a_failed_compaction_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        let plan = Arc::new(FaultPlan::new().fail_nth(IoOp::SyncDir, 1, Fault::Fail(5)));
+        let io = Io::new(Some(plan));
+        let mut opened = StateLog::open(&io, dir.path(), "state").unwrap();
+        opened.log.append(&[b"before"], true).unwrap();
+        assert!(opened.log.compact(&[b"snapshot"]).is_err());
+        let after = opened.log.append(&[b"after"], true);
+        drop(opened);
+        let got = open(dir.path());
+        let got = payloads(&got);
+        if after.is_ok() {
+            assert!(
+                got.contains(&&b"after"[..]),
+                "an acknowledged append was lost: {got:?}"
+            );
+        }
+        assert!(
+            got == [&b"before"[..]]
+                || got == [&b"snapshot"[..]]
+                || got == [&b"snapshot"[..], b"after"],
+            "{got:?}"
+        );
+    }
+
+    /// Power loss after a process appended without syncing and its
+    /// successor appended (unsynced too) behind it: the disk may keep the
+    /// successor's page and lose a page of the first append. That is a torn
+    /// tail (nothing there was acknowledged as durable), not corruption.
+    #[test]
+    fn a_lost_page_of_a_previous_process_unsynced_append_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut opened = open(dir.path());
+        opened.log.append(&[b"durable"], true).unwrap();
+        let durable = opened.log.len();
+        opened.log.append(&[&[7u8; 10_000]], false).unwrap();
+        let first_end = opened.log.len();
+        drop(opened);
+        // The next process opens and appends, not syncing either.
+        let mut opened = open(dir.path());
+        opened.log.append(&[b"next"], false).unwrap();
+        drop(opened);
+        // Lose one whole page inside the first unsynced append; keep the
+        // second append's page.
+        let page = durable.div_ceil(4096) * 4096;
+        assert!(page + 4096 <= first_end && first_end / 4096 > page / 4096);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[page as usize..page as usize + 4096].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let opened = StateLog::open(&Io::new(None), dir.path(), "state")
+            .expect("an unsynced tail is cut, not refused");
+        assert_eq!(payloads(&opened), [&b"durable"[..]]);
+        assert_eq!(opened.log.len(), durable);
     }
 
     #[test]

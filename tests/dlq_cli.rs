@@ -188,3 +188,48 @@ fn consume_on_a_dlq_topic_and_bad_flags_fail_clearly() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+/// `dlq list` streams: every letter read before a damaged record is printed
+/// (one JSON line each, as it is read), then the damaged record is an error
+/// naming where it is; the library iterator yields letters the same way.
+#[test]
+fn dlq_list_streams_each_letter_as_it_is_read() {
+    let (dir, ids) = setup();
+    let data = dir.path();
+    {
+        let fabric = Fabric::open(data, FabricConfig::default()).unwrap();
+        let log = fabric.partition("billing.domain.v1.dlq", 0).unwrap();
+        log.append(b"not a dead letter").unwrap();
+        log.flush().unwrap();
+        let letters = fabric.dead_letters(TOPIC).unwrap();
+        let mut iter = letters.iter(&eventfabric::DlqFilter::default()).unwrap();
+        let first = iter.next().unwrap().unwrap();
+        assert_eq!(first.event_id().unwrap().hyphenated().to_string(), ids[0]);
+        assert!(iter.next().unwrap().is_ok());
+        let err = iter.next().unwrap().unwrap_err().to_string();
+        assert!(err.contains("offset 2"), "{err}");
+        assert!(iter.next().is_none(), "the iterator ends after an error");
+        drop((iter, letters, log));
+        fabric.close().unwrap();
+    }
+    let out = fabric(data, &["dlq", "list", TOPIC]);
+    assert!(
+        !out.status.success(),
+        "a damaged record must fail the listing"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("offset 2") && err.contains("not a valid dead letter"),
+        "{err}"
+    );
+    let printed: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let printed: Vec<&str> = printed
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(printed, [ids[0].as_str(), ids[1].as_str()]);
+}

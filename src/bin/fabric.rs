@@ -1430,7 +1430,11 @@ fn dlq(data: &Path, cmd: DlqCommand) -> CliResult {
         DlqCommand::List(args) => {
             let fabric = Fabric::open_read_only(data)?;
             let letters = fabric.dead_letters(&args.topic)?;
-            for entry in letters.list(&dlq_filter(&args.filter)?)? {
+            // Streamed: each letter is printed as it is read, so a DLQ of
+            // any size lists in constant memory, and the letters before a
+            // damaged record are out before its error.
+            for entry in letters.iter(&dlq_filter(&args.filter)?)? {
+                let entry = entry?;
                 if writeln!(out, "{}", entry.to_json()).is_err() {
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -1458,7 +1462,7 @@ fn dlq(data: &Path, cmd: DlqCommand) -> CliResult {
                         to: None,
                         event_id: args.event_id.clone(),
                     })?;
-                    match letters.list(&filter)?.into_iter().next() {
+                    match letters.iter(&filter)?.next().transpose()? {
                         Some(e) => e,
                         None => {
                             return fail(format!(

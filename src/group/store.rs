@@ -107,6 +107,9 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
         KIND_SNAPSHOT => true,
         other => return Err(bad(format!("unknown record kind {other}"))),
     };
+    if bytes[2..4] != [0, 0] {
+        return Err(bad("reserved bytes 2..4 are not zero".into()));
+    }
     let expired = u64_at(4).unwrap_or(0);
     let n = u32_at(12).unwrap_or(0) as usize;
     let ids_at = HEADER_LEN + n.saturating_mul(POSITION_LEN);
@@ -200,8 +203,8 @@ pub(crate) struct CursorStore {
 }
 
 impl CursorStore {
-    /// Opens (creating) the cursor log, taking its lock: a second opener, in
-    /// this process or another, gets [`Error::Locked`] naming the holder.
+    /// [`CursorStore::open_with`] without fault injection.
+    #[cfg(test)]
     pub(crate) fn open(
         root: &Path,
         group: &str,
@@ -211,7 +214,10 @@ impl CursorStore {
         CursorStore::open_with(&Io::new(None), root, group, topic, window)
     }
 
-    fn open_with(
+    /// Opens (creating) the cursor log through the I/O seam `io`, taking its
+    /// lock: a second opener, in this process or another, gets
+    /// [`Error::Locked`] naming the holder.
+    pub(crate) fn open_with(
         io: &Io,
         root: &Path,
         group: &str,
