@@ -291,6 +291,9 @@ impl std::fmt::Debug for Writer {
 struct DurableState {
     durable_offset: u64,
     syncing: bool,
+    /// Bumped by every truncate: a sync that started before one may have
+    /// covered offsets the truncate removed, so its result is not applied.
+    truncations: u64,
 }
 
 /// Wall-clock now in µs since the Unix epoch (the unit of every record
@@ -678,6 +681,7 @@ impl Shared {
             durable: Mutex::new(DurableState {
                 durable_offset: 0,
                 syncing: false,
+                truncations: 0,
             }),
             durable_cv: Condvar::new(),
             poison: Mutex::new(None),
@@ -917,10 +921,17 @@ impl Shared {
     }
 
     /// Waits until offsets below `target` are durable, syncing if no one else is.
+    ///
+    /// A truncate may remove offsets below `target` while this waits: only
+    /// offsets the log still holds can become durable, so the wait ends once
+    /// everything below `min(target, next offset)` is (the records a repair
+    /// removed are gone, whether or not their sync had completed).
     fn wait_durable(&self, target: u64) -> Result<()> {
         let mut d = self.durable.lock();
         loop {
             self.check_poison()?;
+            // Truncate lowers `next_offset` under this lock.
+            let target = target.min(self.next_offset.load(Ordering::Acquire));
             if d.durable_offset >= target {
                 return Ok(());
             }
@@ -929,6 +940,7 @@ impl Shared {
                 continue;
             }
             d.syncing = true;
+            let truncations = d.truncations;
             drop(d);
             self.gather_concurrent_appends();
             let started = Instant::now();
@@ -938,6 +950,10 @@ impl Shared {
             d = self.durable.lock();
             d.syncing = false;
             match result {
+                // A truncate during the sync: `upto` may name removed offsets
+                // (and the file synced may be the replaced one); the truncate
+                // itself set what is durable.
+                Ok(_) if d.truncations != truncations => {}
                 Ok(upto) => self.advance_durable(&mut d, upto),
                 Err(e) => {
                     self.durable_cv.notify_all();
@@ -1118,16 +1134,30 @@ impl Shared {
             Err(e) => return Err(self.poison(e)),
         };
         *self.segments.write() = Arc::new(new_segments);
-        self.next_offset.store(offset, Ordering::Release);
+        // Everything kept is durable: earlier segments are sealed, and the
+        // rewritten prefix was synced before it was renamed into place.
         let mut d = self.durable.lock();
+        self.next_offset.store(offset, Ordering::Release);
         d.durable_offset = offset;
+        d.truncations += 1;
         self.durable_hint.store(offset, Ordering::Release);
+        // Waiters for removed offsets re-check against the new end.
+        self.durable_cv.notify_all();
         Ok(())
     }
 
     /// Rewrites `target` keeping offsets below `offset` into a new file,
-    /// renames it into place, deletes `later` segments; the result becomes the
-    /// active segment.
+    /// deletes `later` segments and renames the new file into place; the
+    /// result becomes the active segment.
+    ///
+    /// The steps are ordered so that a crash (or power loss) after any of them
+    /// leaves a directory that opens and holds every record below `offset`
+    /// unchanged, followed by a prefix of the records the truncate removes:
+    /// the checkpoint goes first (it may describe a file about to change);
+    /// later segments are deleted newest first, each deletion made durable
+    /// before the next, so the log is always a prefix of itself ending in a
+    /// valid segment; only then is the footer-less prefix renamed over
+    /// `target`, now the last segment, where recovery expects an unsealed one.
     fn rewrite_prefix(
         &self,
         w: &mut Writer,
@@ -1170,20 +1200,26 @@ impl Shared {
         let mut builder = IndexBuilder::new(self.config.index_interval_bytes);
         let scan = segment::scan(&prefix, target.base, 0, target.base, &mut builder, true);
         debug_assert_eq!(scan.next_offset, offset);
+        self.io.remove(&checkpoint::path(&self.dir))?;
+        self.io.sync_dir(&self.dir)?;
+        // A crash before the rename leaves this temporary file, which the
+        // next open deletes.
         let tmp = target.path.with_extension("log.tmp");
         let file = self.io.open_rw(&tmp, true)?;
         self.io.set_len(&file, &tmp, 0)?;
         self.io.allocate(&file, &tmp, prefix.len().max(1) as u64)?;
         self.io.write_at(&file, &tmp, &prefix, 0)?;
         self.io.sync_data(&file, &tmp)?;
-        self.io.rename(&tmp, &target.path)?;
-        for seg in later {
+        for seg in later.iter().rev() {
             self.io.remove(&seg.path)?;
             self.io.remove(&segment::index_path(&self.dir, seg.base))?;
+            self.io.sync_dir(&self.dir)?;
         }
+        self.io.rename(&tmp, &target.path)?;
+        // The old index describes the replaced file (a cache: harmless if a
+        // crash leaves it, as no checkpoint names it).
         self.io
             .remove(&segment::index_path(&self.dir, target.base))?;
-        self.io.remove(&checkpoint::path(&self.dir))?;
         self.io.sync_dir(&self.dir)?;
         let reserved = file
             .metadata()
