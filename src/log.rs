@@ -318,6 +318,7 @@ impl Log {
         remove_temporaries(&io, &dir)?;
         let recovered = recover(&dir, &config, &io, true)?;
         let mut segments = recovered.segments;
+        let resume = recovered.resume;
         let (active, file, position, reserved) = match recovered.active {
             Some(a) => {
                 segments.push(a.0.clone());
@@ -333,11 +334,11 @@ impl Log {
         let next_offset = active.next_offset();
         // Only the checkpointed prefix is known to be on disk; what recovery
         // kept past it may still sit in the page cache after a process crash.
-        let (checkpointed_len, durable_offset, index_file_len) = Checkpoint::load(&dir)
-            .filter(|c| c.segment_base == active.base && c.trusted_len <= position)
-            .map_or((0, active.base, 0), |c| {
-                (c.trusted_len, c.next_offset, u64::from(c.index_len))
-            });
+        let Resume {
+            checkpointed_len,
+            durable_offset,
+            index_file_len,
+        } = resume.unwrap_or(Resume::nothing(active.base));
         let file = Arc::new(file);
         let writer = Writer {
             max_timestamp: active.max_timestamp(),
@@ -1041,8 +1042,11 @@ impl Shared {
         // The index file only grows while its segment is active: append the
         // new entries in place. The checkpoint names the prefix it covers by
         // length and CRC, so an older checkpoint stays valid against a longer
-        // file, and losing the rename (no directory sync) only means
-        // recovery starts from the previous checkpoint.
+        // file, and losing the checkpoint's rename (no directory sync) only
+        // means recovery starts from the previous checkpoint. A file written
+        // from byte 0 may just have been created: its directory entry is
+        // made durable before a checkpoint names it (else a power loss could
+        // keep the checkpoint and lose the index, costing a scan from 0).
         let result = self
             .io
             .open_rw(&ipath, true)
@@ -1050,7 +1054,11 @@ impl Shared {
                 let from = w.index_file_len.min(index.len() as u64);
                 self.io
                     .write_at(&file, &ipath, &index[from as usize..], from)?;
-                self.io.sync_data(&file, &ipath)
+                self.io.sync_data(&file, &ipath)?;
+                if from == 0 {
+                    self.io.sync_dir(&self.dir)?;
+                }
+                Ok(())
             })
             .and_then(|()| {
                 Checkpoint {
@@ -1317,7 +1325,7 @@ impl Shared {
                 Ok(segment::Extended::Grown) => {
                     self.next_offset
                         .store(last.next_offset(), Ordering::Release);
-                    return Ok(());
+                    return self.check_read_only_tail(last);
                 }
                 // Sealed, replaced by a repair, or raced with the writer:
                 // look again in full.
@@ -1347,6 +1355,58 @@ impl Shared {
         *self.segments.write() = Arc::new(merged);
         self.next_offset.store(next, Ordering::Release);
         Ok(())
+    }
+
+    /// After a read-only view extended its active segment: when bytes that
+    /// are not a valid batch stop it and they are proven to be synced data
+    /// (below the checkpoint, or vouched for by a later batch), an error
+    /// naming file and byte. A batch still being written ends the view.
+    fn check_read_only_tail(&self, seg: &Segment) -> Result<()> {
+        let view = seg.view()?;
+        let pos = view.committed_len;
+        // Only the header position is looked at through the map (the
+        // scan just read it too); anything further is read with `pread`.
+        let head = view
+            .map
+            .get(pos as usize..)
+            .map_or(&[][..], |r| &r[..r.len().min(batch::HEADER_LEN)]);
+        if head.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let file = match File::open(&seg.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("open", &seg.path, e)),
+        };
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::io("stat", &seg.path, e))?;
+            if meta.ino() != seg.file_id() {
+                // Replaced since: the next refresh looks again in full.
+                return Ok(());
+            }
+        }
+        if let Some(c) = Checkpoint::load(&self.dir)
+            .filter(|c| c.segment_base == seg.base && pos < c.trusted_len)
+        {
+            if check_same_file(&file, &seg.path).is_err() {
+                return Ok(());
+            }
+            return Err(Error::corrupted(
+                &seg.path,
+                pos,
+                format!(
+                    "not a valid batch; the checkpoint records the first {} bytes of this segment (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                    c.trusted_len, c.next_offset
+                ),
+            ));
+        }
+        match read_only_damage(&file, &seg.path, pos, view.next_offset, None)? {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 }
 
@@ -1408,7 +1468,31 @@ struct Recovered {
     segments: Vec<Arc<Segment>>,
     /// The active segment with its writable file, committed and reserved length.
     active: Option<(Arc<Segment>, File, u64, u64)>,
+    /// What the checkpoint lets the writer resume from (with `active`).
+    resume: Option<Resume>,
     report: RecoveryReport,
+}
+
+/// Where the writer of a recovered active segment stands with its checkpoint.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    /// Bytes the last checkpoint (with a usable index part) covers; 0 makes
+    /// the next checkpoint rewrite the index file and the checkpoint whole.
+    checkpointed_len: u64,
+    /// Every offset below this is known to be on stable storage.
+    durable_offset: u64,
+    /// Bytes of the index file that are known to be right.
+    index_file_len: u64,
+}
+
+impl Resume {
+    fn nothing(base: u64) -> Resume {
+        Resume {
+            checkpointed_len: 0,
+            durable_offset: base,
+            index_file_len: 0,
+        }
+    }
 }
 
 pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<Footer>> {
@@ -1486,10 +1570,8 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
             return Err(err);
         }
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
+        let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        let len = meta.len();
         if let Some(footer) = read_footer(&file, &path, len, base)? {
             expected = Some(footer.last_offset + 1);
             segments.push(Arc::new(Segment::sealed_lazy(
@@ -1513,13 +1595,14 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
                 expected = Some(seg.next_offset());
                 segments.push(seg);
             }
-            ActiveOutcome::Active(seg, file, pos, reserved) => {
+            ActiveOutcome::Active(seg, file, pos, reserved, resume) => {
                 if !is_last {
                     drop_segments(io, dir, &bases[i + 1..], &mut report)?;
                 }
                 return Ok(Recovered {
                     segments,
                     active: Some((seg, file, pos, reserved)),
+                    resume: Some(resume),
                     report,
                 });
             }
@@ -1528,6 +1611,7 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
     Ok(Recovered {
         segments,
         active: None,
+        resume: None,
         report,
     })
 }
@@ -1548,7 +1632,7 @@ fn drop_segments(io: &Io, dir: &Path, bases: &[u64], report: &mut RecoveryReport
 
 enum ActiveOutcome {
     Sealed(Arc<Segment>),
-    Active(Arc<Segment>, File, u64, u64),
+    Active(Arc<Segment>, File, u64, u64, Resume),
 }
 
 fn recover_active(
@@ -1571,26 +1655,26 @@ fn recover_active(
         .len();
     let map = mmap::map_read_only(&file, path, len, false)?;
     let interval = config.index_interval_bytes;
-    let trusted = Checkpoint::load(dir)
-        .filter(|c| {
-            c.segment_base == base
-                && c.trusted_len <= len
-                && c.next_offset >= base
-                && c.next_offset - base <= u64::from(u32::MAX)
-                && c.next_offset < u64::MAX
-        })
-        .and_then(|c| {
-            let ipath = segment::index_path(dir, base);
-            segment::load_index_file(&ipath, c.index_crc, c.index_len).map(|ix| {
-                (
-                    c,
-                    IndexBuilder::resume(interval, ix.to_vec(), c.max_timestamp),
-                )
-            })
-        });
-    let (start, next, mut builder) = match trusted {
-        Some((c, b)) => (c.trusted_len, c.next_offset, b),
-        None => (0, base, IndexBuilder::new(interval)),
+    let checkpoint = Checkpoint::load(dir).filter(|c| {
+        c.segment_base == base
+            && c.trusted_len <= len
+            && c.next_offset >= base
+            && c.next_offset - base <= u64::from(u32::MAX)
+            && c.next_offset < u64::MAX
+    });
+    // The checkpoint has two parts: a durability proof (the first
+    // `trusted_len` bytes, offsets below `next_offset`, were synced) and an
+    // index prefix to resume from. A rejected index only costs a scan from
+    // byte 0; the proof still holds.
+    let resumed = checkpoint.and_then(|c| {
+        let ipath = segment::index_path(dir, base);
+        segment::load_index_file(&ipath, c.index_crc, c.index_len)
+            .map(|ix| IndexBuilder::resume(interval, ix.to_vec(), c.max_timestamp))
+    });
+    let index_ok = resumed.is_some();
+    let (start, next, mut builder) = match (checkpoint, resumed) {
+        (Some(c), Some(b)) => (c.trusted_len, c.next_offset, b),
+        _ => (0, base, IndexBuilder::new(interval)),
     };
     // Only the writer may look past the end of the data (see `segment::scan`).
     let scan = segment::scan(&map, base, start, next, &mut builder, writable);
@@ -1608,20 +1692,59 @@ fn recover_active(
             writable.then(|| io.clone()),
         ))));
     }
-    if let Some((pos, why)) = scan.damage.filter(|_| writable) {
-        if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
-            && config.recovery != RecoveryMode::TruncateAtFirstDamage
+    // Below the checkpoint's trusted length everything was synced: bytes
+    // there that are not valid batches (or batches ending early) are damage.
+    let stop = scan.damage.as_ref().map_or(scan.end, |d| d.0);
+    let proof = checkpoint.filter(|c| stop < c.trusted_len);
+    let cut = scan.damage.clone().or_else(|| {
+        proof.map(|c| {
+            (
+                scan.end,
+                format!(
+                    "the batches end at byte {} before offset {}",
+                    scan.end, c.next_offset
+                ),
+            )
+        })
+    });
+    if let Some((pos, why)) = cut {
+        if let Some(c) = proof
+            && (!writable || config.recovery != RecoveryMode::TruncateAtFirstDamage)
         {
+            if !writable {
+                check_same_file(&file, path)?;
+            }
             return Err(Error::corrupted(
                 path,
                 pos,
                 format!(
-                    "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
-                    later.position, later.base_offset, later.durable_offset
+                    "{why}; the checkpoint records the first {} bytes of this segment (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                    c.trusted_len, c.next_offset
                 ),
             ));
         }
-        if writable {
+        if !writable {
+            if let Some(err) = read_only_damage(&file, path, pos, scan.next_offset, Some(&why))? {
+                return Err(err);
+            }
+        } else {
+            if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
+                && config.recovery != RecoveryMode::TruncateAtFirstDamage
+            {
+                return Err(Error::corrupted(
+                    path,
+                    pos,
+                    format!(
+                        "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
+                        later.position, later.base_offset, later.durable_offset
+                    ),
+                ));
+            }
+            if proof.is_some() {
+                // Cutting below the checkpoint: it no longer describes the segment.
+                io.remove(&checkpoint::path(dir))?;
+                io.sync_dir(dir)?;
+            }
             let t = Truncation {
                 path: path.to_path_buf(),
                 position: pos,
@@ -1644,6 +1767,16 @@ fn recover_active(
             report.truncations.push(t);
         }
     }
+    let resume = match checkpoint {
+        Some(c) if proof.is_none() => Resume {
+            // A rejected index part makes the next checkpoint rewrite the
+            // index file from byte 0 (and so a clean close writes one).
+            checkpointed_len: if index_ok { c.trusted_len } else { 0 },
+            durable_offset: c.next_offset,
+            index_file_len: if index_ok { u64::from(c.index_len) } else { 0 },
+        },
+        _ => Resume::nothing(base),
+    };
     let seg = Arc::new(Segment::active(
         base,
         path.to_path_buf(),
@@ -1657,7 +1790,83 @@ fn recover_active(
         let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         seg.set_file_id(meta.ino());
     }
-    Ok(ActiveOutcome::Active(seg, file, scan.end, len))
+    Ok(ActiveOutcome::Active(seg, file, scan.end, len, resume))
+}
+
+/// For a read-only view: fails with a race (which the caller's retry loop
+/// absorbs) when the file at `path` is no longer `file`, e.g. a truncate
+/// renamed a rewritten one over it, so a checkpoint just read may describe
+/// the other file.
+fn check_same_file(file: &File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    let now = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    if ours.ino() != now.ino() || ours.dev() != now.dev() {
+        return Err(Error::io(
+            "open",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "replaced by the writer while being read",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A read-only view's scan of `file` stopped at byte `pos` (offset `next`)
+/// on bytes that are not a valid batch. They may be a batch the writer is
+/// still writing, or a torn tail no writer has recovered yet: then the view
+/// ends there (`None`). But when a valid batch after them records `next` as
+/// already durable, they are damaged synced data, and the view must say so.
+///
+/// Reads the rest of the file with `pread`, never through the map: the
+/// writer may trim the file past the next header, and a map touching the
+/// trimmed pages would fault (mmap invariant 1); a read just comes back short.
+fn read_only_damage(
+    file: &File,
+    path: &Path,
+    pos: u64,
+    next: u64,
+    why: Option<&str>,
+) -> Result<Option<Error>> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let mut rest = vec![0u8; len.saturating_sub(pos) as usize];
+    let mut got = 0;
+    while got < rest.len() {
+        match file.read_at(&mut rest[got..], pos + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    rest.truncate(got);
+    let why = match why {
+        Some(w) => w.to_owned(),
+        None => BatchView::parse(&rest).err().map_or_else(
+            || "batch does not continue the offsets".to_owned(),
+            |e| e.to_string(),
+        ),
+    };
+    Ok(
+        segment::find_durable_batch_after(&rest, 0, next).map(|later| {
+            Error::corrupted(
+                path,
+                pos,
+                format!(
+                    "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write or a batch being written",
+                    pos + later.position,
+                    later.base_offset,
+                    later.durable_offset
+                ),
+            )
+        }),
+    )
 }
 
 /// A verified batch handed out by [`Batches`]; shares the segment's map.
