@@ -259,6 +259,10 @@ pub(crate) struct Shared {
     appended_lock: Mutex<()>,
     /// The topic-wide signal bumped after each append, when one is attached.
     append_signal: std::sync::OnceLock<Arc<AppendSignal>>,
+    /// Read-only views: the active segment's file, held open so its inode
+    /// cannot be reused by a file a truncate creates at the same path (which
+    /// `Segment::extend_from_file` tells apart by inode).
+    tail_pin: Mutex<Option<File>>,
     report: RecoveryReport,
 }
 
@@ -383,12 +387,15 @@ impl Log {
         }
         let recovered = recover_read_only(&dir, &config, &io)?;
         let mut segments = recovered.segments;
-        if let Some((active, ..)) = recovered.active {
+        let mut pin = None;
+        if let Some((active, file, ..)) = recovered.active {
             segments.push(active);
+            pin = Some(file);
         }
         let next = segments.last().map_or(0, |s| s.next_offset());
         let shared = Shared::new(dir, config, io, true, segments, recovered.report);
         shared.next_offset.store(next, Ordering::Release);
+        *shared.tail_pin.lock() = pin;
         Ok(Log {
             shared: Arc::new(shared),
         })
@@ -693,6 +700,7 @@ impl Shared {
             appended: Condvar::new(),
             appended_lock: Mutex::new(()),
             append_signal: std::sync::OnceLock::new(),
+            tail_pin: Mutex::new(None),
             report,
         }
     }
@@ -1336,23 +1344,39 @@ impl Shared {
         }
         let recovered = recover_read_only(&self.dir, &self.config, &self.io)?;
         let mut fresh = recovered.segments;
-        if let Some((active, ..)) = recovered.active {
+        let mut pin = None;
+        if let Some((active, file, ..)) = recovered.active {
             fresh.push(active);
+            pin = Some(file);
         }
         // Keep segment objects we already have (their maps and indexes) when
-        // the file is unchanged; take the fresh view otherwise.
+        // they map the very file now at the path; take the fresh view
+        // otherwise. A truncate may have replaced a sealed segment by a new
+        // file with the same base (and even the same length): the inode tells
+        // them apart, and it cannot have been reused while the old object
+        // maps the old file.
         let merged: Vec<Arc<Segment>> = fresh
             .into_iter()
             .map(|f| {
                 current
                     .iter()
-                    .find(|c| c.base == f.base && c.is_sealed() && f.is_sealed())
+                    .find(|c| {
+                        c.base == f.base
+                            && c.is_sealed()
+                            && f.is_sealed()
+                            && c.is_loaded()
+                            && c.file_id() != 0
+                            && c.file_id() == f.file_id()
+                            && c.committed_len() == f.committed_len()
+                            && c.next_offset() == f.next_offset()
+                    })
                     .cloned()
                     .unwrap_or(f)
             })
             .collect();
         let next = merged.last().map_or(0, |s| s.next_offset());
         *self.segments.write() = Arc::new(merged);
+        *self.tail_pin.lock() = pin;
         self.next_offset.store(next, Ordering::Release);
         Ok(())
     }
@@ -1574,12 +1598,11 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
         let len = meta.len();
         if let Some(footer) = read_footer(&file, &path, len, base)? {
             expected = Some(footer.last_offset + 1);
-            segments.push(Arc::new(Segment::sealed_lazy(
-                dir,
-                footer,
-                interval,
-                writable.then(|| io.clone()),
-            )));
+            let seg = Segment::sealed_lazy(dir, footer, interval, writable.then(|| io.clone()));
+            // Which file this is, so a read-only refresh can tell it from one
+            // a truncate put at the same path.
+            seg.set_file_id(std::os::unix::fs::MetadataExt::ino(&meta));
+            segments.push(Arc::new(seg));
             continue;
         }
         if !is_last && config.recovery != RecoveryMode::TruncateAtFirstDamage {

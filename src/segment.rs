@@ -442,6 +442,12 @@ impl Segment {
         self.file_id.load(Ordering::Acquire)
     }
 
+    /// Whether the segment's file is mapped (always for active segments; for
+    /// sealed ones once first read). A mapped file's inode cannot be reused.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
     /// For a read-only view of a live writer's active segment: maps what the
     /// file holds now and publishes the batches that became valid since.
     pub(crate) fn extend_from_file(&self) -> Result<Extended> {
