@@ -372,8 +372,10 @@ impl Log {
 
     /// Opens the log in `dir` for reading only, alongside a writer in this or
     /// another process. Never writes, truncates or repairs anything: an
-    /// incomplete batch at the tail is where this view ends. Call
-    /// [`Log::refresh`] to see what the writer appended since.
+    /// incomplete batch at the tail (being written, or torn by a crash) is
+    /// where this view ends, while damage in data proven synced is
+    /// [`Error::Corrupted`] naming file and byte. Call [`Log::refresh`] to see
+    /// what the writer appended since.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Log> {
         let dir = dir.as_ref().to_path_buf();
         let config = LogConfig::default();
@@ -554,9 +556,12 @@ impl Log {
     }
 
     /// Removes every record at or after `offset` (a repair). The segment that
-    /// holds `offset` is rewritten into a new file holding the kept prefix and
-    /// renamed into place, so readers still mapping the old file are safe;
-    /// later segments are deleted.
+    /// holds `offset` is rewritten into a new file holding the kept prefix;
+    /// later segments are deleted, newest first, and then the new file is
+    /// renamed into place, so readers still mapping the old files are safe and
+    /// a crash at any step leaves a log that opens with every record below
+    /// `offset` intact. Threads waiting for the removed records to become
+    /// durable return.
     pub fn truncate(&self, offset: u64) -> Result<()> {
         self.shared.check_writable("truncate")?;
         self.shared.truncate(offset)
