@@ -1420,7 +1420,11 @@ impl Shared {
         if let Some(c) = Checkpoint::load(&self.dir)
             .filter(|c| c.segment_base == seg.base && pos < c.trusted_len)
         {
-            if check_same_file(&file, &seg.path).is_err() {
+            // The checkpoint was read after the scan: the writer may have
+            // finished the batch at `pos` and checkpointed past it since.
+            if check_same_file(&file, &seg.path).is_err()
+                || batch_now_at(&file, &seg.path, pos, view.next_offset)?
+            {
                 return Ok(());
             }
             return Err(Error::corrupted(
@@ -1858,22 +1862,24 @@ fn read_only_damage(
     next: u64,
     why: Option<&str>,
 ) -> Result<Option<Error>> {
-    use std::os::unix::fs::FileExt;
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
-    let mut rest = vec![0u8; len.saturating_sub(pos) as usize];
-    let mut got = 0;
-    while got < rest.len() {
-        match file.read_at(&mut rest[got..], pos + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", path, e)),
-        }
+    let rest = pread_range(file, path, pos, len)?;
+    if is_batch_at(&rest, next) {
+        // The writer finished the batch since the scan looked.
+        return Ok(None);
     }
-    rest.truncate(got);
+    let Some(later) = segment::find_durable_batch_after(&rest, 0, next) else {
+        return Ok(None);
+    };
+    // The batch at `pos` may have been completed, synced and followed while
+    // the read above went on: look at it once more. The later batch exists,
+    // so a batch that was being written is whole by now.
+    if batch_now_at(file, path, pos, next)? {
+        return Ok(None);
+    }
     let why = match why {
         Some(w) => w.to_owned(),
         None => BatchView::parse(&rest).err().map_or_else(
@@ -1881,20 +1887,53 @@ fn read_only_damage(
             |e| e.to_string(),
         ),
     };
-    Ok(
-        segment::find_durable_batch_after(&rest, 0, next).map(|later| {
-            Error::corrupted(
-                path,
-                pos,
-                format!(
-                    "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write or a batch being written",
-                    pos + later.position,
-                    later.base_offset,
-                    later.durable_offset
-                ),
-            )
-        }),
-    )
+    Ok(Some(Error::corrupted(
+        path,
+        pos,
+        format!(
+            "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write or a batch being written",
+            pos + later.position,
+            later.base_offset,
+            later.durable_offset
+        ),
+    )))
+}
+
+/// Whether `bytes` start with a valid batch holding offset `next` first.
+fn is_batch_at(bytes: &[u8], next: u64) -> bool {
+    BatchView::parse(bytes).is_ok_and(|v| v.header.base_offset == next)
+}
+
+/// Reads the batch at `pos` of `file` afresh (with `pread`) and tells
+/// whether it is now a valid batch starting at offset `next`.
+fn batch_now_at(file: &File, path: &Path, pos: u64, next: u64) -> Result<bool> {
+    let head = pread_range(file, path, pos, pos + batch::HEADER_LEN as u64)?;
+    let Ok(header) = batch::parse_header(&head) else {
+        return Ok(false);
+    };
+    let whole = pread_range(file, path, pos, pos + u64::from(header.length))?;
+    Ok(is_batch_at(&whole, next))
+}
+
+/// Bytes `from..to` of `file` read with `pread` (shorter if the file is).
+fn pread_range(file: &File, path: &Path, from: u64, to: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let mut buf = vec![0u8; to.min(len).saturating_sub(from) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], from + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
 }
 
 /// A verified batch handed out by [`Batches`]; shares the segment's map.

@@ -363,3 +363,45 @@ fn a_read_only_view_refreshing_into_damage_reports_it() {
     let fresh = Log::open_read_only(dir.path()).expect("a torn tail is where the view ends");
     assert_eq!(fresh.next_offset(), 6);
 }
+
+#[test]
+fn a_read_only_view_tailing_a_live_writer_never_mistakes_a_batch_being_written_for_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tiny_config();
+    config.segment_bytes = 256 << 10;
+    config.checkpoint_interval_bytes = 8 << 10;
+    config.durability = Durability::GroupCommit {
+        max_delay: Duration::from_micros(200),
+        max_bytes: 4 << 10,
+    };
+    let log = Arc::new(Log::open(dir.path(), config).expect("open"));
+    log.append(&value_for(0, 300)).expect("append");
+    let reader = Log::open_read_only(dir.path()).expect("read-only open");
+    let writer = log.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let appender = std::thread::spawn(move || {
+        for o in 1..6000u64 {
+            writer.append(&value_for(o, 300)).expect("append");
+        }
+        stop.store(true, Ordering::Release);
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refreshes = 0u64;
+    while !done.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the writer never finished");
+        reader
+            .refresh()
+            .unwrap_or_else(|e| panic!("refresh {refreshes} while the writer appends: {e}"));
+        refreshes += 1;
+    }
+    appender.join().expect("appender");
+    log.flush().expect("flush");
+    reader.refresh().expect("refresh");
+    assert_eq!(reader.next_offset(), 6000);
+    let got = contents(&reader);
+    assert_eq!(got.len(), 6000);
+    for (o, v) in got {
+        assert_eq!(v, value_for(o, 300));
+    }
+}
