@@ -263,6 +263,10 @@ pub(crate) struct Shared {
     /// cannot be reused by a file a truncate creates at the same path (which
     /// `Segment::extend_from_file` tells apart by inode).
     tail_pin: Mutex<Option<File>>,
+    /// Read-only views: the last tail found not to be proven damage, as
+    /// (inode, position, modification time), so that a tail that stays torn
+    /// (a crashed writer not restarted yet) is not re-read on every refresh.
+    tail_clean: Mutex<Option<(u64, u64, SystemTime)>>,
     report: RecoveryReport,
 }
 
@@ -706,6 +710,7 @@ impl Shared {
             appended_lock: Mutex::new(()),
             append_signal: std::sync::OnceLock::new(),
             tail_pin: Mutex::new(None),
+            tail_clean: Mutex::new(None),
             report,
         }
     }
@@ -1407,7 +1412,7 @@ impl Shared {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("open", &seg.path, e)),
         };
-        {
+        let look = {
             use std::os::unix::fs::MetadataExt;
             let meta = file
                 .metadata()
@@ -1416,7 +1421,13 @@ impl Shared {
                 // Replaced since: the next refresh looks again in full.
                 return Ok(());
             }
-        }
+            // Nothing was written since the last look found no proof.
+            let look = meta.modified().ok().map(|m| (meta.ino(), pos, m));
+            if look.is_some() && *self.tail_clean.lock() == look {
+                return Ok(());
+            }
+            look
+        };
         if let Some(c) = Checkpoint::load(&self.dir)
             .filter(|c| c.segment_base == seg.base && pos < c.trusted_len)
         {
@@ -1438,7 +1449,10 @@ impl Shared {
         }
         match read_only_damage(&file, &seg.path, pos, view.next_offset, None)? {
             Some(err) => Err(err),
-            None => Ok(()),
+            None => {
+                *self.tail_clean.lock() = look;
+                Ok(())
+            }
         }
     }
 }
