@@ -405,3 +405,60 @@ fn a_read_only_view_tailing_a_live_writer_never_mistakes_a_batch_being_written_f
         assert_eq!(v, value_for(o, 300));
     }
 }
+
+/// Records every file operation.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<(IoOp, std::path::PathBuf)>>);
+
+impl FaultInjector for Recorder {
+    fn check(&self, op: IoOp, path: &Path, _len: usize) -> Option<Fault> {
+        self.0.lock().expect("lock").push((op, path.to_path_buf()));
+        None
+    }
+}
+
+#[test]
+fn each_step_of_a_truncate_is_durable_before_the_next_so_a_power_loss_cannot_reorder_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Arc::new(Recorder::default());
+    let mut config = tiny_config();
+    config.fault_injector = Some(recorder.clone());
+    let log = Log::open(dir.path(), config).expect("open");
+    for o in 0..60u64 {
+        log.append(&value_for(o, 50)).expect("append");
+    }
+    let segments = log.segments();
+    assert!(segments.len() >= 5, "{segments:?}");
+    recorder.0.lock().expect("lock").clear();
+    log.truncate(segments[1].base_offset + 1).expect("truncate");
+    let ops = recorder.0.lock().expect("lock").clone();
+    let is_segment = |p: &Path| p.extension().is_some_and(|e| e == "log");
+    // A directory change not followed by a directory sync may be undone by a
+    // power loss, in any order with later ones: between two changes that
+    // must stay in order (a segment deleted, the prefix renamed into place)
+    // there must be a directory sync.
+    let changes: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, (op, p))| {
+            (*op == IoOp::Remove && is_segment(p))
+                || (*op == IoOp::Rename && p.to_string_lossy().ends_with(".log.tmp"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(changes.len() >= 4, "{ops:?}");
+    for pair in changes.windows(2) {
+        assert!(
+            ops[pair[0]..pair[1]]
+                .iter()
+                .any(|(op, _)| *op == IoOp::SyncDir),
+            "no directory sync between {:?} and {:?}: {ops:?}",
+            ops[pair[0]],
+            ops[pair[1]]
+        );
+    }
+    // And the last change is durable before truncate returns.
+    let last = *changes.last().expect("changes");
+    assert!(ops[last..].iter().any(|(op, _)| *op == IoOp::SyncDir));
+    log.close().expect("close");
+}
