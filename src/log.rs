@@ -1673,6 +1673,11 @@ fn drop_segments(io: &Io, dir: &Path, bases: &[u64], report: &mut RecoveryReport
         io.remove(&segment::index_path(dir, b))?;
         report.dropped_segments.push(p);
     }
+    // A checkpoint must not outlive its segment: a later segment created at
+    // the same base would otherwise inherit its durability proof.
+    if Checkpoint::load(dir).is_some_and(|c| bases.contains(&c.segment_base)) {
+        io.remove(&checkpoint::path(dir))?;
+    }
     io.sync_dir(dir)
 }
 

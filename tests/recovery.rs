@@ -375,3 +375,37 @@ fn a_new_index_file_is_durable_in_its_directory_before_a_checkpoint_names_it() {
         "no directory sync between creating the index and the checkpoint naming it: {ops:?}"
     );
 }
+
+#[test]
+fn a_checkpoint_never_vouches_for_a_segment_recreated_at_a_dropped_base() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = tiny_config();
+    let log = filled(dir.path(), &config, 20);
+    let segs = log.segments();
+    assert!(segs.len() >= 4, "{segs:?}");
+    let victim = segs[segs.len() - 2].clone();
+    let dropped = segs[segs.len() - 1].clone();
+    assert!(dropped.size_bytes > 200, "{dropped:?}");
+    // The clean close leaves a checkpoint naming the active segment.
+    log.close().expect("close");
+    // Rot the footer of a sealed segment: a repair open cuts it there and
+    // drops every later segment, the checkpoint's among them.
+    let len = fs::metadata(&victim.path).expect("stat").len();
+    flip_byte(&victim.path, len - 20);
+    let mut repair = config.clone();
+    repair.recovery = RecoveryMode::TruncateAtFirstDamage;
+    let log = Log::open(dir.path(), repair).expect("repair open");
+    assert!(!log.recovery_report().dropped_segments.is_empty());
+    assert_eq!(log.next_offset(), victim.next_offset);
+    // The next append rolls into a new segment at the dropped base.
+    let o = log.next_offset();
+    log.append(&value_for(o, 40)).expect("append");
+    assert_eq!(
+        log.segments().last().expect("segment").base_offset,
+        dropped.base_offset
+    );
+    log.simulate_crash();
+    let log = Log::open(dir.path(), config)
+        .expect("the new segment is not judged by the old one's checkpoint");
+    assert_eq!(log.next_offset(), o + 1);
+}
