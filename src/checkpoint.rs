@@ -6,6 +6,9 @@
 //! prefix and scans only what follows, so reopening costs time proportional to
 //! the unsynced tail rather than to the segment. It never holds data: a missing
 //! or damaged checkpoint only means scanning the active segment from byte 0.
+//! Its two parts are used separately: an index prefix that does not match only
+//! moves the scan's start to byte 0, while the durability proof (`trusted_len`,
+//! `next_offset`) still makes damage below `trusted_len` corruption.
 //!
 //! ```text
 //! checkpoint := magic[4]="\xEFFCP" version:u8 reserved[3] crc:u32   -- crc over bytes 12..56

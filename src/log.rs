@@ -259,6 +259,14 @@ pub(crate) struct Shared {
     appended_lock: Mutex<()>,
     /// The topic-wide signal bumped after each append, when one is attached.
     append_signal: std::sync::OnceLock<Arc<AppendSignal>>,
+    /// Read-only views: the active segment's file, held open so its inode
+    /// cannot be reused by a file a truncate creates at the same path (which
+    /// `Segment::extend_from_file` tells apart by inode).
+    tail_pin: Mutex<Option<File>>,
+    /// Read-only views: the last tail found not to be proven damage, as
+    /// (inode, position, modification time), so that a tail that stays torn
+    /// (a crashed writer not restarted yet) is not re-read on every refresh.
+    tail_clean: Mutex<Option<(u64, u64, SystemTime)>>,
     report: RecoveryReport,
 }
 
@@ -291,6 +299,9 @@ impl std::fmt::Debug for Writer {
 struct DurableState {
     durable_offset: u64,
     syncing: bool,
+    /// Bumped by every truncate: a sync that started before one may have
+    /// covered offsets the truncate removed, so its result is not applied.
+    truncations: u64,
 }
 
 /// Wall-clock now in µs since the Unix epoch (the unit of every record
@@ -315,6 +326,7 @@ impl Log {
         remove_temporaries(&io, &dir)?;
         let recovered = recover(&dir, &config, &io, true)?;
         let mut segments = recovered.segments;
+        let resume = recovered.resume;
         let (active, file, position, reserved) = match recovered.active {
             Some(a) => {
                 segments.push(a.0.clone());
@@ -330,11 +342,11 @@ impl Log {
         let next_offset = active.next_offset();
         // Only the checkpointed prefix is known to be on disk; what recovery
         // kept past it may still sit in the page cache after a process crash.
-        let (checkpointed_len, durable_offset, index_file_len) = Checkpoint::load(&dir)
-            .filter(|c| c.segment_base == active.base && c.trusted_len <= position)
-            .map_or((0, active.base, 0), |c| {
-                (c.trusted_len, c.next_offset, u64::from(c.index_len))
-            });
+        let Resume {
+            checkpointed_len,
+            durable_offset,
+            index_file_len,
+        } = resume.unwrap_or(Resume::nothing(active.base));
         let file = Arc::new(file);
         let writer = Writer {
             max_timestamp: active.max_timestamp(),
@@ -364,8 +376,10 @@ impl Log {
 
     /// Opens the log in `dir` for reading only, alongside a writer in this or
     /// another process. Never writes, truncates or repairs anything: an
-    /// incomplete batch at the tail is where this view ends. Call
-    /// [`Log::refresh`] to see what the writer appended since.
+    /// incomplete batch at the tail (being written, or torn by a crash) is
+    /// where this view ends, while damage in data proven synced is
+    /// [`Error::Corrupted`] naming file and byte. Call [`Log::refresh`] to see
+    /// what the writer appended since.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Log> {
         let dir = dir.as_ref().to_path_buf();
         let config = LogConfig::default();
@@ -379,12 +393,15 @@ impl Log {
         }
         let recovered = recover_read_only(&dir, &config, &io)?;
         let mut segments = recovered.segments;
-        if let Some((active, ..)) = recovered.active {
+        let mut pin = None;
+        if let Some((active, file, ..)) = recovered.active {
             segments.push(active);
+            pin = Some(file);
         }
         let next = segments.last().map_or(0, |s| s.next_offset());
         let shared = Shared::new(dir, config, io, true, segments, recovered.report);
         shared.next_offset.store(next, Ordering::Release);
+        *shared.tail_pin.lock() = pin;
         Ok(Log {
             shared: Arc::new(shared),
         })
@@ -543,9 +560,12 @@ impl Log {
     }
 
     /// Removes every record at or after `offset` (a repair). The segment that
-    /// holds `offset` is rewritten into a new file holding the kept prefix and
-    /// renamed into place, so readers still mapping the old file are safe;
-    /// later segments are deleted.
+    /// holds `offset` is rewritten into a new file holding the kept prefix;
+    /// later segments are deleted, newest first, and then the new file is
+    /// renamed into place, so readers still mapping the old files are safe and
+    /// a crash at any step leaves a log that opens with every record below
+    /// `offset` intact. Threads waiting for the removed records to become
+    /// durable return.
     pub fn truncate(&self, offset: u64) -> Result<()> {
         self.shared.check_writable("truncate")?;
         self.shared.truncate(offset)
@@ -678,6 +698,7 @@ impl Shared {
             durable: Mutex::new(DurableState {
                 durable_offset: 0,
                 syncing: false,
+                truncations: 0,
             }),
             durable_cv: Condvar::new(),
             poison: Mutex::new(None),
@@ -688,6 +709,8 @@ impl Shared {
             appended: Condvar::new(),
             appended_lock: Mutex::new(()),
             append_signal: std::sync::OnceLock::new(),
+            tail_pin: Mutex::new(None),
+            tail_clean: Mutex::new(None),
             report,
         }
     }
@@ -917,10 +940,17 @@ impl Shared {
     }
 
     /// Waits until offsets below `target` are durable, syncing if no one else is.
+    ///
+    /// A truncate may remove offsets below `target` while this waits: only
+    /// offsets the log still holds can become durable, so the wait ends once
+    /// everything below `min(target, next offset)` is (the records a repair
+    /// removed are gone, whether or not their sync had completed).
     fn wait_durable(&self, target: u64) -> Result<()> {
         let mut d = self.durable.lock();
         loop {
             self.check_poison()?;
+            // Truncate lowers `next_offset` under this lock.
+            let target = target.min(self.next_offset.load(Ordering::Acquire));
             if d.durable_offset >= target {
                 return Ok(());
             }
@@ -929,6 +959,7 @@ impl Shared {
                 continue;
             }
             d.syncing = true;
+            let truncations = d.truncations;
             drop(d);
             self.gather_concurrent_appends();
             let started = Instant::now();
@@ -938,6 +969,10 @@ impl Shared {
             d = self.durable.lock();
             d.syncing = false;
             match result {
+                // A truncate during the sync: `upto` may name removed offsets
+                // (and the file synced may be the replaced one); the truncate
+                // itself set what is durable.
+                Ok(_) if d.truncations != truncations => {}
                 Ok(upto) => self.advance_durable(&mut d, upto),
                 Err(e) => {
                     self.durable_cv.notify_all();
@@ -1025,8 +1060,11 @@ impl Shared {
         // The index file only grows while its segment is active: append the
         // new entries in place. The checkpoint names the prefix it covers by
         // length and CRC, so an older checkpoint stays valid against a longer
-        // file, and losing the rename (no directory sync) only means
-        // recovery starts from the previous checkpoint.
+        // file, and losing the checkpoint's rename (no directory sync) only
+        // means recovery starts from the previous checkpoint. A file written
+        // from byte 0 may just have been created: its directory entry is
+        // made durable before a checkpoint names it (else a power loss could
+        // keep the checkpoint and lose the index, costing a scan from 0).
         let result = self
             .io
             .open_rw(&ipath, true)
@@ -1034,7 +1072,11 @@ impl Shared {
                 let from = w.index_file_len.min(index.len() as u64);
                 self.io
                     .write_at(&file, &ipath, &index[from as usize..], from)?;
-                self.io.sync_data(&file, &ipath)
+                self.io.sync_data(&file, &ipath)?;
+                if from == 0 {
+                    self.io.sync_dir(&self.dir)?;
+                }
+                Ok(())
             })
             .and_then(|()| {
                 Checkpoint {
@@ -1118,16 +1160,30 @@ impl Shared {
             Err(e) => return Err(self.poison(e)),
         };
         *self.segments.write() = Arc::new(new_segments);
-        self.next_offset.store(offset, Ordering::Release);
+        // Everything kept is durable: earlier segments are sealed, and the
+        // rewritten prefix was synced before it was renamed into place.
         let mut d = self.durable.lock();
+        self.next_offset.store(offset, Ordering::Release);
         d.durable_offset = offset;
+        d.truncations += 1;
         self.durable_hint.store(offset, Ordering::Release);
+        // Waiters for removed offsets re-check against the new end.
+        self.durable_cv.notify_all();
         Ok(())
     }
 
     /// Rewrites `target` keeping offsets below `offset` into a new file,
-    /// renames it into place, deletes `later` segments; the result becomes the
-    /// active segment.
+    /// deletes `later` segments and renames the new file into place; the
+    /// result becomes the active segment.
+    ///
+    /// The steps are ordered so that a crash (or power loss) after any of them
+    /// leaves a directory that opens and holds every record below `offset`
+    /// unchanged, followed by a prefix of the records the truncate removes:
+    /// the checkpoint goes first (it may describe a file about to change);
+    /// later segments are deleted newest first, each deletion made durable
+    /// before the next, so the log is always a prefix of itself ending in a
+    /// valid segment; only then is the footer-less prefix renamed over
+    /// `target`, now the last segment, where recovery expects an unsealed one.
     fn rewrite_prefix(
         &self,
         w: &mut Writer,
@@ -1170,20 +1226,26 @@ impl Shared {
         let mut builder = IndexBuilder::new(self.config.index_interval_bytes);
         let scan = segment::scan(&prefix, target.base, 0, target.base, &mut builder, true);
         debug_assert_eq!(scan.next_offset, offset);
+        self.io.remove(&checkpoint::path(&self.dir))?;
+        self.io.sync_dir(&self.dir)?;
+        // A crash before the rename leaves this temporary file, which the
+        // next open deletes.
         let tmp = target.path.with_extension("log.tmp");
         let file = self.io.open_rw(&tmp, true)?;
         self.io.set_len(&file, &tmp, 0)?;
         self.io.allocate(&file, &tmp, prefix.len().max(1) as u64)?;
         self.io.write_at(&file, &tmp, &prefix, 0)?;
         self.io.sync_data(&file, &tmp)?;
-        self.io.rename(&tmp, &target.path)?;
-        for seg in later {
+        for seg in later.iter().rev() {
             self.io.remove(&seg.path)?;
             self.io.remove(&segment::index_path(&self.dir, seg.base))?;
+            self.io.sync_dir(&self.dir)?;
         }
+        self.io.rename(&tmp, &target.path)?;
+        // The old index describes the replaced file (a cache: harmless if a
+        // crash leaves it, as no checkpoint names it).
         self.io
             .remove(&segment::index_path(&self.dir, target.base))?;
-        self.io.remove(&checkpoint::path(&self.dir))?;
         self.io.sync_dir(&self.dir)?;
         let reserved = file
             .metadata()
@@ -1281,7 +1343,7 @@ impl Shared {
                 Ok(segment::Extended::Grown) => {
                     self.next_offset
                         .store(last.next_offset(), Ordering::Release);
-                    return Ok(());
+                    return self.check_read_only_tail(last);
                 }
                 // Sealed, replaced by a repair, or raced with the writer:
                 // look again in full.
@@ -1292,25 +1354,106 @@ impl Shared {
         }
         let recovered = recover_read_only(&self.dir, &self.config, &self.io)?;
         let mut fresh = recovered.segments;
-        if let Some((active, ..)) = recovered.active {
+        let mut pin = None;
+        if let Some((active, file, ..)) = recovered.active {
             fresh.push(active);
+            pin = Some(file);
         }
         // Keep segment objects we already have (their maps and indexes) when
-        // the file is unchanged; take the fresh view otherwise.
+        // they map the very file now at the path; take the fresh view
+        // otherwise. A truncate may have replaced a sealed segment by a new
+        // file with the same base (and even the same length): the inode tells
+        // them apart, and it cannot have been reused while the old object
+        // maps the old file.
         let merged: Vec<Arc<Segment>> = fresh
             .into_iter()
             .map(|f| {
                 current
                     .iter()
-                    .find(|c| c.base == f.base && c.is_sealed() && f.is_sealed())
+                    .find(|c| {
+                        c.base == f.base
+                            && c.is_sealed()
+                            && f.is_sealed()
+                            && c.is_loaded()
+                            && c.file_id() != 0
+                            && c.file_id() == f.file_id()
+                            && c.committed_len() == f.committed_len()
+                            && c.next_offset() == f.next_offset()
+                    })
                     .cloned()
                     .unwrap_or(f)
             })
             .collect();
         let next = merged.last().map_or(0, |s| s.next_offset());
         *self.segments.write() = Arc::new(merged);
+        *self.tail_pin.lock() = pin;
         self.next_offset.store(next, Ordering::Release);
         Ok(())
+    }
+
+    /// After a read-only view extended its active segment: when bytes that
+    /// are not a valid batch stop it and they are proven to be synced data
+    /// (below the checkpoint, or vouched for by a later batch), an error
+    /// naming file and byte. A batch still being written ends the view.
+    fn check_read_only_tail(&self, seg: &Segment) -> Result<()> {
+        let view = seg.view()?;
+        let pos = view.committed_len;
+        // Only the header position is looked at through the map (the
+        // scan just read it too); anything further is read with `pread`.
+        let head = view
+            .map
+            .get(pos as usize..)
+            .map_or(&[][..], |r| &r[..r.len().min(batch::HEADER_LEN)]);
+        if head.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let file = match File::open(&seg.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("open", &seg.path, e)),
+        };
+        let look = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::io("stat", &seg.path, e))?;
+            if meta.ino() != seg.file_id() {
+                // Replaced since: the next refresh looks again in full.
+                return Ok(());
+            }
+            // Nothing was written since the last look found no proof.
+            let look = meta.modified().ok().map(|m| (meta.ino(), pos, m));
+            if look.is_some() && *self.tail_clean.lock() == look {
+                return Ok(());
+            }
+            look
+        };
+        if let Some(c) = Checkpoint::load(&self.dir)
+            .filter(|c| c.segment_base == seg.base && pos < c.trusted_len)
+        {
+            // The checkpoint was read after the scan: the writer may have
+            // finished the batch at `pos` and checkpointed past it since.
+            if check_same_file(&file, &seg.path).is_err()
+                || batch_now_at(&file, &seg.path, pos, view.next_offset)?
+            {
+                return Ok(());
+            }
+            return Err(Error::corrupted(
+                &seg.path,
+                pos,
+                format!(
+                    "not a valid batch; the checkpoint records the first {} bytes of this segment (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                    c.trusted_len, c.next_offset
+                ),
+            ));
+        }
+        match read_only_damage(&file, &seg.path, pos, view.next_offset, None)? {
+            Some(err) => Err(err),
+            None => {
+                *self.tail_clean.lock() = look;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -1372,7 +1515,31 @@ struct Recovered {
     segments: Vec<Arc<Segment>>,
     /// The active segment with its writable file, committed and reserved length.
     active: Option<(Arc<Segment>, File, u64, u64)>,
+    /// What the checkpoint lets the writer resume from (with `active`).
+    resume: Option<Resume>,
     report: RecoveryReport,
+}
+
+/// Where the writer of a recovered active segment stands with its checkpoint.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    /// Bytes the last checkpoint (with a usable index part) covers; 0 makes
+    /// the next checkpoint rewrite the index file and the checkpoint whole.
+    checkpointed_len: u64,
+    /// Every offset below this is known to be on stable storage.
+    durable_offset: u64,
+    /// Bytes of the index file that are known to be right.
+    index_file_len: u64,
+}
+
+impl Resume {
+    fn nothing(base: u64) -> Resume {
+        Resume {
+            checkpointed_len: 0,
+            durable_offset: base,
+            index_file_len: 0,
+        }
+    }
 }
 
 pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<Footer>> {
@@ -1450,18 +1617,15 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
             return Err(err);
         }
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
+        let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        let len = meta.len();
         if let Some(footer) = read_footer(&file, &path, len, base)? {
             expected = Some(footer.last_offset + 1);
-            segments.push(Arc::new(Segment::sealed_lazy(
-                dir,
-                footer,
-                interval,
-                writable.then(|| io.clone()),
-            )));
+            let seg = Segment::sealed_lazy(dir, footer, interval, writable.then(|| io.clone()));
+            // Which file this is, so a read-only refresh can tell it from one
+            // a truncate put at the same path.
+            seg.set_file_id(std::os::unix::fs::MetadataExt::ino(&meta));
+            segments.push(Arc::new(seg));
             continue;
         }
         if !is_last && config.recovery != RecoveryMode::TruncateAtFirstDamage {
@@ -1477,13 +1641,14 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
                 expected = Some(seg.next_offset());
                 segments.push(seg);
             }
-            ActiveOutcome::Active(seg, file, pos, reserved) => {
+            ActiveOutcome::Active(seg, file, pos, reserved, resume) => {
                 if !is_last {
                     drop_segments(io, dir, &bases[i + 1..], &mut report)?;
                 }
                 return Ok(Recovered {
                     segments,
                     active: Some((seg, file, pos, reserved)),
+                    resume: Some(resume),
                     report,
                 });
             }
@@ -1492,6 +1657,7 @@ fn recover(dir: &Path, config: &LogConfig, io: &Io, writable: bool) -> Result<Re
     Ok(Recovered {
         segments,
         active: None,
+        resume: None,
         report,
     })
 }
@@ -1507,12 +1673,17 @@ fn drop_segments(io: &Io, dir: &Path, bases: &[u64], report: &mut RecoveryReport
         io.remove(&segment::index_path(dir, b))?;
         report.dropped_segments.push(p);
     }
+    // A checkpoint must not outlive its segment: a later segment created at
+    // the same base would otherwise inherit its durability proof.
+    if Checkpoint::load(dir).is_some_and(|c| bases.contains(&c.segment_base)) {
+        io.remove(&checkpoint::path(dir))?;
+    }
     io.sync_dir(dir)
 }
 
 enum ActiveOutcome {
     Sealed(Arc<Segment>),
-    Active(Arc<Segment>, File, u64, u64),
+    Active(Arc<Segment>, File, u64, u64, Resume),
 }
 
 fn recover_active(
@@ -1535,26 +1706,26 @@ fn recover_active(
         .len();
     let map = mmap::map_read_only(&file, path, len, false)?;
     let interval = config.index_interval_bytes;
-    let trusted = Checkpoint::load(dir)
-        .filter(|c| {
-            c.segment_base == base
-                && c.trusted_len <= len
-                && c.next_offset >= base
-                && c.next_offset - base <= u64::from(u32::MAX)
-                && c.next_offset < u64::MAX
-        })
-        .and_then(|c| {
-            let ipath = segment::index_path(dir, base);
-            segment::load_index_file(&ipath, c.index_crc, c.index_len).map(|ix| {
-                (
-                    c,
-                    IndexBuilder::resume(interval, ix.to_vec(), c.max_timestamp),
-                )
-            })
-        });
-    let (start, next, mut builder) = match trusted {
-        Some((c, b)) => (c.trusted_len, c.next_offset, b),
-        None => (0, base, IndexBuilder::new(interval)),
+    let checkpoint = Checkpoint::load(dir).filter(|c| {
+        c.segment_base == base
+            && c.trusted_len <= len
+            && c.next_offset >= base
+            && c.next_offset - base <= u64::from(u32::MAX)
+            && c.next_offset < u64::MAX
+    });
+    // The checkpoint has two parts: a durability proof (the first
+    // `trusted_len` bytes, offsets below `next_offset`, were synced) and an
+    // index prefix to resume from. A rejected index only costs a scan from
+    // byte 0; the proof still holds.
+    let resumed = checkpoint.and_then(|c| {
+        let ipath = segment::index_path(dir, base);
+        segment::load_index_file(&ipath, c.index_crc, c.index_len)
+            .map(|ix| IndexBuilder::resume(interval, ix.to_vec(), c.max_timestamp))
+    });
+    let index_ok = resumed.is_some();
+    let (start, next, mut builder) = match (checkpoint, resumed) {
+        (Some(c), Some(b)) => (c.trusted_len, c.next_offset, b),
+        _ => (0, base, IndexBuilder::new(interval)),
     };
     // Only the writer may look past the end of the data (see `segment::scan`).
     let scan = segment::scan(&map, base, start, next, &mut builder, writable);
@@ -1572,20 +1743,59 @@ fn recover_active(
             writable.then(|| io.clone()),
         ))));
     }
-    if let Some((pos, why)) = scan.damage.filter(|_| writable) {
-        if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
-            && config.recovery != RecoveryMode::TruncateAtFirstDamage
+    // Below the checkpoint's trusted length everything was synced: bytes
+    // there that are not valid batches (or batches ending early) are damage.
+    let stop = scan.damage.as_ref().map_or(scan.end, |d| d.0);
+    let proof = checkpoint.filter(|c| stop < c.trusted_len);
+    let cut = scan.damage.clone().or_else(|| {
+        proof.map(|c| {
+            (
+                scan.end,
+                format!(
+                    "the batches end at byte {} before offset {}",
+                    scan.end, c.next_offset
+                ),
+            )
+        })
+    });
+    if let Some((pos, why)) = cut {
+        if let Some(c) = proof
+            && (!writable || config.recovery != RecoveryMode::TruncateAtFirstDamage)
         {
+            if !writable {
+                check_same_file(&file, path)?;
+            }
             return Err(Error::corrupted(
                 path,
                 pos,
                 format!(
-                    "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
-                    later.position, later.base_offset, later.durable_offset
+                    "{why}; the checkpoint records the first {} bytes of this segment (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                    c.trusted_len, c.next_offset
                 ),
             ));
         }
-        if writable {
+        if !writable {
+            if let Some(err) = read_only_damage(&file, path, pos, scan.next_offset, Some(&why))? {
+                return Err(err);
+            }
+        } else {
+            if let Some(later) = segment::find_durable_batch_after(&map, pos, scan.next_offset)
+                && config.recovery != RecoveryMode::TruncateAtFirstDamage
+            {
+                return Err(Error::corrupted(
+                    path,
+                    pos,
+                    format!(
+                        "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write",
+                        later.position, later.base_offset, later.durable_offset
+                    ),
+                ));
+            }
+            if proof.is_some() {
+                // Cutting below the checkpoint: it no longer describes the segment.
+                io.remove(&checkpoint::path(dir))?;
+                io.sync_dir(dir)?;
+            }
             let t = Truncation {
                 path: path.to_path_buf(),
                 position: pos,
@@ -1608,6 +1818,16 @@ fn recover_active(
             report.truncations.push(t);
         }
     }
+    let resume = match checkpoint {
+        Some(c) if proof.is_none() => Resume {
+            // A rejected index part makes the next checkpoint rewrite the
+            // index file from byte 0 (and so a clean close writes one).
+            checkpointed_len: if index_ok { c.trusted_len } else { 0 },
+            durable_offset: c.next_offset,
+            index_file_len: if index_ok { u64::from(c.index_len) } else { 0 },
+        },
+        _ => Resume::nothing(base),
+    };
     let seg = Arc::new(Segment::active(
         base,
         path.to_path_buf(),
@@ -1621,7 +1841,118 @@ fn recover_active(
         let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         seg.set_file_id(meta.ino());
     }
-    Ok(ActiveOutcome::Active(seg, file, scan.end, len))
+    Ok(ActiveOutcome::Active(seg, file, scan.end, len, resume))
+}
+
+/// For a read-only view: fails with a race (which the caller's retry loop
+/// absorbs) when the file at `path` is no longer `file`, e.g. a truncate
+/// renamed a rewritten one over it, so a checkpoint just read may describe
+/// the other file.
+fn check_same_file(file: &File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    let now = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    if ours.ino() != now.ino() || ours.dev() != now.dev() {
+        return Err(Error::io(
+            "open",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "replaced by the writer while being read",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A read-only view's scan of `file` stopped at byte `pos` (offset `next`)
+/// on bytes that are not a valid batch. They may be a batch the writer is
+/// still writing, or a torn tail no writer has recovered yet: then the view
+/// ends there (`None`). But when a valid batch after them records `next` as
+/// already durable, they are damaged synced data, and the view must say so.
+///
+/// Reads the rest of the file with `pread`, never through the map: the
+/// writer may trim the file past the next header, and a map touching the
+/// trimmed pages would fault (mmap invariant 1); a read just comes back short.
+fn read_only_damage(
+    file: &File,
+    path: &Path,
+    pos: u64,
+    next: u64,
+    why: Option<&str>,
+) -> Result<Option<Error>> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let rest = pread_range(file, path, pos, len)?;
+    if is_batch_at(&rest, next) {
+        // The writer finished the batch since the scan looked.
+        return Ok(None);
+    }
+    let Some(later) = segment::find_durable_batch_after(&rest, 0, next) else {
+        return Ok(None);
+    };
+    // The batch at `pos` may have been completed, synced and followed while
+    // the read above went on: look at it once more. The later batch exists,
+    // so a batch that was being written is whole by now.
+    if batch_now_at(file, path, pos, next)? {
+        return Ok(None);
+    }
+    let why = match why {
+        Some(w) => w.to_owned(),
+        None => BatchView::parse(&rest).err().map_or_else(
+            || "batch does not continue the offsets".to_owned(),
+            |e| e.to_string(),
+        ),
+    };
+    Ok(Some(Error::corrupted(
+        path,
+        pos,
+        format!(
+            "{why}; the valid batch at byte {} (offset {}) records offsets below {} as already durable, so this is damaged durable data, not a torn write or a batch being written",
+            pos + later.position,
+            later.base_offset,
+            later.durable_offset
+        ),
+    )))
+}
+
+/// Whether `bytes` start with a valid batch holding offset `next` first.
+fn is_batch_at(bytes: &[u8], next: u64) -> bool {
+    BatchView::parse(bytes).is_ok_and(|v| v.header.base_offset == next)
+}
+
+/// Reads the batch at `pos` of `file` afresh (with `pread`) and tells
+/// whether it is now a valid batch starting at offset `next`.
+fn batch_now_at(file: &File, path: &Path, pos: u64, next: u64) -> Result<bool> {
+    let head = pread_range(file, path, pos, pos + batch::HEADER_LEN as u64)?;
+    let Ok(header) = batch::parse_header(&head) else {
+        return Ok(false);
+    };
+    let whole = pread_range(file, path, pos, pos + u64::from(header.length))?;
+    Ok(is_batch_at(&whole, next))
+}
+
+/// Bytes `from..to` of `file` read with `pread` (shorter if the file is).
+fn pread_range(file: &File, path: &Path, from: u64, to: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let mut buf = vec![0u8; to.min(len).saturating_sub(from) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], from + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
 }
 
 /// A verified batch handed out by [`Batches`]; shares the segment's map.

@@ -437,6 +437,17 @@ impl Segment {
         self.file_id.store(id, Ordering::Release);
     }
 
+    /// The inode recorded by [`Segment::set_file_id`] (0 when not tracked).
+    pub(crate) fn file_id(&self) -> u64 {
+        self.file_id.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment's file is mapped (always for active segments; for
+    /// sealed ones once first read). A mapped file's inode cannot be reused.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
     /// For a read-only view of a live writer's active segment: maps what the
     /// file holds now and publishes the batches that became valid since.
     pub(crate) fn extend_from_file(&self) -> Result<Extended> {

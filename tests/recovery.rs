@@ -236,3 +236,176 @@ fn time_lookup_handles_out_of_order_timestamps_across_segments() {
     }
     assert_eq!(log.offset_for_time(701).expect("lookup"), None);
 }
+
+/// The active segment's index file, which a power loss can take with it when
+/// its directory entry was never synced.
+fn active_index(log: &Log) -> std::path::PathBuf {
+    log.segments()
+        .last()
+        .expect("segment")
+        .path
+        .with_extension("index")
+}
+
+#[test]
+fn damage_below_a_checkpoint_is_corruption_even_when_the_index_it_names_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tiny_config();
+    config.segment_bytes = 1 << 20;
+    config.durability = Durability::Always;
+    let log = filled(dir.path(), &config, 6);
+    let active = log.segments().last().cloned().expect("segment");
+    let index = active_index(&log);
+    // The clean close syncs and checkpoints all six batches.
+    log.close().expect("close");
+    fs::remove_file(&index).expect("remove index");
+    // Rot a bit in the last batch: no later batch vouches for it, only the
+    // checkpoint does.
+    let batch_len = 56 + 2 * (12 + 40 + 4);
+    let last_batch = 5 * batch_len;
+    flip_byte(&active.path, last_batch + 56 + 30);
+    let Err(err) = Log::open(dir.path(), config.clone()) else {
+        panic!("synced data the checkpoint vouches for must not be cut as a torn tail");
+    };
+    match &err {
+        Error::Corrupted {
+            path,
+            position,
+            reason,
+        } => {
+            assert_eq!(path, &active.path);
+            assert_eq!(*position, last_batch);
+            assert!(reason.contains("checkpoint"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other}"),
+    }
+    // Read-only views are told the same.
+    assert!(matches!(
+        Log::open_read_only(dir.path()),
+        Err(Error::Corrupted { .. })
+    ));
+    // An explicit tolerant open cuts it and says so.
+    config.recovery = RecoveryMode::TruncateAtFirstDamage;
+    let log = Log::open(dir.path(), config).expect("tolerant open");
+    assert_eq!(log.recovery_report().truncations.len(), 1);
+    assert_eq!(read_all(&log).expect("read").len(), 10);
+}
+
+#[test]
+fn a_lost_active_index_is_rewritten_so_later_reopens_scan_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tiny_config();
+    config.segment_bytes = 64 << 10;
+    let log = filled(dir.path(), &config, 200);
+    let index = active_index(&log);
+    log.close().expect("close");
+    fs::remove_file(&index).expect("remove index");
+    // The first reopen has to scan: the checkpoint's index part is gone.
+    let log = Log::open(dir.path(), config.clone()).expect("reopen");
+    assert!(log.recovery_report().scanned_bytes > 0);
+    assert_eq!(log.next_offset(), 400);
+    log.close().expect("close");
+    let log = Log::open(dir.path(), config.clone()).expect("reopen");
+    assert_eq!(
+        log.recovery_report().scanned_bytes,
+        0,
+        "{:?}",
+        log.recovery_report()
+    );
+    // Again with appends in between.
+    log.close().expect("close");
+    fs::remove_file(&index).expect("remove index");
+    let log = Log::open(dir.path(), config.clone()).expect("reopen");
+    for i in 400..420u64 {
+        log.append(&value_for(i, 40)).expect("append");
+    }
+    log.close().expect("close");
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(
+        log.recovery_report().scanned_bytes,
+        0,
+        "{:?}",
+        log.recovery_report()
+    );
+    assert_eq!(read_all(&log).expect("read").len(), 420);
+}
+
+/// Records every file operation.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<(eventfabric::IoOp, std::path::PathBuf)>>);
+
+impl eventfabric::FaultInjector for Recorder {
+    fn check(
+        &self,
+        op: eventfabric::IoOp,
+        path: &std::path::Path,
+        _len: usize,
+    ) -> Option<eventfabric::Fault> {
+        self.0.lock().expect("lock").push((op, path.to_path_buf()));
+        None
+    }
+}
+
+#[test]
+fn a_new_index_file_is_durable_in_its_directory_before_a_checkpoint_names_it() {
+    use eventfabric::IoOp;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let mut config = tiny_config();
+    config.segment_bytes = 1 << 20;
+    config.fault_injector = Some(recorder.clone());
+    let log = filled(dir.path(), &config, 20);
+    log.close().expect("close");
+    let ops = recorder.0.lock().expect("lock").clone();
+    let created = ops
+        .iter()
+        .position(|(op, p)| *op == IoOp::Create && p.extension().is_some_and(|e| e == "index"))
+        .expect("the active index file is created");
+    let named = ops
+        .iter()
+        .position(|(op, p)| {
+            *op == IoOp::Rename && p.file_name().is_some_and(|n| n == "checkpoint.tmp")
+        })
+        .expect("a checkpoint is written");
+    assert!(created < named, "{ops:?}");
+    assert!(
+        ops[created..named]
+            .iter()
+            .any(|(op, _)| *op == IoOp::SyncDir),
+        "no directory sync between creating the index and the checkpoint naming it: {ops:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_never_vouches_for_a_segment_recreated_at_a_dropped_base() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = tiny_config();
+    let log = filled(dir.path(), &config, 20);
+    let segs = log.segments();
+    assert!(segs.len() >= 4, "{segs:?}");
+    let victim = segs[segs.len() - 2].clone();
+    let dropped = segs[segs.len() - 1].clone();
+    assert!(dropped.size_bytes > 200, "{dropped:?}");
+    // The clean close leaves a checkpoint naming the active segment.
+    log.close().expect("close");
+    // Rot the footer of a sealed segment: a repair open cuts it there and
+    // drops every later segment, the checkpoint's among them.
+    let len = fs::metadata(&victim.path).expect("stat").len();
+    flip_byte(&victim.path, len - 20);
+    let mut repair = config.clone();
+    repair.recovery = RecoveryMode::TruncateAtFirstDamage;
+    let log = Log::open(dir.path(), repair).expect("repair open");
+    assert!(!log.recovery_report().dropped_segments.is_empty());
+    assert_eq!(log.next_offset(), victim.next_offset);
+    // The next append rolls into a new segment at the dropped base.
+    let o = log.next_offset();
+    log.append(&value_for(o, 40)).expect("append");
+    assert_eq!(
+        log.segments().last().expect("segment").base_offset,
+        dropped.base_offset
+    );
+    log.simulate_crash();
+    let log = Log::open(dir.path(), config)
+        .expect("the new segment is not judged by the old one's checkpoint");
+    assert_eq!(log.next_offset(), o + 1);
+}
