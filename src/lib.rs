@@ -115,4 +115,4 @@ pub use crate::tier::{
     EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
 };
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
-pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};
+pub use crate::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};

@@ -7,8 +7,10 @@
 //! not repair corruption, only these calls do.
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::index::{IndexBuilder, IndexView};
 use crate::log::{Log, LogConfig, RecoveryMode, RecoveryReport, list_segment_bases, read_footer};
@@ -53,11 +55,32 @@ impl VerifyReport {
 pub struct RepairReport {
     /// What recovery truncated while opening in repair mode.
     pub recovery: RecoveryReport,
-    /// The first offset removed because of damage inside a sealed segment,
-    /// with how many records that removed.
+    /// The first offset removed because of damage found after recovery (in
+    /// a sealed segment, or in the active segment's synced prefix), with how
+    /// many records that removed.
     pub truncated_from: Option<(u64, u64)>,
+    /// The same cut in full: where the first damaged batch was and what went.
+    pub damage_cut: Option<DamageCut>,
     /// Index files that were rewritten.
     pub rebuilt_indexes: Vec<PathBuf>,
+}
+
+/// Damage [`repair`] cut away: the log was truncated at its first damaged
+/// batch, removing that batch, everything after it in its segment, and every
+/// later segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamageCut {
+    /// The segment file holding the first damaged batch (it is now the
+    /// active segment, holding the valid prefix).
+    pub path: PathBuf,
+    /// Byte position of the first damaged batch in that file.
+    pub position: u64,
+    /// Why the batch there is not valid.
+    pub reason: String,
+    /// The offsets removed.
+    pub offsets_removed: Range<u64>,
+    /// Later segment files deleted by the cut, oldest first.
+    pub removed_segments: Vec<PathBuf>,
 }
 
 /// Checks every segment, index and footer of the log in `dir` without
@@ -67,6 +90,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let bases = list_segment_bases(dir)?;
     let mut report = VerifyReport::default();
     let mut expected: Option<u64> = None;
+    let checkpoint = Checkpoint::load(dir);
     for (i, &base) in bases.iter().enumerate() {
         let path = segment::segment_path(dir, base);
         let is_last = i + 1 == bases.len();
@@ -94,14 +118,24 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         let scan = segment::scan(&map, base, 0, base, &mut builder, true);
         let records = scan.next_offset - base;
         if let Some((pos, why)) = &scan.damage {
+            // The checkpoint proves its prefix of the active segment synced.
+            let vouched = checkpoint.filter(|c| {
+                is_last && footer.is_none() && c.segment_base == base && *pos < c.trusted_len
+            });
             let tail = is_last
                 && footer.is_none()
+                && vouched.is_none()
                 && segment::find_durable_batch_after(&map, *pos, scan.next_offset).is_none();
             report.findings.push(Finding {
                 path: path.clone(),
                 position: *pos,
                 problem: if tail {
                     format!("torn tail (data past the last sync, cut by a crash): {why}")
+                } else if let Some(c) = vouched {
+                    format!(
+                        "{why}; the checkpoint records the first {} bytes (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                        c.trusted_len, c.next_offset
+                    )
                 } else {
                     why.clone()
                 },
@@ -166,36 +200,83 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
         recovery: log.recovery_report().clone(),
         ..RepairReport::default()
     };
-    // Find the first damaged batch of a sealed segment, if any.
+    // Find the first damaged batch of any segment. Recovery (above) only
+    // looked past the active segment's checkpoint: damage before it, in
+    // bytes that were synced, is found here by scanning from byte 0.
+    let segments = log.segments();
     let mut damaged_at = None;
-    for info in log.segments().iter().filter(|s| s.sealed) {
-        let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
-        let map = mmap::map_read_only(&file, &info.path, info.size_bytes, false)?;
-        let scan = segment::scan(
-            &map,
-            info.base_offset,
-            0,
-            info.base_offset,
-            &mut IndexBuilder::new(4096),
-            false,
-        );
-        if scan.damage.is_some() || scan.next_offset != info.next_offset {
-            damaged_at = Some(scan.next_offset);
+    for (i, info) in segments.iter().enumerate() {
+        let (scan, reason) = if info.sealed {
+            let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
+            let map = mmap::map_read_only(&file, &info.path, info.size_bytes, false)?;
+            let scan = segment::scan(
+                &map,
+                info.base_offset,
+                0,
+                info.base_offset,
+                &mut IndexBuilder::new(4096),
+                false,
+            );
+            let reason = scan.damage.as_ref().map(|(_, why)| why.clone());
+            (scan, reason)
+        } else {
+            // The writer's own file, read privately and thoroughly (zeros
+            // followed by data are damage too).
+            let bytes = std::fs::read(&info.path).map_err(|e| Error::io("read", &info.path, e))?;
+            let scan = segment::scan(
+                &bytes,
+                info.base_offset,
+                0,
+                info.base_offset,
+                &mut IndexBuilder::new(4096),
+                true,
+            );
+            let reason = scan.damage.as_ref().map(|(_, why)| why.clone());
+            (scan, reason)
+        };
+        if scan.next_offset < info.next_offset {
+            damaged_at = Some((
+                i,
+                scan.end,
+                scan.next_offset,
+                reason.unwrap_or_else(|| {
+                    format!(
+                        "the batches end at offset {} but the segment holds offsets up to {}",
+                        scan.next_offset,
+                        info.next_offset - 1
+                    )
+                }),
+            ));
             break;
         }
     }
-    if let Some(offset) = damaged_at {
+    if let Some((i, position, offset, reason)) = damaged_at {
         let next = log.next_offset();
+        let path = segments[i].path.clone();
+        log::warn!(
+            "repair: cutting {} at byte {position} ({reason}): removing offsets {offset}..{next}",
+            path.display()
+        );
         log.truncate(offset)?;
         report.truncated_from = Some((offset, next - offset));
+        report.damage_cut = Some(DamageCut {
+            path,
+            position,
+            reason,
+            offsets_removed: offset..next,
+            removed_segments: segments[i + 1..].iter().map(|s| s.path.clone()).collect(),
+        });
     }
     // Reading every sealed segment's index rebuilds the bad ones.
-    for f in before.findings.iter().filter(|f| !f.data_damaged) {
-        report.rebuilt_indexes.push(f.path.clone());
-    }
-    for info in log.segments() {
-        if info.sealed {
+    for info in log.segments().iter().filter(|s| s.sealed) {
+        let ipath = segment::index_path(dir, info.base_offset);
+        if before
+            .findings
+            .iter()
+            .any(|f| !f.data_damaged && f.path == ipath)
+        {
             log.read(info.base_offset, crate::ReadLimit::records(1))?;
+            report.rebuilt_indexes.push(ipath);
         }
     }
     log.close()?;

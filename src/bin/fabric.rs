@@ -882,6 +882,26 @@ fn verify(data: &Path, args: VerifyArgs) -> CliResult {
                     r.topic, r.partition
                 );
             }
+            if let Some(cut) = &r.report.damage_cut {
+                println!(
+                    "{} partition {}: cut {} at byte {} ({}): removed offsets {}..{}",
+                    r.topic,
+                    r.partition,
+                    cut.path.display(),
+                    cut.position,
+                    cut.reason,
+                    cut.offsets_removed.start,
+                    cut.offsets_removed.end
+                );
+                for seg in &cut.removed_segments {
+                    println!(
+                        "{} partition {}: removed segment {} (it followed the cut)",
+                        r.topic,
+                        r.partition,
+                        seg.display()
+                    );
+                }
+            }
             for i in &r.report.rebuilt_indexes {
                 println!(
                     "{} partition {}: rebuilt index {}",
