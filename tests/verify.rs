@@ -294,3 +294,308 @@ fn cli_repair_cuts_a_damaged_sealed_segment_whose_index_is_missing() {
     ok(data, &["produce", "billing.domain.v1"], &generate(5, 4));
     ok(data, &["verify"], b"");
 }
+
+// ---- The whole data directory: archives, state logs, checkpoint, leftovers.
+
+const TIERED: &str = "audit.trail.v1";
+const DAY_US: i64 = 86_400_000_000;
+/// 2026-06-10T12:00:00Z.
+const T0: i64 = 1_781_092_800_000_000;
+
+/// A data directory whose one partition has three warm archives and a hot
+/// log starting where they end; returns the archives' paths.
+fn tiered_data_dir(data: &Path) -> Vec<PathBuf> {
+    use eventfabric::{ColdAction, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
+    let fabric = Fabric::open(data, FabricConfig::default()).expect("open");
+    let mut tc = TopicConfig::with_partitions(1);
+    tc.fsync = FsyncPolicy::Os;
+    tc.segment_bytes = 2048;
+    tc.retention_ms = Some(7 * 86_400_000);
+    tc.warm_retention_ms = 365 * 86_400_000;
+    tc.cold_action = ColdAction::Delete;
+    fabric.create_topic(TIERED, tc).expect("create");
+    let log = fabric.partition(TIERED, 0).expect("partition");
+    for s in 0..3i64 {
+        let batch: Vec<(i64, Vec<u8>)> = (0..10)
+            .map(|i| (T0 + s * DAY_US + i, value_for((s * 10 + i) as u64, 50)))
+            .collect();
+        log.append_batch_with_timestamps(&batch).expect("append");
+        log.roll().expect("roll");
+    }
+    log.append_batch_with_timestamps(&[(T0 + 40 * DAY_US, value_for(30, 50))])
+        .expect("append");
+    fabric
+        .maintain_at(jiff::Timestamp::from_microsecond(T0 + 20 * DAY_US).expect("time"))
+        .expect("maintain");
+    let warm: Vec<PathBuf> = fabric.tier_summary(TIERED).expect("summary")[0]
+        .warm
+        .iter()
+        .map(|a| a.path.clone())
+        .collect();
+    assert_eq!(warm.len(), 3);
+    drop(log);
+    fabric.close().expect("close");
+    warm
+}
+
+fn data_report(data: &Path) -> eventfabric::DataDirReport {
+    eventfabric::verify_data_dir(data, &eventfabric::FabricConfig::default()).expect("verify")
+}
+
+#[test]
+fn verify_checks_every_block_of_the_warm_tier_and_repair_never_deletes_its_only_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let warm = tiered_data_dir(data);
+    let clean = data_report(data);
+    assert!(clean.is_clean(), "{clean:?}");
+    assert_eq!((clean.warm_archives, clean.archive_records), (3, 30));
+    ok(data, &["verify"], b"");
+
+    // One bit of the second archive's first compressed block (at byte 8).
+    flip_byte(&warm[1], 20);
+    let report = data_report(data);
+    let found: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == eventfabric::Severity::Damage)
+        .collect();
+    assert_eq!(found.len(), 1, "{report:?}");
+    assert_eq!(
+        (found[0].path.clone(), found[0].position),
+        (warm[1].clone(), 8)
+    );
+    assert!(
+        found[0].problem.contains("only copy"),
+        "{}",
+        found[0].problem
+    );
+
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let name = warm[1].file_name().expect("name").to_string_lossy();
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.contains(&*name) && l.contains("byte 8:")),
+        "{}",
+        stdout(&out)
+    );
+    // The records exist nowhere else: repair says so and leaves the file.
+    let out = fabric(data, &["verify", "--repair"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.contains(&*name) && l.contains("left in place")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(warm[1].exists());
+}
+
+#[test]
+fn verify_finds_a_warm_tier_that_ends_before_the_hot_log_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let warm = tiered_data_dir(data);
+    fs::remove_file(&warm[2]).expect("remove");
+    let report = data_report(data);
+    assert!(
+        report.findings.iter().any(|f| f.path == warm[1]
+            && f.severity == eventfabric::Severity::Damage
+            && f.problem.contains("offsets in between are missing")),
+        "{report:?}"
+    );
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn a_missing_partition_directory_is_a_finding_and_the_rest_is_still_verified() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ok(
+        data,
+        &["topic", "create", "billing.domain.v1", "--partitions", "3"],
+        b"",
+    );
+    ok(data, &["produce", "billing.domain.v1"], &generate(30, 5));
+    let gone = data.join("topics/billing.domain.v1/1");
+    fs::remove_dir_all(&gone).expect("remove");
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with(&*gone.to_string_lossy()) && l.contains("missing")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("verified 3 partitions"),
+        "{}",
+        stderr(&out)
+    );
+    // Repair does not silently recreate it empty.
+    let out = fabric(data, &["verify", "--repair"], b"");
+    assert!(stdout(&out).contains("not recreated"), "{}", stdout(&out));
+    assert!(!gone.exists());
+}
+
+#[test]
+fn verify_checks_cursor_logs_and_finds_a_cursor_past_the_end_of_its_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let topic = "billing.domain.v1";
+    ok(
+        data,
+        &[
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "1",
+            "--fsync",
+            "os",
+        ],
+        b"",
+    );
+    ok(data, &["produce", topic], &generate(20, 6));
+    ok(data, &["consume", topic, "--group", "g", "--commit"], b"");
+    ok(data, &["verify"], b"");
+    let cursors = data.join(format!("groups/g/{topic}.cursors"));
+    assert!(cursors.exists());
+
+    // A torn append at the end of the cursor log: repairable, then repaired.
+    let mut bytes = fs::read(&cursors).expect("read");
+    let intact = bytes.len() as u64;
+    bytes.extend_from_slice(b"EFSR\x10\0\0\0garbage");
+    fs::write(&cursors, &bytes).expect("write");
+    let report = data_report(data);
+    assert!(
+        report.findings.iter().any(|f| f.path == cursors
+            && f.position == intact
+            && f.severity == eventfabric::Severity::Repairable),
+        "{report:?}"
+    );
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = fabric(data, &["verify", "--repair"], b"");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("torn tail"), "{}", stdout(&out));
+    assert_eq!(fs::metadata(&cursors).expect("stat").len(), intact);
+
+    // The log loses records below the committed cursor (20).
+    let part = data.join(format!("topics/{topic}/0"));
+    let log = Log::open(&part, LogConfig::default()).expect("open");
+    log.truncate(12).expect("truncate");
+    log.close().expect("close");
+    let report = data_report(data);
+    assert!(
+        report.findings.iter().any(|f| f.path == cursors
+            && f.severity == eventfabric::Severity::Damage
+            && f.problem.contains("at offset 20")
+            && f.problem.contains("ends before 12")),
+        "{report:?}"
+    );
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn verify_reads_a_state_log_in_use_without_its_lock_and_says_so() {
+    use eventfabric::{Fabric, FabricConfig, FsyncPolicy};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let topic = "billing.domain.v1";
+    ok(data, &["topic", "create", topic, "--partitions", "1"], b"");
+    ok(data, &["produce", topic], &generate(5, 7));
+    let fabric_w = Fabric::open(data, FabricConfig::with_fsync(FsyncPolicy::Os)).expect("open");
+    let mut member = fabric_w
+        .consumer("g", topic, eventfabric::group::ConsumerConfig::default())
+        .expect("consumer");
+    member.poll(std::time::Duration::ZERO).expect("poll");
+    member.commit().expect("commit");
+    let out = fabric(data, &["verify"], b"");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pid = std::process::id();
+    assert!(
+        stdout(&out).lines().any(|l| l
+            .contains("g/billing.domain.v1.cursors: note: in use by pid")
+            && l.contains(&pid.to_string())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("1 state logs"), "{}", stderr(&out));
+    drop(member);
+    fabric_w.close().expect("close");
+}
+
+#[test]
+fn verify_checks_the_checkpoint_and_the_active_index_and_repair_rewrites_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, _) = checkpointed_active_segment(dir.path());
+    let index = dir.path().join("00000000000000000000.index");
+    flip_byte(&index, 5);
+    let report = eventfabric::verify(dir.path()).expect("verify");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].path, index);
+    assert!(!report.findings[0].data_damaged);
+    let repaired = eventfabric::repair(dir.path(), config.clone()).expect("repair");
+    assert_eq!(
+        repaired.discarded,
+        vec![index.clone(), dir.path().join("checkpoint")]
+    );
+    assert!(repaired.damage_cut.is_none());
+    let after = eventfabric::verify(dir.path()).expect("verify");
+    assert!(after.is_clean(), "{after:?}");
+
+    let checkpoint = dir.path().join("checkpoint");
+    flip_byte(&checkpoint, 20);
+    let report = eventfabric::verify(dir.path()).expect("verify");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].path, checkpoint);
+    eventfabric::repair(dir.path(), config.clone()).expect("repair");
+    assert!(eventfabric::verify(dir.path()).expect("verify").is_clean());
+    let log = Log::open(dir.path(), config).expect("open");
+    assert_eq!(read_all(&log).expect("read").len(), 80);
+}
+
+#[test]
+fn verify_notes_leftover_files_without_failing_and_repair_removes_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ok(
+        data,
+        &["topic", "create", "billing.domain.v1", "--partitions", "1"],
+        b"",
+    );
+    ok(data, &["produce", "billing.domain.v1"], &generate(5, 8));
+    let part = data.join("topics/billing.domain.v1/0");
+    let tmp = part.join("00000000000000000000.log.tmp");
+    let orphan = part.join("00000000000000000999.index");
+    fs::write(&tmp, b"half").expect("write");
+    fs::write(&orphan, b"").expect("write");
+    let out = fabric(data, &["verify"], b"");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for f in [&tmp, &orphan] {
+        assert!(
+            stdout(&out)
+                .lines()
+                .any(|l| l.starts_with(&*f.to_string_lossy()) && l.contains(": note: ")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    ok(data, &["verify", "--repair"], b"");
+    assert!(!tmp.exists() && !orphan.exists());
+    let out = ok(data, &["verify"], b"");
+    assert!(!out.contains("note:"), "{out}");
+}
