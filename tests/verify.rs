@@ -305,6 +305,13 @@ const T0: i64 = 1_781_092_800_000_000;
 /// A data directory whose one partition has three warm archives and a hot
 /// log starting where they end; returns the archives' paths.
 fn tiered_data_dir(data: &Path) -> Vec<PathBuf> {
+    tiered_data_dir_keeping(data, None)
+}
+
+/// [`tiered_data_dir`], but the hot segment starting at `keep` is put back
+/// after tiering moved it: the state a crash between renaming its archive
+/// into place and deleting the hot copy leaves.
+fn tiered_data_dir_keeping(data: &Path, keep: Option<u64>) -> Vec<PathBuf> {
     use eventfabric::{ColdAction, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
     let fabric = Fabric::open(data, FabricConfig::default()).expect("open");
     let mut tc = TopicConfig::with_partitions(1);
@@ -324,6 +331,19 @@ fn tiered_data_dir(data: &Path) -> Vec<PathBuf> {
     }
     log.append_batch_with_timestamps(&[(T0 + 40 * DAY_US, value_for(30, 50))])
         .expect("append");
+    let part = data.join(format!("topics/{TIERED}/0"));
+    let saved: Vec<(PathBuf, Vec<u8>)> = keep
+        .map(|base| {
+            ["log", "index"]
+                .iter()
+                .map(|ext| {
+                    let p = part.join(format!("{base:020}.{ext}"));
+                    let b = fs::read(&p).expect("read");
+                    (p, b)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     fabric
         .maintain_at(jiff::Timestamp::from_microsecond(T0 + 20 * DAY_US).expect("time"))
         .expect("maintain");
@@ -335,7 +355,89 @@ fn tiered_data_dir(data: &Path) -> Vec<PathBuf> {
     assert_eq!(warm.len(), 3);
     drop(log);
     fabric.close().expect("close");
+    for (p, b) in saved {
+        fs::write(p, b).expect("put back");
+    }
     warm
+}
+
+fn read_tiered(data: &Path) -> Vec<(u64, Vec<u8>)> {
+    use eventfabric::{Fabric, FabricConfig, StartFrom};
+    let fabric = Fabric::open(data, FabricConfig::default()).expect("open");
+    let mut reader = fabric.reader(TIERED, StartFrom::Earliest).expect("reader");
+    let mut out = Vec::new();
+    while let Some(r) = reader.next_raw() {
+        let r = r.expect("read");
+        out.push((r.offset, r.value.to_vec()));
+    }
+    drop(reader);
+    fabric.close().expect("close");
+    out
+}
+
+#[test]
+fn repair_lets_the_complete_warm_copy_win_over_a_damaged_hot_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    tiered_data_dir_keeping(data, Some(20));
+    let dup = data.join(format!("topics/{TIERED}/0/00000000000000000020.log"));
+    flip_byte(&dup, 100);
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("is also held by the warm tier"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fabric(data, &["verify", "--repair"], b"");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with(&*dup.to_string_lossy()) && l.contains("removed hot segment")),
+        "{}",
+        stdout(&out)
+    );
+    ok(data, &["verify"], b"");
+    // Nothing accepted was lost: every offset reads back, once.
+    let all = read_tiered(data);
+    assert_eq!(
+        all.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..31).collect::<Vec<_>>()
+    );
+    for (o, v) in all {
+        assert_eq!(v, value_for(o, 50));
+    }
+}
+
+#[test]
+fn repair_removes_a_damaged_warm_archive_whose_offsets_the_hot_log_still_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let warm = tiered_data_dir(data);
+    let half = warm[0].with_file_name("00000000000000000030.archive");
+    fs::write(&half, b"\xEFFAR an archive write cut short").expect("write");
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with(&*half.to_string_lossy())
+                && l.contains("interrupted tiering")
+                && l.ends_with("(no accepted data lost; --repair fixes it)")),
+        "{}",
+        stdout(&out)
+    );
+    let out = fabric(data, &["verify", "--repair"], b"");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!half.exists());
+    assert!(
+        stdout(&out).contains("removed damaged warm archive"),
+        "{}",
+        stdout(&out)
+    );
+    ok(data, &["verify"], b"");
+    assert_eq!(read_tiered(data).len(), 31);
 }
 
 fn data_report(data: &Path) -> eventfabric::DataDirReport {
