@@ -854,6 +854,12 @@ type Ends = BTreeMap<String, Vec<Option<u64>>>;
 /// Checks cursor logs, queue states and replay ledgers, and that no durable
 /// cursor or ack floor points past the end of its partition's log.
 fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Result<()> {
+    // A live writer may have appended (and a consumer committed past) what
+    // the first look at the log saw: look at the log again before saying so.
+    let still_past = |topic: &str, p: u32, at: u64| {
+        let dir = partition_dir(&root.join(crate::fabric::TOPICS_DIR).join(topic), p);
+        Log::open_read_only(&dir).map_or(true, |log| at > log.next_offset())
+    };
     let beyond = |what: String, at: u64, end: u64| {
         format!(
             "{what} is at offset {at}, but the partition's log ends before {end}: records below a persisted position are missing (a power loss or a repair removed them); the offsets they had will be reused by new records"
@@ -908,7 +914,7 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
             for (&p, &at) in &state.committed {
                 match parts.get(p as usize) {
                     None => report.findings.push(dir_finding(&path, 0, format!("group {group:?} commits partition {p}, which topic {topic:?} does not have"), Severity::Damage)),
-                    Some(Some(end)) if at > *end => report.findings.push(dir_finding(&path, 0, beyond(format!("group {group:?}'s committed cursor of {topic} partition {p}"), at, *end), Severity::Damage)),
+                    Some(Some(end)) if at > *end && still_past(topic, p, at) => report.findings.push(dir_finding(&path, 0, beyond(format!("group {group:?}'s committed cursor of {topic} partition {p}"), at, *end), Severity::Damage)),
                     _ => {}
                 }
             }
@@ -947,14 +953,16 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
         for (&p, ps) in &state.partitions {
             match parts.get(p as usize) {
                 None => report.findings.push(dir_finding(&path, 0, format!("queue {queue:?} holds state for partition {p}, which topic {topic:?} does not have"), Severity::Damage)),
-                Some(Some(end)) => {
+                Some(Some(end)) if ps.floor.max(ps.delivered_to) > *end
+                    && still_past(topic, p, ps.floor.max(ps.delivered_to)) =>
+                {
                     if ps.floor > *end {
                         report.findings.push(dir_finding(&path, 0, beyond(format!("queue {queue:?}'s ack floor of {topic} partition {p}"), ps.floor, *end), Severity::Damage));
                     } else if ps.delivered_to > *end {
                         report.findings.push(dir_finding(&path, 0, beyond(format!("queue {queue:?}'s delivered position of {topic} partition {p}"), ps.delivered_to, *end), Severity::Damage));
                     }
                 }
-                Some(None) => {}
+                _ => {}
             }
         }
     }

@@ -701,3 +701,62 @@ fn verify_notes_leftover_files_without_failing_and_repair_removes_them() {
     let out = ok(data, &["verify"], b"");
     assert!(!out.contains("note:"), "{out}");
 }
+
+#[test]
+fn verify_finds_a_queue_position_past_the_end_of_its_log() {
+    use eventfabric::{Fabric, FabricConfig, FsyncPolicy, QueueConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let topic = "billing.domain.v1";
+    ok(
+        data,
+        &[
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "1",
+            "--fsync",
+            "os",
+        ],
+        b"",
+    );
+    ok(data, &["produce", topic], &generate(10, 9));
+    {
+        let fabric = Fabric::open(data, FabricConfig::with_fsync(FsyncPolicy::Os)).expect("open");
+        let queue = fabric
+            .queue("invoicing", topic, QueueConfig::default())
+            .expect("queue");
+        let mut acked = 0;
+        loop {
+            let messages = queue.try_fetch(10).expect("fetch");
+            if messages.is_empty() {
+                break;
+            }
+            acked += messages.len();
+            queue.ack_all(&messages).expect("ack");
+        }
+        assert!(acked > 4, "{acked}");
+        queue.flush().expect("flush");
+        drop(queue);
+        fabric.close().expect("close");
+    }
+    ok(data, &["verify"], b"");
+    let part = data.join(format!("topics/{topic}/0"));
+    let log = Log::open(&part, LogConfig::default()).expect("open");
+    log.truncate(4).expect("truncate");
+    log.close().expect("close");
+    let out = fabric(data, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let state = data.join("queues/invoicing/state");
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with(&*state.to_string_lossy())
+                && l.contains("queue \"invoicing\"")
+                && l.contains("at offset 10")
+                && l.contains("ends before 4")),
+        "{}",
+        stdout(&out)
+    );
+}
