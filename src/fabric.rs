@@ -791,7 +791,9 @@ impl Fabric {
     }
 
     /// Every topic's name, directory and settings, read from disk only.
-    fn open_read_only_config(root: &Path) -> Result<Vec<(String, PathBuf, TopicConfig)>> {
+    pub(crate) fn open_read_only_config(
+        root: &Path,
+    ) -> Result<Vec<(String, PathBuf, TopicConfig)>> {
         let topics_dir = root.join(TOPICS_DIR);
         if !topics_dir.is_dir() {
             return Err(Error::invalid(

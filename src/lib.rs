@@ -115,4 +115,7 @@ pub use crate::tier::{
     EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
 };
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
-pub use crate::verify::{Finding, RepairReport, VerifyReport, repair, verify};
+pub use crate::verify::{
+    DamageCut, DataDirRepair, DataDirReport, DirFinding, Finding, RepairReport, Severity,
+    VerifyReport, repair, repair_data_dir, verify, verify_data_dir,
+};

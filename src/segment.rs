@@ -606,17 +606,24 @@ fn load_sealed(path: &Path, info: &LazySealed) -> Result<Loaded> {
         &mut builder,
         false,
     );
+    let index = Bytes::copy_from_slice(builder.bytes());
     if scan.end != footer.data_len || scan.next_offset != footer.last_offset + 1 {
+        // Damaged data. The index of the valid prefix is still a correct
+        // sparse index: every lookup lands at or before the damage, and a
+        // read that goes on meets the damaged batch and fails naming file
+        // and byte (its CRC is checked). Keeping it lets records before the
+        // damage be read and lets a repair cut the damage away (`truncate`
+        // views the segment). It stays in memory only: the footer's index
+        // checksum would refuse it, and the next load rebuilds it again.
         let (pos, why) = scan
             .damage
             .unwrap_or((scan.end, "segment ends before its footer says".into()));
-        return Err(Error::corrupted(
-            path,
-            pos,
-            format!("sealed segment: {why}"),
-        ));
+        log::warn!(
+            "{}: sealed segment damaged at byte {pos} ({why}); its index is rebuilt up to there, in memory only",
+            path.display()
+        );
+        return Ok(Loaded { map, index });
     }
-    let index = Bytes::copy_from_slice(builder.bytes());
     if let Some(io) = &info.io {
         log::warn!(
             "rebuilt index {} from its segment (missing, short or failing its checksum)",

@@ -6,14 +6,21 @@
 //! exactly what was removed). It never runs implicitly: opening a log does
 //! not repair corruption, only these calls do.
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
+use crate::fabric::{Fabric, FabricConfig, PartitionCheck, PartitionRepair};
 use crate::index::{IndexBuilder, IndexView};
+use crate::io::Io;
+use crate::lock::DirLock;
 use crate::log::{Log, LogConfig, RecoveryMode, RecoveryReport, list_segment_bases, read_footer};
 use crate::mmap;
 use crate::segment::{self, FOOTER_LEN};
+use crate::topic::partition_dir;
 
 /// One problem found by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +46,14 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Every problem, in file order.
     pub findings: Vec<Finding>,
+    /// What is worth knowing but not a problem (leftover temporary or
+    /// orphan files), in name order.
+    pub notices: Vec<Finding>,
+    /// The offset after the last valid record of the hot log.
+    pub next_offset: u64,
+    /// Whether the checkpoint claims synced bytes the active segment does
+    /// not hold as it says (repair discards it).
+    pub checkpoint_contradicted: bool,
 }
 
 impl VerifyReport {
@@ -53,20 +68,56 @@ impl VerifyReport {
 pub struct RepairReport {
     /// What recovery truncated while opening in repair mode.
     pub recovery: RecoveryReport,
-    /// The first offset removed because of damage inside a sealed segment,
-    /// with how many records that removed.
+    /// The first offset removed because of damage found after recovery (in
+    /// a sealed segment, or in the active segment's synced prefix), with how
+    /// many records that removed.
     pub truncated_from: Option<(u64, u64)>,
+    /// The same cut in full: where the first damaged batch was and what went.
+    pub damage_cut: Option<DamageCut>,
     /// Index files that were rewritten.
     pub rebuilt_indexes: Vec<PathBuf>,
+    /// A checkpoint or active index that failed its checks, removed before
+    /// opening so recovery scanned the active segment from byte 0 (the
+    /// writer writes both anew on close).
+    pub discarded: Vec<PathBuf>,
 }
 
-/// Checks every segment, index and footer of the log in `dir` without
-/// changing anything (safe while a writer is running).
+/// Damage [`repair`] cut away: the log was truncated at its first damaged
+/// batch, removing that batch, everything after it in its segment, and every
+/// later segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamageCut {
+    /// The segment file holding the first damaged batch (it is now the
+    /// active segment, holding the valid prefix).
+    pub path: PathBuf,
+    /// Byte position of the first damaged batch in that file.
+    pub position: u64,
+    /// Why the batch there is not valid.
+    pub reason: String,
+    /// The offsets removed.
+    pub offsets_removed: Range<u64>,
+    /// Later segment files deleted by the cut, oldest first.
+    pub removed_segments: Vec<PathBuf>,
+}
+
+/// Checks every segment, index and footer of the log in `dir`, its
+/// checkpoint and the active segment's index, without changing anything
+/// (safe while a writer is running). A missing directory is a finding.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
-    let bases = list_segment_bases(dir)?;
     let mut report = VerifyReport::default();
+    if !dir.is_dir() {
+        report.findings.push(Finding {
+            path: dir.to_path_buf(),
+            position: 0,
+            problem: "partition directory is missing: its records are gone (the topic says this partition exists)".into(),
+            data_damaged: true,
+        });
+        return Ok(report);
+    }
+    let bases = list_segment_bases(dir)?;
     let mut expected: Option<u64> = None;
+    let checkpoint = Checkpoint::load(dir);
     for (i, &base) in bases.iter().enumerate() {
         let path = segment::segment_path(dir, base);
         let is_last = i + 1 == bases.len();
@@ -93,20 +144,33 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         let mut builder = IndexBuilder::new(4096);
         let scan = segment::scan(&map, base, 0, base, &mut builder, true);
         let records = scan.next_offset - base;
+        // The checkpoint of this (active) segment proves its prefix synced.
+        let active_checkpoint =
+            checkpoint.filter(|c| is_last && footer.is_none() && c.segment_base == base);
         if let Some((pos, why)) = &scan.damage {
+            let vouched = active_checkpoint.filter(|c| *pos < c.trusted_len);
             let tail = is_last
                 && footer.is_none()
+                && vouched.is_none()
                 && segment::find_durable_batch_after(&map, *pos, scan.next_offset).is_none();
             report.findings.push(Finding {
                 path: path.clone(),
                 position: *pos,
                 problem: if tail {
                     format!("torn tail (data past the last sync, cut by a crash): {why}")
+                } else if let Some(c) = vouched {
+                    format!(
+                        "{why}; the checkpoint records the first {} bytes (offsets below {}) as synced, so this is damaged durable data, not a torn write",
+                        c.trusted_len, c.next_offset
+                    )
                 } else {
                     why.clone()
                 },
                 data_damaged: true,
             });
+        }
+        if let Some(c) = active_checkpoint {
+            check_active_checkpoint(dir, &path, &map, base, &c, &scan, &mut report);
         }
         match footer {
             Some(f) => {
@@ -149,8 +213,115 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
         report.records += records;
         report.bytes += scan.end;
+        report.next_offset = scan.next_offset;
     }
+    let cpath = checkpoint::path(dir);
+    if checkpoint.is_none() && cpath.exists() {
+        report.findings.push(Finding {
+            path: cpath,
+            position: 0,
+            problem: "checkpoint is malformed or fails its checksum: recovery ignores it and scans the active segment from byte 0 (rebuildable)".into(),
+            data_damaged: false,
+        });
+    }
+    leftovers(dir, &bases, &mut report)?;
     Ok(report)
+}
+
+/// Checks the checkpoint of the active segment at `path` against its bytes
+/// (`map`, scanned into `scan`) and the active index it names.
+fn check_active_checkpoint(
+    dir: &Path,
+    path: &Path,
+    map: &[u8],
+    base: u64,
+    c: &Checkpoint,
+    scan: &segment::Scan,
+    report: &mut VerifyReport,
+) {
+    let damage_before = scan
+        .damage
+        .as_ref()
+        .is_some_and(|(p, _)| *p < c.trusted_len);
+    if c.trusted_len > map.len() as u64 {
+        report.findings.push(Finding {
+            path: path.to_path_buf(),
+            position: map.len() as u64,
+            problem: format!(
+                "the checkpoint records the first {} bytes (offsets below {}) as synced, but the file holds only {} bytes: synced data is missing",
+                c.trusted_len,
+                c.next_offset,
+                map.len()
+            ),
+            data_damaged: true,
+        });
+        report.checkpoint_contradicted = true;
+        return;
+    }
+    if !damage_before {
+        let prefix = &map[..c.trusted_len as usize];
+        let upto = segment::scan(prefix, base, 0, base, &mut IndexBuilder::new(4096), false);
+        if upto.end != c.trusted_len || upto.next_offset != c.next_offset {
+            report.findings.push(Finding {
+                path: path.to_path_buf(),
+                position: upto.end,
+                problem: format!(
+                    "the checkpoint records bytes 0..{} holding offsets below {} as synced, but the batches there end at byte {} before offset {}",
+                    c.trusted_len, c.next_offset, upto.end, upto.next_offset
+                ),
+                data_damaged: true,
+            });
+            report.checkpoint_contradicted = true;
+        }
+    }
+    let ipath = segment::index_path(dir, base);
+    let index_ok = segment::load_index_file(&ipath, c.index_crc, c.index_len)
+        .is_some_and(|ix| IndexView::new(&ix).is_consistent(c.trusted_len.max(1)));
+    if !index_ok {
+        report.findings.push(Finding {
+            path: ipath,
+            position: 0,
+            problem: "active index missing, short or failing the checksum in the checkpoint: recovery scans the active segment from byte 0 (rebuildable)".into(),
+            data_damaged: false,
+        });
+    }
+}
+
+/// Files in a partition directory that are not part of the log.
+fn leftovers(dir: &Path, bases: &[u64], report: &mut VerifyReport) -> Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let note = if name.ends_with(".tmp") {
+            "temporary file left by an interrupted write (the next writer open deletes it)"
+        } else if let Some(b) = name
+            .strip_suffix(".index")
+            .and_then(|stem| segment::parse_segment_name(&format!("{stem}.log")))
+        {
+            if bases.contains(&b) {
+                continue;
+            }
+            "orphan index: its segment is gone (ignored by the log; the next writer open removes it when it lies below the hot log's start)"
+        } else if segment::parse_segment_name(&name).is_some()
+            || name == "checkpoint"
+            || name == "writer.lock"
+        {
+            continue;
+        } else {
+            "not a file eventfabric writes here (left alone)"
+        };
+        report.notices.push(Finding {
+            path: dir.join(&name),
+            position: 0,
+            problem: note.into(),
+            data_damaged: false,
+        });
+    }
+    Ok(())
 }
 
 /// Repairs the log in `dir` as its writer: truncates a damaged active
@@ -160,44 +331,940 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairReport> {
     let dir = dir.as_ref();
     let before = verify(dir)?;
+    let cpath = checkpoint::path(dir);
+    let active_index = list_segment_bases(dir)
+        .ok()
+        .and_then(|b| b.last().map(|&base| segment::index_path(dir, base)));
+    let mut discard: Vec<PathBuf> = before
+        .findings
+        .iter()
+        .filter(|f| !f.data_damaged && (f.path == cpath || Some(&f.path) == active_index.as_ref()))
+        .map(|f| f.path.clone())
+        .collect();
+    // The checkpoint names the active index by CRC: one goes with the other
+    // (a writer whose checkpoint survives would not rewrite the index).
+    if (before.checkpoint_contradicted || !discard.is_empty())
+        && cpath.exists()
+        && !discard.contains(&cpath)
+    {
+        discard.push(cpath.clone());
+    }
+    if !discard.is_empty() {
+        // Without them recovery scans the active segment from byte 0, and
+        // the close writes both anew for what was kept. As the writer (its
+        // lock held), so no one appends meanwhile.
+        let _lock = DirLock::acquire(dir)?;
+        let io = Io::new(config.fault_injector.clone());
+        for p in &discard {
+            io.remove(p)?;
+        }
+        io.sync_dir(dir)?;
+    }
     config.recovery = RecoveryMode::TruncateAtFirstDamage;
     let log = Log::open(dir, config)?;
     let mut report = RepairReport {
         recovery: log.recovery_report().clone(),
+        discarded: discard,
         ..RepairReport::default()
     };
-    // Find the first damaged batch of a sealed segment, if any.
+    // Find the first damaged batch of any segment. Recovery (above) only
+    // looked past the active segment's checkpoint: damage before it, in
+    // bytes that were synced, is found here by scanning from byte 0.
+    let segments = log.segments();
     let mut damaged_at = None;
-    for info in log.segments().iter().filter(|s| s.sealed) {
-        let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
-        let map = mmap::map_read_only(&file, &info.path, info.size_bytes, false)?;
-        let scan = segment::scan(
-            &map,
-            info.base_offset,
-            0,
-            info.base_offset,
-            &mut IndexBuilder::new(4096),
-            false,
-        );
-        if scan.damage.is_some() || scan.next_offset != info.next_offset {
-            damaged_at = Some(scan.next_offset);
+    for (i, info) in segments.iter().enumerate() {
+        let (scan, reason) = if info.sealed {
+            let file = File::open(&info.path).map_err(|e| Error::io("open", &info.path, e))?;
+            let map = mmap::map_read_only(&file, &info.path, info.size_bytes, false)?;
+            let scan = segment::scan(
+                &map,
+                info.base_offset,
+                0,
+                info.base_offset,
+                &mut IndexBuilder::new(4096),
+                false,
+            );
+            let reason = scan.damage.as_ref().map(|(_, why)| why.clone());
+            (scan, reason)
+        } else {
+            // The writer's own file, read privately and thoroughly (zeros
+            // followed by data are damage too).
+            let bytes = std::fs::read(&info.path).map_err(|e| Error::io("read", &info.path, e))?;
+            let scan = segment::scan(
+                &bytes,
+                info.base_offset,
+                0,
+                info.base_offset,
+                &mut IndexBuilder::new(4096),
+                true,
+            );
+            let reason = scan.damage.as_ref().map(|(_, why)| why.clone());
+            (scan, reason)
+        };
+        if scan.next_offset < info.next_offset {
+            damaged_at = Some((
+                i,
+                scan.end,
+                scan.next_offset,
+                reason.unwrap_or_else(|| {
+                    format!(
+                        "the batches end at offset {} but the segment holds offsets up to {}",
+                        scan.next_offset,
+                        info.next_offset - 1
+                    )
+                }),
+            ));
             break;
         }
     }
-    if let Some(offset) = damaged_at {
+    if let Some((i, position, offset, reason)) = damaged_at {
         let next = log.next_offset();
+        let path = segments[i].path.clone();
+        log::warn!(
+            "repair: cutting {} at byte {position} ({reason}): removing offsets {offset}..{next}",
+            path.display()
+        );
         log.truncate(offset)?;
         report.truncated_from = Some((offset, next - offset));
+        report.damage_cut = Some(DamageCut {
+            path,
+            position,
+            reason,
+            offsets_removed: offset..next,
+            removed_segments: segments[i + 1..].iter().map(|s| s.path.clone()).collect(),
+        });
     }
     // Reading every sealed segment's index rebuilds the bad ones.
-    for f in before.findings.iter().filter(|f| !f.data_damaged) {
-        report.rebuilt_indexes.push(f.path.clone());
-    }
-    for info in log.segments() {
-        if info.sealed {
+    for info in log.segments().iter().filter(|s| s.sealed) {
+        let ipath = segment::index_path(dir, info.base_offset);
+        if before
+            .findings
+            .iter()
+            .any(|f| !f.data_damaged && f.path == ipath)
+        {
             log.read(info.base_offset, crate::ReadLimit::records(1))?;
+            report.rebuilt_indexes.push(ipath);
         }
     }
     log.close()?;
     Ok(report)
+}
+
+/// How serious a finding outside the hot partition logs is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Accepted data is damaged or missing (or, after a repair: it was left
+    /// in place, because it is the only copy).
+    Damage,
+    /// A file that can be cut or removed without losing accepted data: a
+    /// torn state-log tail, the unfinished half of a tiering (after a
+    /// repair: it was).
+    Repairable,
+    /// Not a problem: a leftover file, or a file in use by a live process.
+    Notice,
+}
+
+/// A finding about a file outside the hot logs (archives, state logs,
+/// leftovers), or something a data-directory repair did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirFinding {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Byte position of the problem in that file (0 when it is the file).
+    pub position: u64,
+    /// What is wrong, or what was done.
+    pub problem: String,
+    /// How serious it is.
+    pub severity: Severity,
+}
+
+/// What [`verify_data_dir`] read and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataDirReport {
+    /// Every partition's hot log, as [`crate::Fabric::verify`] reports it.
+    pub partitions: Vec<PartitionCheck>,
+    /// Warm archive segments checked.
+    pub warm_archives: usize,
+    /// Cold archive segments checked.
+    pub cold_archives: usize,
+    /// Records in the archives that passed every check.
+    pub archive_records: u64,
+    /// State logs checked (cursor logs, queue states, replay ledgers).
+    pub state_logs: usize,
+    /// Findings outside the hot logs, in the order checked.
+    pub findings: Vec<DirFinding>,
+}
+
+impl DataDirReport {
+    /// Problems found: hot-log findings plus every finding that is not a notice.
+    pub fn problems(&self) -> usize {
+        self.partitions
+            .iter()
+            .map(|p| p.report.findings.len())
+            .sum::<usize>()
+            + self
+                .findings
+                .iter()
+                .filter(|f| f.severity != Severity::Notice)
+                .count()
+    }
+
+    /// Whether no problem was found (notices allowed).
+    pub fn is_clean(&self) -> bool {
+        self.problems() == 0
+    }
+}
+
+/// What [`repair_data_dir`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataDirRepair {
+    /// Every partition's hot-log repair, as [`crate::Fabric::repair`] reports it.
+    pub partitions: Vec<PartitionRepair>,
+    /// Everything else done or deliberately not done, in order: `Notice` =
+    /// a leftover removed, `Repairable` = repaired without losing accepted
+    /// data, `Damage` = damaged data left in place (the only copy).
+    pub actions: Vec<DirFinding>,
+}
+
+fn dir_finding(
+    path: &Path,
+    position: u64,
+    problem: impl Into<String>,
+    severity: Severity,
+) -> DirFinding {
+    DirFinding {
+        path: path.to_path_buf(),
+        position,
+        problem: problem.into(),
+        severity,
+    }
+}
+
+fn warm_root(root: &Path, config: &FabricConfig) -> PathBuf {
+    config
+        .warm_dir
+        .clone()
+        .unwrap_or_else(|| root.join(crate::tier::WARM_DIR))
+}
+
+fn cold_root(root: &Path, config: &FabricConfig) -> PathBuf {
+    config
+        .cold_dir
+        .clone()
+        .unwrap_or_else(|| root.join(crate::tier::COLD_DIR))
+}
+
+fn parse_archive_name(name: &str) -> Option<u64> {
+    let stem = name
+        .strip_suffix(crate::archive::ARCHIVE_EXTENSION)?
+        .strip_suffix('.')?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// Sorted file names of `dir` (empty when it does not exist).
+fn file_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The pid of the live process holding the `flock` on `lock_path`, read
+/// from `/proc/locks` without taking the lock (taking it, even briefly,
+/// could make the owner's own open fail). `None` when nobody holds it or
+/// `/proc/locks` cannot be read.
+fn lock_holder(lock_path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(lock_path).ok()?;
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" ("->" marks a waiter)
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let pid: u32 = fields.get(4)?.parse().ok()?;
+        let mut id = fields.get(5)?.split(':');
+        let maj = u64::from_str_radix(id.next()?, 16).ok()?;
+        let min = u64::from_str_radix(id.next()?, 16).ok()?;
+        let ino: u64 = id.next()?.parse().ok()?;
+        (maj == major && min == minor && ino == meta.ino()).then_some(pid)
+    })
+}
+
+/// What the archives of one partition's warm tier look like.
+#[derive(Debug, Default)]
+struct WarmState {
+    /// End of the chain of valid archives from the first, if any.
+    valid_end: Option<u64>,
+    /// Damaged archives the hot log still holds (an unfinished tiering).
+    removable: Vec<PathBuf>,
+    /// Leftover temporary files.
+    temporaries: Vec<PathBuf>,
+}
+
+/// Checks the archive segments in `dir`: every block CRC and batch, the
+/// offset chain, and (warm tier, `hot` = the hot log's segment bases) that
+/// the warm tier ends exactly where the hot log starts.
+fn check_archives(
+    dir: &Path,
+    topic: &str,
+    partition: u32,
+    hot: Option<&[u64]>,
+    cold_dir: Option<&Path>,
+    report: &mut DataDirReport,
+) -> Result<WarmState> {
+    let warm = hot.is_some();
+    let tier = if warm { "warm" } else { "cold" };
+    let hot_earliest = hot.and_then(|b| b.first().copied());
+    let mut state = WarmState::default();
+    let mut chain_end: Option<u64> = None;
+    let mut chain_ok = true;
+    let mut last_path = None;
+    for name in file_names(dir)? {
+        let path = dir.join(&name);
+        let Some(base) = parse_archive_name(&name) else {
+            let note = if name.ends_with(".tmp") {
+                state.temporaries.push(path.clone());
+                "temporary file of an interrupted archive write (the next writer open deletes it)"
+            } else {
+                "not a file eventfabric writes here (left alone)"
+            };
+            report
+                .findings
+                .push(dir_finding(&path, 0, note, Severity::Notice));
+            continue;
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            // Moved to cold or deleted by a live writer's retention meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        if warm {
+            report.warm_archives += 1;
+        } else {
+            report.cold_archives += 1;
+        }
+        match crate::archive::verify_bytes(&bytes, &path) {
+            Ok(s) if s.topic != topic || s.partition != partition || s.base_offset != base => {
+                report.findings.push(dir_finding(
+                    &path,
+                    0,
+                    format!(
+                        "{tier} archive holds topic {:?} partition {} from offset {}, not what its place says ({topic:?} partition {partition} from {base})",
+                        s.topic, s.partition, s.base_offset
+                    ),
+                    Severity::Damage,
+                ));
+                chain_ok = false;
+            }
+            Ok(s) => {
+                if let Some(end) = chain_end.filter(|&e| e != s.base_offset) {
+                    let what = if end < s.base_offset {
+                        "a gap: offsets in between are missing"
+                    } else {
+                        "an overlap"
+                    };
+                    report.findings.push(dir_finding(
+                        &path,
+                        0,
+                        format!(
+                            "{tier} archive starts at offset {} but the previous one ends before {end}: {what}",
+                            s.base_offset
+                        ),
+                        if warm { Severity::Damage } else { Severity::Notice },
+                    ));
+                    chain_ok = chain_ok && !warm;
+                }
+                report.archive_records += s.record_count;
+                chain_end = Some(s.next_offset);
+                if chain_ok {
+                    state.valid_end = Some(s.next_offset);
+                }
+                last_path = Some(path);
+            }
+            Err(e) => {
+                let (position, why) = match e {
+                    Error::Corrupted {
+                        position, reason, ..
+                    } => (position, reason),
+                    other => (0, other.to_string()),
+                };
+                chain_ok = false;
+                chain_end = None;
+                if !warm {
+                    report.findings.push(dir_finding(
+                        &path,
+                        position,
+                        format!("cold archive: {why}"),
+                        Severity::Damage,
+                    ));
+                } else if hot_earliest.is_some_and(|h| h <= base) {
+                    state.removable.push(path.clone());
+                    report.findings.push(dir_finding(
+                        &path,
+                        position,
+                        format!(
+                            "warm archive: {why}; the hot log still holds its offsets (from {base}): the unfinished half of an interrupted tiering (--repair or the next writer open removes it)"
+                        ),
+                        Severity::Repairable,
+                    ));
+                } else {
+                    let copy = cold_dir
+                        .map(|d| d.join(&name))
+                        .filter(|c| {
+                            std::fs::read(c)
+                                .is_ok_and(|b| crate::archive::verify_bytes(&b, c).is_ok())
+                        })
+                        .map_or(String::new(), |c| {
+                            format!("; a valid copy is in {}: copy it back", c.display())
+                        });
+                    report.findings.push(dir_finding(
+                        &path,
+                        position,
+                        format!(
+                            "warm archive: {why}; its offsets (from {base}) are no longer in the hot log, so this is the only copy: restore it from a backup{copy}"
+                        ),
+                        Severity::Damage,
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(bases), Some(end), Some(last)) = (hot, chain_end, last_path)
+        && let Some(&h) = bases.first()
+    {
+        if end < h {
+            report.findings.push(dir_finding(
+                &last,
+                0,
+                format!(
+                    "warm tier ends before offset {end} but the hot log starts at {h}: offsets in between are missing"
+                ),
+                Severity::Damage,
+            ));
+        } else if end > h {
+            if bases.contains(&end) {
+                for pair in bases.windows(2).filter(|w| w[1] <= end) {
+                    report.findings.push(dir_finding(
+                        &last,
+                        0,
+                        format!(
+                            "hot segment {:020}.log (offsets {}..{}) is also held by the warm tier, which ends before {end}: an interrupted tiering (--repair or the next writer open removes the hot copy)",
+                            pair[0], pair[0], pair[1]
+                        ),
+                        Severity::Notice,
+                    ));
+                }
+            } else {
+                report.findings.push(dir_finding(
+                    &last,
+                    0,
+                    format!(
+                        "the hot log starts at offset {h}, inside the warm tier (which ends before {end}), and no whole hot segment covers the overlap"
+                    ),
+                    Severity::Damage,
+                ));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// A state log's intact records, or `None` when it could not be read (a
+/// finding says why). Reads without taking the lock.
+fn check_state_log(path: &Path, report: &mut DataDirReport) -> Result<Option<Vec<Vec<u8>>>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    report.state_logs += 1;
+    let holder = path
+        .file_name()
+        .map(|n| path.with_file_name(format!("{}.lock", n.to_string_lossy())))
+        .and_then(|l| lock_holder(&l));
+    if let Some(pid) = holder {
+        report.findings.push(dir_finding(
+            path,
+            0,
+            format!("in use by pid {pid}: read without taking its lock"),
+            Severity::Notice,
+        ));
+    }
+    match crate::statelog::parse_bytes(&bytes, path) {
+        Ok(records) => {
+            let end = crate::statelog::FILE_HEADER_LEN as u64
+                + records
+                    .iter()
+                    .map(|r| (crate::statelog::RECORD_HEADER_LEN + r.len()) as u64)
+                    .sum::<u64>();
+            let torn = (bytes.len() as u64).saturating_sub(end);
+            if torn > 0 {
+                let (problem, severity) = match holder {
+                    Some(pid) => (
+                        format!(
+                            "the last {torn} bytes are not an intact record: an append in flight by pid {pid}, or an unsynced tail its next open cuts"
+                        ),
+                        Severity::Notice,
+                    ),
+                    None => (
+                        format!(
+                            "torn tail: the last {torn} bytes are an unacknowledged append cut by a crash (the next open or --repair cuts them)"
+                        ),
+                        Severity::Repairable,
+                    ),
+                };
+                report
+                    .findings
+                    .push(dir_finding(path, end, problem, severity));
+            }
+            Ok(Some(records))
+        }
+        Err(Error::Corrupted {
+            position, reason, ..
+        }) => {
+            report
+                .findings
+                .push(dir_finding(path, position, reason, Severity::Damage));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Topics on disk with each partition's next offset (`None`: directory missing).
+type Ends = BTreeMap<String, Vec<Option<u64>>>;
+
+/// Checks cursor logs, queue states and replay ledgers, and that no durable
+/// cursor or ack floor points past the end of its partition's log.
+fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Result<()> {
+    // A live writer may have appended (and a consumer committed past) what
+    // the first look at the log saw: look at the log again before saying so.
+    let still_past = |topic: &str, p: u32, at: u64| {
+        let dir = partition_dir(&root.join(crate::fabric::TOPICS_DIR).join(topic), p);
+        Log::open_read_only(&dir).map_or(true, |log| at > log.next_offset())
+    };
+    let beyond = |what: String, at: u64, end: u64| {
+        format!(
+            "{what} is at offset {at}, but the partition's log ends before {end}: records below a persisted position are missing (a power loss or a repair removed them); the offsets they had will be reused by new records"
+        )
+    };
+    let groups = root.join(crate::group::store::GROUPS_DIR);
+    for group in file_names(&groups)? {
+        let dir = groups.join(&group);
+        for name in file_names(&dir)? {
+            let path = dir.join(&name);
+            if name.ends_with(".tmp") {
+                report.findings.push(dir_finding(
+                    &path,
+                    0,
+                    "temporary file of an interrupted compaction (the next open deletes it)",
+                    Severity::Notice,
+                ));
+                continue;
+            }
+            let Some(topic) = name.strip_suffix(crate::group::store::CURSORS_SUFFIX) else {
+                continue;
+            };
+            if check_state_log(&path, report)?.is_none() {
+                continue;
+            }
+            let state = match crate::group::store::read_state(root, &group, topic) {
+                Ok(s) => s,
+                Err(Error::Corrupted {
+                    position, reason, ..
+                }) => {
+                    report
+                        .findings
+                        .push(dir_finding(&path, position, reason, Severity::Damage));
+                    continue;
+                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(parts) = ends.get(topic) else {
+                report.findings.push(dir_finding(
+                    &path,
+                    0,
+                    format!(
+                        "cursor log of group {group:?} for topic {topic:?}, which does not exist"
+                    ),
+                    Severity::Notice,
+                ));
+                continue;
+            };
+            for (&p, &at) in &state.committed {
+                match parts.get(p as usize) {
+                    None => report.findings.push(dir_finding(&path, 0, format!("group {group:?} commits partition {p}, which topic {topic:?} does not have"), Severity::Damage)),
+                    Some(Some(end)) if at > *end && still_past(topic, p, at) => report.findings.push(dir_finding(&path, 0, beyond(format!("group {group:?}'s committed cursor of {topic} partition {p}"), at, *end), Severity::Damage)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let queues = root.join(crate::queue::QUEUES_DIR);
+    for queue in file_names(&queues)? {
+        let path = queues.join(&queue).join("state");
+        let Some(records) = check_state_log(&path, report)? else {
+            continue;
+        };
+        let state = match crate::queue_state::fold(&records, &path) {
+            Ok(s) => s,
+            Err(Error::Corrupted {
+                position, reason, ..
+            }) => {
+                report
+                    .findings
+                    .push(dir_finding(&path, position, reason, Severity::Damage));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(topic) = state.topic.as_deref() else {
+            continue;
+        };
+        let Some(parts) = ends.get(topic) else {
+            report.findings.push(dir_finding(
+                &path,
+                0,
+                format!("state of queue {queue:?} over topic {topic:?}, which does not exist"),
+                Severity::Notice,
+            ));
+            continue;
+        };
+        for (&p, ps) in &state.partitions {
+            match parts.get(p as usize) {
+                None => report.findings.push(dir_finding(&path, 0, format!("queue {queue:?} holds state for partition {p}, which topic {topic:?} does not have"), Severity::Damage)),
+                Some(Some(end)) if ps.floor.max(ps.delivered_to) > *end
+                    && still_past(topic, p, ps.floor.max(ps.delivered_to)) =>
+                {
+                    if ps.floor > *end {
+                        report.findings.push(dir_finding(&path, 0, beyond(format!("queue {queue:?}'s ack floor of {topic} partition {p}"), ps.floor, *end), Severity::Damage));
+                    } else if ps.delivered_to > *end {
+                        report.findings.push(dir_finding(&path, 0, beyond(format!("queue {queue:?}'s delivered position of {topic} partition {p}"), ps.delivered_to, *end), Severity::Damage));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let replay = root.join(crate::dlq_replay::REPLAY_DIR);
+    for dlq in file_names(&replay)? {
+        let path = replay.join(&dlq).join("replayed");
+        check_state_log(&path, report)?;
+    }
+    Ok(())
+}
+
+/// Checks a whole data directory without changing anything (safe while a
+/// writer runs): every partition's hot log (as [`crate::Fabric::verify`]),
+/// its warm and cold archives (every block and batch, the offset chain, the
+/// warm tier ending exactly where the hot log starts), the consumer-side
+/// state logs (read without their locks; a live holder is reported as "in
+/// use"), and leftover temporary or orphan files. `config` names the warm and
+/// cold directories. A `topic.json` that fails its checks is an error naming
+/// the file; everything else is a finding.
+pub fn verify_data_dir(root: impl AsRef<Path>, config: &FabricConfig) -> Result<DataDirReport> {
+    let root = root.as_ref();
+    let topics = Fabric::open_read_only_config(root)?;
+    let (warm, cold) = (warm_root(root, config), cold_root(root, config));
+    let mut report = DataDirReport::default();
+    let mut ends = Ends::new();
+    for (name, dir, tc) in &topics {
+        let mut parts = Vec::new();
+        for p in 0..tc.partitions {
+            let pd = partition_dir(dir, p);
+            let check = verify(&pd)?;
+            let present = pd.is_dir();
+            parts.push(present.then_some(check.next_offset));
+            let bases = if present {
+                list_segment_bases(&pd)?
+            } else {
+                Vec::new()
+            };
+            let cold_dir = cold.join(name).join(p.to_string());
+            check_archives(
+                &warm.join(name).join(p.to_string()),
+                name,
+                p,
+                present.then_some(&bases[..]),
+                Some(&cold_dir),
+                &mut report,
+            )?;
+            check_archives(&cold_dir, name, p, None, None, &mut report)?;
+            report.partitions.push(PartitionCheck {
+                topic: name.clone(),
+                partition: p,
+                dir: pd,
+                report: check,
+            });
+        }
+        for entry in file_names(dir)? {
+            let path = dir.join(&entry);
+            let extra = entry.parse::<u32>().is_ok_and(|p| p >= tc.partitions);
+            if entry.ends_with(".tmp") || extra {
+                report.findings.push(dir_finding(
+                    &path,
+                    0,
+                    if extra {
+                        "partition directory beyond the topic's partition count: an interrupted add-partitions (ignored)"
+                    } else {
+                        "temporary file of an interrupted topic.json write (ignored)"
+                    },
+                    Severity::Notice,
+                ));
+            }
+        }
+        ends.insert(name.clone(), parts);
+    }
+    let topics_dir = root.join(crate::fabric::TOPICS_DIR);
+    for entry in file_names(&topics_dir)? {
+        if entry.starts_with(".creating-") || entry.starts_with(".deleting-") {
+            report.findings.push(dir_finding(
+                &topics_dir.join(&entry),
+                0,
+                "a topic being created or deleted when its process stopped (the next writer open removes it)",
+                Severity::Notice,
+            ));
+        }
+    }
+    for entry in file_names(&warm)? {
+        if !ends.contains_key(&entry) {
+            report.findings.push(dir_finding(
+                &warm.join(&entry),
+                0,
+                "warm archives of a topic that does not exist (left alone)",
+                Severity::Notice,
+            ));
+        }
+    }
+    check_state_logs(root, &ends, &mut report)?;
+    Ok(report)
+}
+
+/// Repairs a whole data directory as its writer (taking the data-directory
+/// lock). Per partition, oldest tier first: hot segments that a complete
+/// warm tier also holds are removed (an interrupted tiering; the warm copy
+/// wins, as the next writer open would decide), a damaged warm archive whose
+/// offsets the hot log still holds is removed (the hot copy wins), then the
+/// hot log is repaired like [`repair`]. A damaged archive that is the only
+/// copy of its records is never removed: it is reported and left in place.
+/// State logs with a torn tail and no live holder are opened, which cuts the
+/// tail; leftover temporary files and orphan indexes are removed. Every
+/// action is reported.
+pub fn repair_data_dir(root: impl AsRef<Path>, config: &FabricConfig) -> Result<DataDirRepair> {
+    let root = root.as_ref();
+    let _lock = DirLock::acquire_file(root, crate::fabric::LOCK_FILE)?;
+    let io = Io::new(None);
+    let before = verify_data_dir(root, config)?;
+    let (warm, cold) = (warm_root(root, config), cold_root(root, config));
+    let mut out = DataDirRepair::default();
+    for (name, dir, tc) in Fabric::open_read_only_config(root)? {
+        for p in 0..tc.partitions {
+            let pd = partition_dir(&dir, p);
+            if !pd.is_dir() {
+                out.actions.push(dir_finding(
+                    &pd,
+                    0,
+                    "partition directory is missing: not recreated (restore it from a backup; a writer open recreates it empty)",
+                    Severity::Damage,
+                ));
+                continue;
+            }
+            let wdir = warm.join(&name).join(p.to_string());
+            let cdir = cold.join(&name).join(p.to_string());
+            let bases = list_segment_bases(&pd)?;
+            let mut scratch = DataDirReport::default();
+            let state = check_archives(&wdir, &name, p, Some(&bases), Some(&cdir), &mut scratch)?;
+            let cold_state = check_archives(&cdir, &name, p, None, None, &mut scratch)?;
+            for f in scratch
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Damage)
+            {
+                out.actions.push(dir_finding(
+                    &f.path,
+                    f.position,
+                    format!("left in place: {}", f.problem),
+                    Severity::Damage,
+                ));
+            }
+            for t in state.temporaries.iter().chain(&cold_state.temporaries) {
+                io.remove(t)?;
+                out.actions.push(dir_finding(
+                    t,
+                    0,
+                    "removed leftover temporary file",
+                    Severity::Notice,
+                ));
+            }
+            for a in &state.removable {
+                io.remove(a)?;
+                out.actions.push(dir_finding(
+                    a,
+                    0,
+                    "removed damaged warm archive: the hot log holds its offsets (an interrupted tiering)",
+                    Severity::Repairable,
+                ));
+            }
+            if !state.removable.is_empty() || !state.temporaries.is_empty() {
+                io.sync_dir(&wdir)?;
+            }
+            if !cold_state.temporaries.is_empty() {
+                io.sync_dir(&cdir)?;
+            }
+            if let Some(end) = state.valid_end {
+                drop_hot_copies(&io, &pd, &bases, end, &mut out)?;
+            }
+            // The writer open in `repair` deletes these; say so.
+            for name in file_names(&pd)?.iter().filter(|n| n.ends_with(".tmp")) {
+                out.actions.push(dir_finding(
+                    &pd.join(name),
+                    0,
+                    "removed leftover temporary file",
+                    Severity::Notice,
+                ));
+            }
+            let report = repair(&pd, tc.log_config(None))?;
+            out.partitions.push(PartitionRepair {
+                topic: name.clone(),
+                partition: p,
+                dir: pd.clone(),
+                report,
+            });
+            remove_orphan_indexes(&io, &pd, &mut out)?;
+        }
+    }
+    // State logs: cut torn tails nobody is appending to.
+    for f in before
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Repairable && f.problem.starts_with("torn tail"))
+    {
+        let (Some(dir), Some(name)) = (f.path.parent(), f.path.file_name()) else {
+            continue;
+        };
+        let name = name.to_string_lossy();
+        match crate::statelog::StateLog::open(&io, dir, &name) {
+            Ok(opened) => out.actions.push(dir_finding(
+                &f.path,
+                f.position,
+                format!(
+                    "cut {} bytes of torn tail (an unacknowledged append) at byte {}",
+                    opened.torn_tail_bytes, f.position
+                ),
+                Severity::Repairable,
+            )),
+            Err(Error::Locked { pid, .. }) => out.actions.push(dir_finding(
+                &f.path,
+                f.position,
+                format!("in use by pid {pid}: not repaired"),
+                Severity::Notice,
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    for f in before.findings.iter().filter(|f| {
+        f.severity == Severity::Damage
+            && f.path.starts_with(root)
+            && is_state_log_finding(root, &f.path)
+    }) {
+        out.actions.push(dir_finding(
+            &f.path,
+            f.position,
+            format!(
+                "left in place: {}; restore the file from a backup or reset its owner's state",
+                f.problem
+            ),
+            Severity::Damage,
+        ));
+    }
+    Ok(out)
+}
+
+fn is_state_log_finding(root: &Path, path: &Path) -> bool {
+    [
+        crate::group::store::GROUPS_DIR,
+        crate::queue::QUEUES_DIR,
+        crate::dlq_replay::REPLAY_DIR,
+    ]
+    .iter()
+    .any(|d| path.starts_with(root.join(d)))
+}
+
+/// Removes the hot segments below `warm_end` (the end of a complete warm
+/// tier) as the writer's tiering recovery would: the warm copy wins.
+fn drop_hot_copies(
+    io: &Io,
+    dir: &Path,
+    bases: &[u64],
+    warm_end: u64,
+    out: &mut DataDirRepair,
+) -> Result<()> {
+    if bases.first().is_none_or(|&h| h >= warm_end) || !bases.contains(&warm_end) {
+        return Ok(());
+    }
+    let _lock = DirLock::acquire(dir)?;
+    for pair in bases.windows(2).filter(|w| w[1] <= warm_end) {
+        let path = segment::segment_path(dir, pair[0]);
+        io.remove(&path)?;
+        io.remove(&segment::index_path(dir, pair[0]))?;
+        out.actions.push(dir_finding(
+            &path,
+            0,
+            format!(
+                "removed hot segment (offsets {}..{}): the warm tier holds the same offsets, complete (an interrupted tiering)",
+                pair[0], pair[1]
+            ),
+            Severity::Repairable,
+        ));
+    }
+    io.sync_dir(dir)
+}
+
+/// Removes index files whose segment is gone.
+fn remove_orphan_indexes(io: &Io, dir: &Path, out: &mut DataDirRepair) -> Result<()> {
+    let bases = list_segment_bases(dir)?;
+    let mut removed = false;
+    for name in file_names(dir)? {
+        let Some(base) = name
+            .strip_suffix(".index")
+            .and_then(|stem| segment::parse_segment_name(&format!("{stem}.log")))
+        else {
+            continue;
+        };
+        if !bases.contains(&base) {
+            let path = dir.join(&name);
+            io.remove(&path)?;
+            out.actions.push(dir_finding(
+                &path,
+                0,
+                "removed orphan index (its segment is gone)",
+                Severity::Notice,
+            ));
+            removed = true;
+        }
+    }
+    if removed {
+        io.sync_dir(dir)?;
+    }
+    Ok(())
 }

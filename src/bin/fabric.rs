@@ -50,7 +50,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// Show topics, partitions, segments, offset and time ranges (read-only).
     Inspect(InspectArgs),
-    /// Check every segment, index and footer; exit 1 when damage is found.
+    /// Check every segment, index and footer, the checkpoints, warm and cold
+    /// archives and state logs; exit 1 when damage is found.
     Verify(VerifyArgs),
     /// Print deterministic fixture events as newline-delimited JSON.
     Gen(GenArgs),
@@ -463,7 +464,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Produce(args) => produce(data_dir(&cli.data)?, args),
         Command::Consume(args) => consume(data_dir(&cli.data)?, args),
         Command::Inspect(args) => inspect(data_dir(&cli.data)?, args, &tiers),
-        Command::Verify(args) => verify(data_dir(&cli.data)?, args),
+        Command::Verify(args) => verify(data_dir(&cli.data)?, args, &tiers),
         Command::Gen(args) => gen_events(args),
         Command::Bench(BenchCommand::Produce(args)) => bench_produce(data_dir(&cli.data)?, args),
         Command::Export(args) => export(data_dir(&cli.data)?, args),
@@ -848,11 +849,11 @@ fn inspect(data: &Path, args: InspectArgs, tiers: &FabricConfig) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(data: &Path, args: VerifyArgs) -> CliResult {
+fn verify(data: &Path, args: VerifyArgs, tiers: &FabricConfig) -> CliResult {
     if args.repair {
-        let repairs = Fabric::repair(data)?;
+        let repaired = eventfabric::repair_data_dir(data, tiers)?;
         let mut removed_any = false;
-        for r in &repairs {
+        for r in &repaired.partitions {
             for t in &r.report.recovery.truncations {
                 removed_any = true;
                 println!(
@@ -882,6 +883,26 @@ fn verify(data: &Path, args: VerifyArgs) -> CliResult {
                     r.topic, r.partition
                 );
             }
+            if let Some(cut) = &r.report.damage_cut {
+                println!(
+                    "{} partition {}: cut {} at byte {} ({}): removed offsets {}..{}",
+                    r.topic,
+                    r.partition,
+                    cut.path.display(),
+                    cut.position,
+                    cut.reason,
+                    cut.offsets_removed.start,
+                    cut.offsets_removed.end
+                );
+                for seg in &cut.removed_segments {
+                    println!(
+                        "{} partition {}: removed segment {} (it followed the cut)",
+                        r.topic,
+                        r.partition,
+                        seg.display()
+                    );
+                }
+            }
             for i in &r.report.rebuilt_indexes {
                 println!(
                     "{} partition {}: rebuilt index {}",
@@ -890,14 +911,26 @@ fn verify(data: &Path, args: VerifyArgs) -> CliResult {
                     i.display()
                 );
             }
+            for f in &r.report.discarded {
+                println!(
+                    "{} partition {}: discarded {} (failed its checks; rewritten on close)",
+                    r.topic,
+                    r.partition,
+                    f.display()
+                );
+            }
+        }
+        for a in &repaired.actions {
+            removed_any |= a.problem.starts_with("removed") || a.problem.starts_with("cut");
+            println!("{}: {}", a.path.display(), a.problem);
         }
         if !removed_any {
             println!("nothing removed");
         }
     }
-    let checks = Fabric::verify(data)?;
+    let checked = eventfabric::verify_data_dir(data, tiers)?;
     let (mut segments, mut records, mut findings) = (0usize, 0u64, 0usize);
-    for c in &checks {
+    for c in &checked.partitions {
         segments += c.report.segments;
         records += c.report.records;
         for f in &c.report.findings {
@@ -909,20 +942,48 @@ fn verify(data: &Path, args: VerifyArgs) -> CliResult {
                 f.problem,
                 if f.data_damaged {
                     ""
+                } else if f.path.file_name().is_some_and(|n| n == "checkpoint") {
+                    " (a summary only; --repair rewrites it)"
                 } else {
                     " (index only; --repair rebuilds it)"
                 }
             );
         }
+        for n in &c.report.notices {
+            println!("{}: note: {}", n.path.display(), n.problem);
+        }
+    }
+    for f in &checked.findings {
+        match f.severity {
+            eventfabric::Severity::Notice => println!("{}: note: {}", f.path.display(), f.problem),
+            severity => {
+                findings += 1;
+                println!(
+                    "{}: byte {}: {}{}",
+                    f.path.display(),
+                    f.position,
+                    f.problem,
+                    if severity == eventfabric::Severity::Repairable {
+                        " (no accepted data lost; --repair fixes it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
     }
     eprintln!(
         "fabric: verified {} partitions, {segments} segments, {records} records: {}",
-        checks.len(),
+        checked.partitions.len(),
         if findings == 0 {
             "clean".to_string()
         } else {
             format!("{findings} problems found; run fabric verify --repair to fix them")
         }
+    );
+    eprintln!(
+        "fabric: verified {} warm and {} cold archives ({} records), {} state logs",
+        checked.warm_archives, checked.cold_archives, checked.archive_records, checked.state_logs
     );
     Ok(if findings == 0 {
         ExitCode::SUCCESS
