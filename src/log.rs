@@ -756,22 +756,35 @@ impl Shared {
     /// The `appended_at` of the next batch: the wall clock, but never below
     /// the previous batch's, so append times never decrease within a log
     /// (the dedup rebuild binary-searches them).
-    fn next_appended_at(self: &Arc<Self>, w: &mut Writer) -> Result<i64> {
+    fn next_appended_at(self: &Arc<Self>, w: &mut Writer) -> i64 {
         let last = match w.last_appended_at {
             Some(t) => t,
             None => {
                 let earliest = self.segments().first().map_or(w.next_offset, |s| s.base);
-                let mut t = i64::MIN;
-                if w.next_offset > earliest
-                    && let Some(b) = Batches::new(self.clone(), w.next_offset - 1, false)?.next()
-                {
-                    t = b?.header.appended_at.unwrap_or(i64::MIN);
-                }
+                let last = if w.next_offset > earliest {
+                    Batches::new(self.clone(), w.next_offset - 1, false)
+                        .and_then(|mut b| b.next().transpose())
+                } else {
+                    Ok(None)
+                };
+                // The clamp is a guard against the clock stepping back: a
+                // last batch that cannot be read (damage in a sealed segment,
+                // which open trusts) must not fail this append.
+                let t = match last {
+                    Ok(b) => b.and_then(|b| b.header.appended_at).unwrap_or(i64::MIN),
+                    Err(e) => {
+                        log::warn!(
+                            "{}: last batch's append time unreadable: {e}",
+                            self.dir.display()
+                        );
+                        i64::MIN
+                    }
+                };
                 w.last_appended_at = Some(t);
                 t
             }
         };
-        Ok(now_micros().max(last))
+        now_micros().max(last)
     }
 
     fn append<'v>(
@@ -827,7 +840,7 @@ impl Shared {
                 self.roll(w)?;
             }
             let durable = self.durable_hint.load(Ordering::Acquire);
-            let appended_at = self.next_appended_at(w)?;
+            let appended_at = self.next_appended_at(w);
             w.encoder
                 .begin_with_count(w.next_offset, durable, Some(appended_at), count);
             w.encoder.reserve(encoded);
