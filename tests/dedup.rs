@@ -168,6 +168,40 @@ fn outside_the_window_by_time_or_by_count_it_appends_again() {
     );
     assert_eq!(total_records(&fabric), 3);
 
+    // The rebuild starts where the window starts: older batches before it
+    // (found by binary search over append times), newer ones after it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(2);
+    c.dedup_window_ms = 3_000;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for n in 0..30 {
+        producer
+            .publish(&event(n, 90 * DAY, &format!("k{n}")))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(3_200));
+    let recent: Vec<Envelope> = (30..50)
+        .map(|n| event(n, 90 * DAY, &format!("k{n}")))
+        .collect();
+    producer.publish_batch(&recent[..10]).unwrap();
+    for e in &recent[10..] {
+        producer.publish(e).unwrap();
+    }
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 20);
+    let out = producer.publish_batch(&recent).unwrap();
+    assert!(out.iter().all(|p| p.is_duplicate()), "{out:?}");
+    for n in 0..30 {
+        let again = producer
+            .publish(&event(n, 90 * DAY, &format!("k{n}")))
+            .unwrap();
+        assert_eq!(again.outcome, PublishOutcome::Appended, "event {n}");
+    }
+    assert_eq!(total_records(&fabric), 80);
+
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(1);
     c.dedup_window_ms = 60_000;
