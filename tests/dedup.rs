@@ -597,6 +597,91 @@ fn an_original_moved_to_the_warm_tier_within_the_window_is_still_a_duplicate() {
     assert_eq!(total_records(&fabric), 50);
 }
 
+#[test]
+fn events_stored_before_the_append_time_existed_keep_their_emitted_at_window() {
+    // A partition written by a build whose batches (version 1) had no
+    // append time: the window is judged on their record timestamps, as then.
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(1));
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let fresh_ones: Vec<Envelope> = (0..5).map(fresh).collect();
+    let old_ones: Vec<Envelope> = (5..10).map(|n| event(n, 90 * DAY, "k")).collect();
+    for e in old_ones.iter().chain(&fresh_ones) {
+        producer.publish(e).unwrap();
+    }
+    let part = fabric.partition(TOPIC, 0).unwrap().dir().to_path_buf();
+    drop(producer);
+    fabric.close().unwrap();
+    // Rewrite the segment's batches as version 1; drop the index and the
+    // checkpoint (caches that recovery rebuilds).
+    let mut segments = 0;
+    for entry in std::fs::read_dir(&part).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("index") => std::fs::remove_file(&path).unwrap(),
+            Some("log") => {
+                let bytes = std::fs::read(&path).unwrap();
+                let mut v1 = Vec::new();
+                let mut pos = 0;
+                while let Ok(view) = eventfabric::batch::BatchView::parse(&bytes[pos..]) {
+                    let mut enc = eventfabric::batch::BatchEncoder::default();
+                    enc.begin(view.header.base_offset, view.header.durable_offset, None);
+                    for r in view.records() {
+                        enc.push(r.timestamp, r.value);
+                    }
+                    v1.extend_from_slice(enc.finish());
+                    pos += view.header.length as usize;
+                }
+                assert_eq!(pos, bytes.iter().rposition(|&b| b != 0).unwrap() + 1);
+                v1.resize(bytes.len(), 0);
+                std::fs::write(&path, v1).unwrap();
+                segments += 1;
+            }
+            _ if path.file_name().is_some_and(|n| n == "checkpoint") => {
+                std::fs::remove_file(&path).unwrap()
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(segments, 1);
+    let fabric = Fabric::open(dir.path(), os()).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    let versions: Vec<u8> = log
+        .batches(0)
+        .unwrap()
+        .map(|b| b.unwrap().header().version)
+        .collect();
+    assert_eq!(versions, vec![1; 10]);
+    drop(log);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 5);
+    for (i, e) in fresh_ones.iter().enumerate() {
+        let again = producer.publish(e).unwrap();
+        assert_eq!(
+            again.outcome,
+            PublishOutcome::Duplicate,
+            "fresh v1 event {i}"
+        );
+        assert_eq!(again.offset, 5 + i as u64);
+    }
+    for e in &old_ones {
+        assert_eq!(
+            producer.publish(e).unwrap().outcome,
+            PublishOutcome::Appended
+        );
+    }
+    // New appends are version 2, behind the version 1 ones; after a restart
+    // both kinds are found.
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 10);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for e in old_ones.iter().chain(&fresh_ones) {
+        assert!(producer.publish(e).unwrap().is_duplicate());
+    }
+    assert_eq!(total_records(&fabric), 15);
+}
+
 // ------------------------------------------------------------ model
 
 #[derive(Debug, Clone)]
