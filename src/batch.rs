@@ -593,22 +593,26 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_detected() {
-        let bytes = encode(7, &[(1, b"hello"), (2, b"world")]);
-        for bit in 0..bytes.len() * 8 {
-            let mut damaged = bytes.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                BatchView::parse(&damaged).is_err(),
-                "flip of bit {bit} went unnoticed"
-            );
+        for appended_at in [Some(1_000), None] {
+            let bytes = encode_at(7, appended_at, &[(1, b"hello"), (2, b"world")]);
+            for bit in 0..bytes.len() * 8 {
+                let mut damaged = bytes.clone();
+                damaged[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    BatchView::parse(&damaged).is_err(),
+                    "flip of bit {bit} went unnoticed ({appended_at:?})"
+                );
+            }
         }
     }
 
     #[test]
     fn every_truncation_is_detected() {
-        let bytes = encode(7, &[(1, b"hello"), (2, b"world")]);
-        for len in 0..bytes.len() {
-            assert!(BatchView::parse(&bytes[..len]).is_err(), "cut at {len}");
+        for appended_at in [Some(1_000), None] {
+            let bytes = encode_at(7, appended_at, &[(1, b"hello"), (2, b"world")]);
+            for len in 0..bytes.len() {
+                assert!(BatchView::parse(&bytes[..len]).is_err(), "cut at {len}");
+            }
         }
     }
 
