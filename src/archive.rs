@@ -752,7 +752,7 @@ mod tests {
         let mut next = 0u64;
         for b in batches {
             let mut enc = BatchEncoder::default();
-            enc.begin(next, next);
+            enc.begin(next, next, Some(next as i64));
             for (t, v) in b {
                 enc.push(*t, v);
             }

@@ -1,9 +1,9 @@
 //! The record batch: the unit the log writes, checksums and recovers by.
 //!
-//! Owns the byte layout of a batch (format version 1, see `docs/FORMAT.md`) and
-//! its encoder and validating decoder. It never touches files: callers hand it
-//! bytes. The decoder must accept any input without panicking or allocating in
-//! proportion to untrusted length fields.
+//! Owns the byte layout of a batch (format versions 1 and 2, see
+//! `docs/FORMAT.md`) and its encoder and validating decoder. It never touches
+//! files: callers hand it bytes. The decoder must accept any input without
+//! panicking or allocating in proportion to untrusted length fields.
 //!
 //! ```text
 //! batch     := header positions records
@@ -11,10 +11,15 @@
 //!              length:u32 crc:u32                  -- crc covers bytes 16..length
 //!              flags:u16 reserved:u16 count:u32
 //!              base_offset:u64 first_ts:i64 max_ts:i64 durable_offset:u64
+//!              appended_at:i64                     -- version 2 only
 //! positions := (record_position:u32){count}         -- from the batch start
 //! records   := (value_len:u32 timestamp:i64 value[value_len]){count}
 //! ```
 //! All integers are little-endian; timestamps are microseconds since the Unix epoch.
+//! Two clocks: a record's `timestamp` is the caller's (the envelope's
+//! `emitted_at`; the time index and time retention use it), `appended_at` is
+//! the log's wall clock when it wrote the batch (the dedup window uses it).
+//! Version 1 batches (no `appended_at`) stay readable; the log writes version 2.
 //! The position table makes a point read one lookup instead of a walk over
 //! the records before it (a walk costs a cache miss per record); it sits
 //! right after the header, on the same page, so the lookup rarely costs a
@@ -24,8 +29,10 @@ use std::fmt;
 
 /// First four bytes of every batch. Non-zero, so a zero-filled region never parses.
 pub const BATCH_MAGIC: [u8; 4] = [0xEF, b'F', b'L', b'B'];
-/// The batch format version this code writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The batch format version this code writes (it reads 1 and 2).
+pub const FORMAT_VERSION: u8 = 2;
+/// The first batch format version, without `appended_at`; still readable.
+pub const FORMAT_VERSION_V1: u8 = 1;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 4;
@@ -39,8 +46,11 @@ const BASE_OFFSET_AT: usize = COUNT_AT + 4;
 const FIRST_TS_AT: usize = BASE_OFFSET_AT + 8;
 const MAX_TS_AT: usize = FIRST_TS_AT + 8;
 const DURABLE_AT: usize = MAX_TS_AT + 8;
-/// Size of a batch header in bytes.
-pub const HEADER_LEN: usize = DURABLE_AT + 8;
+/// Size of a version 1 batch header in bytes (the smallest header).
+pub const V1_HEADER_LEN: usize = DURABLE_AT + 8;
+const APPENDED_AT: usize = V1_HEADER_LEN;
+/// Size of the header the encoder writes (version 2) in bytes.
+pub const HEADER_LEN: usize = APPENDED_AT + 8;
 /// Per-record overhead inside a batch: value length, timestamp, position entry.
 pub const RECORD_OVERHEAD: usize = 4 + 8 + 4;
 /// Bytes before a record's value: its length and timestamp.
@@ -117,12 +127,30 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     /// Every offset below this one was durable when the batch was written.
     pub durable_offset: u64,
+    /// The batch format version (1 or 2).
+    pub version: u8,
+    /// When the log wrote the batch (µs since the epoch, the log's clock);
+    /// `None` for a version 1 batch, which does not record it.
+    pub appended_at: Option<i64>,
 }
 
 impl BatchHeader {
     /// One past the last offset in the batch.
     pub fn next_offset(&self) -> u64 {
         self.base_offset.saturating_add(u64::from(self.count))
+    }
+
+    /// Bytes of this batch's header (56 in version 1, 64 in version 2).
+    pub fn header_len(&self) -> usize {
+        header_len_of(self.version)
+    }
+}
+
+fn header_len_of(version: u8) -> usize {
+    if version == FORMAT_VERSION_V1 {
+        V1_HEADER_LEN
+    } else {
+        HEADER_LEN
     }
 }
 
@@ -149,23 +177,31 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Checks magic, version, reserved bytes, that the length is at least a header
 /// and that `bytes` holds the whole batch.
 pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
-    if bytes.len() < HEADER_LEN {
+    if bytes.len() < V1_HEADER_LEN {
         return Err(BatchError::Truncated {
-            needed: HEADER_LEN,
+            needed: V1_HEADER_LEN,
             available: bytes.len(),
         });
     }
     if bytes[MAGIC_AT..MAGIC_AT + 4] != BATCH_MAGIC {
         return Err(BatchError::BadMagic);
     }
-    if bytes[VERSION_AT] != FORMAT_VERSION {
-        return Err(BatchError::UnsupportedVersion(bytes[VERSION_AT]));
+    let version = bytes[VERSION_AT];
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+        return Err(BatchError::UnsupportedVersion(version));
+    }
+    let header_len = header_len_of(version);
+    if bytes.len() < header_len {
+        return Err(BatchError::Truncated {
+            needed: header_len,
+            available: bytes.len(),
+        });
     }
     if bytes[RESERVED_A_AT..RESERVED_A_AT + 3] != [0, 0, 0] {
         return Err(BatchError::BadHeader("reserved bytes 5..8 are not zero"));
     }
     let length = u32_at(bytes, LENGTH_AT);
-    if (length as usize) < HEADER_LEN {
+    if (length as usize) < header_len {
         return Err(BatchError::BadHeader("length shorter than the header"));
     }
     if (length as usize) > bytes.len() {
@@ -183,6 +219,8 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         first_timestamp: u64_at(bytes, FIRST_TS_AT) as i64,
         max_timestamp: u64_at(bytes, MAX_TS_AT) as i64,
         durable_offset: u64_at(bytes, DURABLE_AT),
+        version,
+        appended_at: (version != FORMAT_VERSION_V1).then(|| u64_at(bytes, APPENDED_AT) as i64),
     })
 }
 
@@ -229,7 +267,7 @@ impl<'a> BatchView<'a> {
         }
         let records_start = (header.count as usize)
             .checked_mul(4)
-            .and_then(|t| t.checked_add(HEADER_LEN))
+            .and_then(|t| t.checked_add(header.header_len()))
             .filter(|&start| start <= bytes.len())
             .ok_or(BatchError::BadRecords("position table overruns the batch"))?;
         let view = BatchView {
@@ -268,7 +306,7 @@ impl<'a> BatchView<'a> {
     }
 
     fn table_entry(&self, i: usize) -> usize {
-        u32_at(self.bytes, HEADER_LEN + 4 * i) as usize
+        u32_at(self.bytes, self.header.header_len() + 4 * i) as usize
     }
 
     /// A view of a batch that was verified before (skips the CRC).
@@ -276,7 +314,7 @@ impl<'a> BatchView<'a> {
         BatchView {
             header,
             bytes,
-            records_start: HEADER_LEN + 4 * header.count as usize,
+            records_start: header.header_len() + 4 * header.count as usize,
         }
     }
 
@@ -393,13 +431,15 @@ pub struct BatchEncoder {
     positions: Vec<u32>,
     /// Table entries reserved after the header by `begin_with_count`.
     table_slots: usize,
+    /// Bytes of the header being written (by version).
+    header_len: usize,
     count: u32,
     first_ts: i64,
     max_ts: i64,
 }
 
 impl BatchEncoder {
-    /// Encoded size of a batch holding records with these value lengths.
+    /// Encoded size of a (version 2) batch holding records with these value lengths.
     pub fn encoded_len(value_lens: impl IntoIterator<Item = usize>) -> usize {
         HEADER_LEN
             + value_lens
@@ -408,22 +448,39 @@ impl BatchEncoder {
                 .sum::<usize>()
     }
 
-    /// Starts a new batch, discarding any unfinished one.
-    pub fn begin(&mut self, base_offset: u64, durable_offset: u64) {
-        self.begin_with_count(base_offset, durable_offset, 0);
+    /// Starts a new batch, discarding any unfinished one. With
+    /// `appended_at` (the log's clock, µs) it is a version 2 batch; `None`
+    /// writes version 1, for re-encoding a version 1 batch as it was.
+    pub fn begin(&mut self, base_offset: u64, durable_offset: u64, appended_at: Option<i64>) {
+        self.begin_with_count(base_offset, durable_offset, appended_at, 0);
     }
 
-    /// Starts a new batch that will hold `count` records, so the position
-    /// table can be laid out before them without moving them later (any
-    /// other number of records still works, at the cost of a move).
-    pub fn begin_with_count(&mut self, base_offset: u64, durable_offset: u64, count: usize) {
+    /// Starts a new batch (see [`BatchEncoder::begin`]) that will hold
+    /// `count` records, so the position table can be laid out before them
+    /// without moving them later (any other number of records still works,
+    /// at the cost of a move).
+    pub fn begin_with_count(
+        &mut self,
+        base_offset: u64,
+        durable_offset: u64,
+        appended_at: Option<i64>,
+        count: usize,
+    ) {
+        let (version, header_len) = match appended_at {
+            Some(_) => (FORMAT_VERSION, HEADER_LEN),
+            None => (FORMAT_VERSION_V1, V1_HEADER_LEN),
+        };
         self.buf.clear();
-        self.buf.resize(HEADER_LEN + 4 * count, 0);
+        self.buf.resize(header_len + 4 * count, 0);
+        self.header_len = header_len;
         self.table_slots = count;
         self.buf[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&BATCH_MAGIC);
-        self.buf[VERSION_AT] = FORMAT_VERSION;
+        self.buf[VERSION_AT] = version;
         self.buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_le_bytes());
         self.buf[DURABLE_AT..DURABLE_AT + 8].copy_from_slice(&durable_offset.to_le_bytes());
+        if let Some(at) = appended_at {
+            self.buf[APPENDED_AT..APPENDED_AT + 8].copy_from_slice(&at.to_le_bytes());
+        }
         self.positions.clear();
         self.count = 0;
         self.first_ts = 0;
@@ -442,7 +499,7 @@ impl BatchEncoder {
         }
         self.max_ts = self.max_ts.max(timestamp);
         self.count += 1;
-        let records_start = HEADER_LEN + 4 * self.table_slots;
+        let records_start = self.header_len + 4 * self.table_slots;
         self.positions.push((self.buf.len() - records_start) as u32);
         self.buf
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
@@ -463,16 +520,17 @@ impl BatchEncoder {
     /// Fills in length, count, timestamps and CRC, and returns the finished batch.
     pub fn finish(&mut self) -> &[u8] {
         let count = self.positions.len();
+        let header_len = self.header_len;
         if count != self.table_slots {
             self.buf.splice(
-                HEADER_LEN..HEADER_LEN + 4 * self.table_slots,
+                header_len..header_len + 4 * self.table_slots,
                 std::iter::repeat_n(0u8, 4 * count),
             );
             self.table_slots = count;
         }
-        let records_start = (HEADER_LEN + 4 * count) as u32;
+        let records_start = (header_len + 4 * count) as u32;
         for (i, p) in self.positions.iter().enumerate() {
-            let at = HEADER_LEN + 4 * i;
+            let at = header_len + 4 * i;
             self.buf[at..at + 4].copy_from_slice(&(records_start + p).to_le_bytes());
         }
         let length = self.buf.len() as u32;
@@ -491,8 +549,12 @@ mod tests {
     use super::*;
 
     fn encode(base: u64, records: &[(i64, &[u8])]) -> Vec<u8> {
+        encode_at(base, Some(1_000), records)
+    }
+
+    fn encode_at(base: u64, appended_at: Option<i64>, records: &[(i64, &[u8])]) -> Vec<u8> {
         let mut enc = BatchEncoder::default();
-        enc.begin(base, 0);
+        enc.begin(base, 0, appended_at);
         for (ts, v) in records {
             enc.push(*ts, v);
         }
@@ -531,22 +593,67 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_detected() {
-        let bytes = encode(7, &[(1, b"hello"), (2, b"world")]);
-        for bit in 0..bytes.len() * 8 {
-            let mut damaged = bytes.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                BatchView::parse(&damaged).is_err(),
-                "flip of bit {bit} went unnoticed"
-            );
+        for appended_at in [Some(1_000), None] {
+            let bytes = encode_at(7, appended_at, &[(1, b"hello"), (2, b"world")]);
+            for bit in 0..bytes.len() * 8 {
+                let mut damaged = bytes.clone();
+                damaged[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    BatchView::parse(&damaged).is_err(),
+                    "flip of bit {bit} went unnoticed ({appended_at:?})"
+                );
+            }
         }
     }
 
     #[test]
     fn every_truncation_is_detected() {
-        let bytes = encode(7, &[(1, b"hello"), (2, b"world")]);
-        for len in 0..bytes.len() {
-            assert!(BatchView::parse(&bytes[..len]).is_err(), "cut at {len}");
+        for appended_at in [Some(1_000), None] {
+            let bytes = encode_at(7, appended_at, &[(1, b"hello"), (2, b"world")]);
+            for len in 0..bytes.len() {
+                assert!(BatchView::parse(&bytes[..len]).is_err(), "cut at {len}");
+            }
         }
+    }
+
+    #[test]
+    fn version_2_keeps_the_append_time_and_version_1_still_reads() {
+        let records: &[(i64, &[u8])] = &[(5, b"a"), (9, b"ccc")];
+        let v2 = encode_at(3, Some(-77), records);
+        let v1 = encode_at(3, None, records);
+        assert_eq!(v2.len(), v1.len() + 8);
+        assert_eq!(v2.len(), BatchEncoder::encoded_len([1, 3]));
+        assert_eq!((v2[4], v1[4]), (2, 1));
+        for (bytes, version, appended_at) in [(&v2, 2, Some(-77)), (&v1, 1, None)] {
+            let view = BatchView::parse(bytes).expect("valid batch");
+            assert_eq!(view.header.version, version);
+            assert_eq!(view.header.appended_at, appended_at);
+            assert_eq!(view.header.header_len() + 4 * 2 + 2 * 12 + 4, bytes.len());
+            let got: Vec<_> = view
+                .records_from(4)
+                .map(|r| (r.offset, r.timestamp, r.value.to_vec()))
+                .collect();
+            assert_eq!(got, vec![(4, 9, b"ccc".to_vec())]);
+            let trusted = BatchView::trusted(bytes, view.header);
+            assert_eq!(trusted.records().count(), 2);
+        }
+        // The version byte decides the header length: a v1 batch relabelled
+        // v2 (or the reverse) fails its checks instead of misreading.
+        for (bytes, other) in [(&v2, 1u8), (&v1, 2u8)] {
+            let mut relabelled = bytes.clone();
+            relabelled[4] = other;
+            assert!(BatchView::parse(&relabelled).is_err());
+        }
+        let mut v3 = v2.clone();
+        v3[4] = 3;
+        assert_eq!(
+            BatchView::parse(&v3).unwrap_err(),
+            BatchError::UnsupportedVersion(3)
+        );
+        // A v2 header cut inside its appended_at field is truncated, not misread.
+        assert!(matches!(
+            parse_header(&v2[..60]),
+            Err(BatchError::Truncated { needed: 64, .. })
+        ));
     }
 }

@@ -6,16 +6,20 @@
 //! append it exactly once, and the rebuild from the log tail when a topic is
 //! opened. It persists nothing: every entry is a fact the partition logs
 //! already hold, so after a restart or a crash the cache is rebuilt from the
-//! window's worth of records (found with the time index) and can never claim
-//! an event the logs lost. It must never decide on its own that a cached
-//! position is still valid: retention and truncation remove records under
-//! it, so the producer checks a hit against the log before trusting it
+//! window's worth of records and can never claim an event the logs lost. It
+//! must never decide on its own that a cached position is still valid:
+//! retention and truncation remove records under it, so the producer checks
+//! a hit against the partition (warm and hot tiers) before trusting it
 //! ([`crate::producer`]).
 //!
-//! The window is measured on the record timestamp, which is the envelope's
-//! `emitted_at`: a retry of the same envelope carries the same `emitted_at`,
-//! and the rebuild can find exactly those records through
-//! [`Log::offset_for_time`].
+//! The window is measured on the time the fabric first stored the event:
+//! the `appended_at` the log stamps on each batch (batch format version 2),
+//! never on the producer-supplied `emitted_at` (the record timestamp), which
+//! a relay, backfill or import may set months back. Append times never
+//! decrease within a partition, so the rebuild finds the window's first
+//! batch by binary search over the partition's retained range (warm + hot,
+//! [`crate::group::retained_range`]). A version 1 batch (written before the
+//! format had `appended_at`) is judged by its record timestamps, as then.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -23,15 +27,19 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::Result;
+use crate::batch::{BatchHeader, BatchView, RecordIter};
+use crate::error::{Error, Result};
+use crate::fabric::{Fabric, WeakFabric};
 use crate::log::{Log, now_micros};
+use crate::tier::{PartitionView, TierRecords};
 
-/// Where an event was appended: its partition, offset and record timestamp.
+/// Where an event was appended: its partition, offset and the time the
+/// window is measured from (its batch's `appended_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Position {
     pub(crate) partition: u32,
     pub(crate) offset: u64,
-    pub(crate) timestamp: i64,
+    pub(crate) appended_at: i64,
 }
 
 /// A map slot: an id being appended right now, or appended at a position.
@@ -91,13 +99,13 @@ impl Hasher for IdHasher {
     }
 }
 
-/// An eviction-queue entry: the timestamp is copied here so the common
+/// An eviction-queue entry: the append time is copied here so the common
 /// check "is the oldest entry still in the window?" needs no table probe.
 #[derive(Debug, Clone, Copy)]
 struct Queued {
     id: u128,
     seq: u64,
-    timestamp: i64,
+    appended_at: i64,
 }
 
 #[derive(Debug)]
@@ -143,69 +151,72 @@ impl DedupCache {
         }
     }
 
-    /// Rebuilds the cache from the logs' tails: every record whose timestamp
-    /// is within the window of `now_us`, found with each partition's time
-    /// index, reading only the event id bytes of each record. When more than
-    /// `max_entries` qualify, the most recent (by record timestamp) are kept.
+    /// Rebuilds the cache from the partitions' tails: every record appended
+    /// within the window of `now_us`, read from the warm tier and the hot log
+    /// alike, taking only the event id bytes of each record. At most the
+    /// newest `max_entries` records of each partition are read; when more
+    /// than `max_entries` qualify, the most recently appended are kept.
     pub(crate) fn rebuild(
         window_ms: u64,
         max_entries: u64,
+        fabric: &Fabric,
+        topic: &str,
         logs: &[Arc<Log>],
         now_us: i64,
     ) -> Result<DedupCache> {
         let cache = DedupCache::new(window_ms, max_entries);
         let since = now_us.saturating_sub(cache.window_us);
-        let mut starts = Vec::with_capacity(logs.len());
-        for log in logs {
+        let mut found: Vec<(u128, Position)> = Vec::new();
+        for (partition, log) in logs.iter().enumerate() {
+            let partition = partition as u32;
+            let (earliest, end) = crate::group::retained_range(fabric, topic, partition, log);
             // At most the newest `max_entries` records of each partition can
             // be kept, which bounds the scan (and its memory) on a busy topic.
-            let floor = log.next_offset().saturating_sub(cache.max_entries as u64);
-            starts.push(log.offset_for_time(since)?.map(|from| from.max(floor)));
-        }
-        let candidates: u64 = logs
-            .iter()
-            .zip(&starts)
-            .filter_map(|(log, from)| from.map(|f| log.next_offset().saturating_sub(f)))
-            .sum();
-        let mut found: Vec<(u128, Position)> = Vec::with_capacity(
-            usize::try_from(candidates)
-                .unwrap_or(0)
-                .min(cache.max_entries * 2),
-        );
-        for ((partition, log), from) in logs.iter().enumerate().zip(starts) {
-            let Some(from) = from else {
+            let floor = earliest.max(end.saturating_sub(cache.max_entries as u64));
+            if floor >= end {
                 continue;
+            }
+            let tiers = Tiered {
+                view: fabric.partition_view(topic, partition)?,
             };
-            for batch in log.batches(from)? {
-                let batch = batch?;
-                for r in batch.records() {
-                    if r.timestamp < since {
+            let from = tiers.window_start(floor, end, since)?;
+            found.reserve(
+                usize::try_from(end - from)
+                    .unwrap_or(0)
+                    .min(cache.max_entries),
+            );
+            tiers.walk(from, end, &mut |header, records| {
+                for r in records {
+                    let appended_at = header.appended_at.unwrap_or(r.timestamp);
+                    if appended_at < since {
                         continue;
                     }
                     if let Some(id) = event_id_of(r.value) {
                         found.push((
                             id,
                             Position {
-                                partition: partition as u32,
+                                partition,
                                 offset: r.offset,
-                                timestamp: r.timestamp,
+                                appended_at,
                             },
                         ));
                     }
                 }
-            }
+                true
+            })?;
         }
+        // One total order (a batch's records share its append time), so
+        // which ids survive the cap does not depend on the scan order.
+        let key = |p: &Position| (p.appended_at, p.partition, p.offset);
         if found.len() > cache.max_entries {
             let cut = found.len() - cache.max_entries;
-            found.select_nth_unstable_by_key(cut, |(_, p)| p.timestamp);
+            found.select_nth_unstable_by_key(cut, |(_, p)| key(p));
             found.drain(..cut);
         }
         // Oldest first, so count eviction later removes the oldest. Each
-        // partition's records are (nearly) in time order: the stable sort
-        // merges those runs instead of sorting from scratch.
-        if logs.len() > 1 {
-            found.sort_by_key(|(_, p)| p.timestamp);
-        }
+        // partition's records are in append order: the stable sort merges
+        // those runs instead of sorting from scratch.
+        found.sort_by_key(|(_, p)| key(p));
         {
             let mut st = cache.state.lock();
             Self::bulk_insert(&mut st, found);
@@ -243,12 +254,12 @@ impl DedupCache {
         st.order.push_back(Queued {
             id,
             seq,
-            timestamp: position.timestamp,
+            appended_at: position.appended_at,
         });
     }
 
     fn in_window(&self, position: &Position, now_us: i64) -> bool {
-        position.timestamp >= now_us.saturating_sub(self.window_us)
+        position.appended_at >= now_us.saturating_sub(self.window_us)
     }
 
     /// Looks `id` up without claiming it: its position when appended within
@@ -368,7 +379,7 @@ impl DedupCache {
         let since = now_us.saturating_sub(self.window_us);
         while let Some(&front) = st.order.front() {
             let over_cap = st.map.len() - st.pending > self.max_entries;
-            if !over_cap && front.timestamp >= since {
+            if !over_cap && front.appended_at >= since {
                 break;
             }
             st.order.pop_front();
@@ -427,19 +438,24 @@ impl DedupCache {
     }
 }
 
-/// A topic's dedup cache, rebuilt from the log tails on first use (the first
-/// producer or import of the topic in this process), so opening a data
-/// directory does not pay for the windows of topics nobody produces to.
+/// A topic's dedup cache, rebuilt from the partitions' tails on first use
+/// (the first producer or import of the topic in this process), so opening a
+/// data directory does not pay for the windows of topics nobody produces to.
 #[derive(Debug)]
 pub(crate) struct LazyDedup {
     window_ms: u64,
     max_entries: u64,
+    /// The fabric and topic, to read the warm tier (weak: a topic handle
+    /// must not keep its fabric open).
+    fabric: WeakFabric,
+    topic: String,
     cache: std::sync::OnceLock<DedupCache>,
     building: Mutex<()>,
 }
 
 impl LazyDedup {
-    /// The cache, rebuilt from `logs` (the topic's partitions) the first time.
+    /// The cache, rebuilt from `logs` (the topic's partitions) and their warm
+    /// tiers the first time.
     pub(crate) fn get(&self, logs: &[Arc<Log>]) -> Result<&DedupCache> {
         if let Some(cache) = self.cache.get() {
             return Ok(cache);
@@ -448,20 +464,230 @@ impl LazyDedup {
         if let Some(cache) = self.cache.get() {
             return Ok(cache);
         }
-        let cache = DedupCache::rebuild(self.window_ms, self.max_entries, logs, now_micros())?;
+        let fabric = self.fabric()?;
+        let cache = DedupCache::rebuild(
+            self.window_ms,
+            self.max_entries,
+            &fabric,
+            &self.topic,
+            logs,
+            now_micros(),
+        )?;
         Ok(self.cache.get_or_init(|| cache))
     }
+
+    /// The fabric the topic belongs to, for reads across its tiers.
+    fn fabric(&self) -> Result<Fabric> {
+        self.fabric.upgrade().ok_or_else(|| {
+            Error::invalid(
+                format!("topic {:?}", self.topic),
+                "its fabric was closed; open it again to produce",
+            )
+        })
+    }
+
+    /// Whether the partition still holds the record of `id` at `position`,
+    /// in its warm tier or hot log: retention or truncation may have
+    /// removed it, and a truncated offset may be reused.
+    pub(crate) fn still_holds(
+        &self,
+        logs: &[Arc<Log>],
+        position: Position,
+        id: u128,
+    ) -> Result<bool> {
+        let Some(log) = logs.get(position.partition as usize) else {
+            return Ok(false);
+        };
+        let fabric = &self.fabric()?;
+        let (earliest, end) =
+            crate::group::retained_range(fabric, &self.topic, position.partition, log);
+        if position.offset < earliest || position.offset >= end {
+            return Ok(false);
+        }
+        let view = fabric.partition_view(&self.topic, position.partition)?;
+        let first = match view.open(position.offset) {
+            Ok(TierRecords::Hot(mut r)) => r.next(),
+            Ok(TierRecords::Warm(mut w)) => w.next(),
+            Err(Error::OffsetExpired { .. } | Error::OffsetOutOfRange { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match first {
+            Some(Ok(r)) => Ok(r.offset == position.offset && event_id_of(&r.value) == Some(id)),
+            // An archive retention removed meanwhile: the record is gone.
+            Some(Err(Error::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(false)
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(false),
+        }
+    }
+}
+
+/// One partition's retained batches, warm tier then hot log, for the rebuild.
+struct Tiered {
+    view: PartitionView,
+}
+
+impl Tiered {
+    /// The first offset in `floor..end` the rebuild must read: the first
+    /// batch appended at or after `since`, found by binary search (append
+    /// times never decrease within a partition; a version 1 batch, which has
+    /// none, counts as earlier: all of them precede the version 2 ones), or,
+    /// when the first record whose timestamp is at or after `since` sits in a
+    /// version 1 batch, that record (version 1 batches keep the old rule).
+    fn window_start(&self, floor: u64, end: u64, since: i64) -> Result<u64> {
+        let (mut lo, mut hi) = (floor, end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.batch_at(mid, end)? {
+                Some(h) if h.appended_at.is_some_and(|t| t >= since) => {
+                    hi = h.base_offset.max(lo);
+                }
+                Some(h) => lo = h.next_offset().clamp(mid + 1, hi),
+                // Removed meanwhile by retention: older than anything kept.
+                None => lo = mid + 1,
+            }
+        }
+        if let Some(o) = self.view.offset_for_time(since)?
+            && (floor..lo).contains(&o)
+            && self
+                .batch_at(o, end)?
+                .is_some_and(|h| h.appended_at.is_none())
+        {
+            return Ok(o);
+        }
+        Ok(lo)
+    }
+
+    /// The header of the batch holding `offset`, if it is still retained.
+    fn batch_at(&self, offset: u64, end: u64) -> Result<Option<BatchHeader>> {
+        let mut found = None;
+        self.walk(offset, end, &mut |h, _| {
+            found = Some(*h);
+            false
+        })?;
+        Ok(found.filter(|h| h.base_offset <= offset))
+    }
+
+    /// Calls `visit` with each retained batch holding offsets in `from..end`
+    /// (and its records from `from` on), in offset order, until it returns
+    /// false. Offsets that retention removed are skipped; a segment that
+    /// maintenance moves from hot to warm meanwhile is looked up again.
+    fn walk(
+        &self,
+        from: u64,
+        end: u64,
+        visit: &mut dyn FnMut(&BatchHeader, RecordIter<'_>) -> bool,
+    ) -> Result<()> {
+        let log = &self.view.log;
+        let mut next = from;
+        let mut end = end;
+        let mut stalls = 0;
+        while next < end {
+            let before = next;
+            let hot_earliest = log.earliest_offset();
+            if next >= hot_earliest {
+                match log.batches(next) {
+                    Ok(batches) => {
+                        for b in batches {
+                            let b = b?;
+                            let h = *b.header();
+                            if h.base_offset >= end || !visit(&h, b.records()) {
+                                return Ok(());
+                            }
+                            next = h.next_offset();
+                        }
+                    }
+                    // Moved to the warm tier meanwhile: look there.
+                    Err(Error::OffsetOutOfRange { .. }) if log.earliest_offset() > next => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                let snap = self.view.warm.snapshot();
+                let Some(first) = snap.iter().position(|a| next < a.next()) else {
+                    // Nothing warm holds it: removed meanwhile (or a gap a
+                    // move in progress closes): go on from the hot log.
+                    next = next.max(log.earliest_offset());
+                    stalls += usize::from(next == before);
+                    if stalls > 8 {
+                        return Err(moving(&self.view));
+                    }
+                    continue;
+                };
+                // Offsets below the first archive were removed by retention.
+                next = next.max(snap[first].base());
+                'archives: for archive in &snap[first..] {
+                    for i in archive.block_for_offset(next)..archive.blocks.len() {
+                        let block = match archive.read_block(i) {
+                            Ok(block) => block,
+                            // Removed by retention meanwhile: look again.
+                            Err(Error::Io { source, .. })
+                                if source.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                break 'archives;
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        let mut pos = 0usize;
+                        while pos < block.len() {
+                            // The block passed `decode_block`: its batches are whole and verified.
+                            let h = crate::batch::parse_header(&block[pos..])
+                                .map_err(|e| Error::corrupted(&archive.path, 0, e.to_string()))?;
+                            let len = h.length as usize;
+                            if h.next_offset() > next {
+                                if h.base_offset >= end {
+                                    return Ok(());
+                                }
+                                let view = BatchView::trusted(&block[pos..pos + len], h);
+                                if !visit(&h, view.records_from(next)) {
+                                    return Ok(());
+                                }
+                                next = h.next_offset();
+                            }
+                            pos += len;
+                        }
+                    }
+                }
+            }
+            if next == before {
+                // No progress: a truncation shortened the log, or
+                // maintenance moved what we were about to read.
+                end = end.min(log.next_offset());
+                stalls += 1;
+                if stalls > 8 {
+                    return Err(moving(&self.view));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn moving(view: &PartitionView) -> Error {
+    Error::invalid(
+        format!(
+            "dedup rebuild of topic {:?} partition {}",
+            view.topic, view.partition
+        ),
+        "maintenance kept moving segments under it; retry",
+    )
 }
 
 /// The dedup cache and sampler a topic handle carries: the cache only for a
 /// writer with the window on, the sampler when the topic sets a rate.
 pub(crate) fn topic_guards(
+    fabric: &Fabric,
+    topic: &str,
     config: &crate::topic::TopicConfig,
     read_only: bool,
 ) -> (Option<LazyDedup>, Option<crate::sampling::SystemSampler>) {
     let dedup = (!read_only && config.dedup_window_ms > 0).then(|| LazyDedup {
         window_ms: config.dedup_window_ms,
         max_entries: config.dedup_max_entries,
+        fabric: fabric.downgrade(),
+        topic: topic.to_owned(),
         cache: std::sync::OnceLock::new(),
         building: Mutex::new(()),
     });
@@ -488,11 +714,11 @@ mod tests {
         c.commit_many([(id, position)], now);
     }
 
-    fn at(partition: u32, offset: u64, timestamp: i64) -> Position {
+    fn at(partition: u32, offset: u64, appended_at: i64) -> Position {
         Position {
             partition,
             offset,
-            timestamp,
+            appended_at,
         }
     }
 

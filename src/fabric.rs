@@ -360,7 +360,8 @@ impl Fabric {
         for p in 0..config.partitions {
             logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
-        let (dedup, sampler) = crate::dedup::topic_guards(&config, self.inner.read_only);
+        let (dedup, sampler) =
+            crate::dedup::topic_guards(self, name, &config, self.inner.read_only);
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
             dir,

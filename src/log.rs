@@ -282,6 +282,9 @@ struct Writer {
     checkpointed_len: u64,
     /// Bytes of the active segment's index file already written.
     index_file_len: u64,
+    /// `appended_at` of the last batch written (read from the log on the
+    /// first append after open).
+    last_appended_at: Option<i64>,
     _lock: DirLock,
 }
 
@@ -359,6 +362,7 @@ impl Log {
             encoder: BatchEncoder::default(),
             checkpointed_len,
             index_file_len,
+            last_appended_at: None,
             _lock: lock,
         };
         let shared = Shared::new(dir, config, io, false, segments, recovered.report);
@@ -453,6 +457,7 @@ impl Log {
         let ts = now_micros();
         self.shared
             .append(values.len(), values.iter().map(|v| (ts, v.as_ref())))
+            .map(|(offsets, _)| offsets)
     }
 
     /// Appends `(timestamp in µs since the epoch, value)` pairs as one atomic batch.
@@ -460,6 +465,17 @@ impl Log {
         &self,
         records: &[(i64, V)],
     ) -> Result<Range<u64>> {
+        self.append_stamped(records).map(|(offsets, _)| offsets)
+    }
+
+    /// [`Log::append_batch_with_timestamps`], also returning the batch's
+    /// `appended_at`: the log's wall clock when it wrote the batch (µs since
+    /// the epoch, never below the previous batch's), which the dedup window
+    /// is measured on.
+    pub fn append_stamped<V: AsRef<[u8]>>(
+        &self,
+        records: &[(i64, V)],
+    ) -> Result<(Range<u64>, i64)> {
         self.shared
             .append(records.len(), records.iter().map(|(t, v)| (*t, v.as_ref())))
     }
@@ -760,15 +776,49 @@ impl Shared {
         })
     }
 
+    /// The `appended_at` of the next batch: the wall clock, but never below
+    /// the previous batch's, so append times never decrease within a log
+    /// (the dedup rebuild binary-searches them).
+    fn next_appended_at(self: &Arc<Self>, w: &mut Writer) -> i64 {
+        let last = match w.last_appended_at {
+            Some(t) => t,
+            None => {
+                let earliest = self.segments().first().map_or(w.next_offset, |s| s.base);
+                let last = if w.next_offset > earliest {
+                    Batches::new(self.clone(), w.next_offset - 1, false)
+                        .and_then(|mut b| b.next().transpose())
+                } else {
+                    Ok(None)
+                };
+                // The clamp is a guard against the clock stepping back: a
+                // last batch that cannot be read (damage in a sealed segment,
+                // which open trusts) must not fail this append.
+                let t = match last {
+                    Ok(b) => b.and_then(|b| b.header.appended_at).unwrap_or(i64::MIN),
+                    Err(e) => {
+                        log::warn!(
+                            "{}: last batch's append time unreadable: {e}",
+                            self.dir.display()
+                        );
+                        i64::MIN
+                    }
+                };
+                w.last_appended_at = Some(t);
+                t
+            }
+        };
+        now_micros().max(last)
+    }
+
     fn append<'v>(
         self: &Arc<Self>,
         count: usize,
         records: impl Iterator<Item = (i64, &'v [u8])> + Clone,
-    ) -> Result<Range<u64>> {
+    ) -> Result<(Range<u64>, i64)> {
         self.check_writable("append")?;
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
-            return Ok(next..next);
+            return Ok((next..next, now_micros()));
         }
         let mut encoded = batch::HEADER_LEN;
         for (_, v) in records.clone() {
@@ -786,7 +836,7 @@ impl Shared {
                 max: self.config.max_batch_bytes,
             });
         }
-        let range = {
+        let (range, appended_at) = {
             let mut guard = self.writer.lock();
             let w = self.writer_mut(&mut guard)?;
             self.check_poison()?;
@@ -813,7 +863,9 @@ impl Shared {
                 self.roll(w)?;
             }
             let durable = self.durable_hint.load(Ordering::Acquire);
-            w.encoder.begin_with_count(w.next_offset, durable, count);
+            let appended_at = self.next_appended_at(w);
+            w.encoder
+                .begin_with_count(w.next_offset, durable, Some(appended_at), count);
             w.encoder.reserve(encoded);
             for (ts, v) in records {
                 w.encoder.push(ts, v);
@@ -830,6 +882,7 @@ impl Shared {
                 return Err(self.poison(e));
             }
             let start = w.next_offset;
+            w.last_appended_at = Some(appended_at);
             w.segment
                 .index_batch((start - w.segment.base) as u32, w.position as u32, max_ts);
             w.position = end;
@@ -837,7 +890,7 @@ impl Shared {
             w.max_timestamp = w.max_timestamp.max(max_ts);
             w.segment.publish(end, w.next_offset, max_ts);
             self.next_offset.store(w.next_offset, Ordering::Release);
-            start..w.next_offset
+            (start..w.next_offset, appended_at)
         };
         self.notify_appended();
         match self.config.durability {
@@ -860,7 +913,7 @@ impl Shared {
             }
             Durability::Os => {}
         }
-        Ok(range)
+        Ok((range, appended_at))
     }
 
     /// Makes sure the active file has disk space reserved up to `end` and a
@@ -1216,7 +1269,11 @@ impl Shared {
         let mut prefix = view.map.slice(..pos as usize).to_vec();
         let mut encoder = BatchEncoder::default();
         if let Some(b) = cut_batch.filter(|b| b.header.base_offset < offset) {
-            encoder.begin(b.header.base_offset, b.header.durable_offset.min(offset));
+            encoder.begin(
+                b.header.base_offset,
+                b.header.durable_offset.min(offset),
+                b.header.appended_at,
+            );
             for r in b.records().take_while(|r| r.offset < offset) {
                 encoder.push(r.timestamp, r.value);
             }

@@ -4,8 +4,9 @@
 //! producer fills in when they are absent (see [`Producer`]), the choice of
 //! partition (Kafka's murmur2 of `partition_key`), the record timestamp
 //! (`emitted_at` in µs) and batching by partition, and applies the topic's
-//! dedup cache (`src/dedup.rs`: an `event_id` already appended within the
-//! window is not appended again) and `system.` sampling (`src/sampling.rs`).
+//! dedup cache (`src/dedup.rs`: an `event_id` the topic first stored less
+//! than the window ago is not appended again) and `system.` sampling
+//! (`src/sampling.rs`).
 //! It must never append an envelope that fails [`Envelope::validate`], never
 //! append one `event_id` twice within the window (except through
 //! [`Producer::publish_replay`]), and never create a topic.
@@ -18,12 +19,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::dedup::{DedupCache, Position, event_id_of};
+use crate::dedup::{DedupCache, LazyDedup, Position};
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
 use crate::fabric::TopicHandle;
+use crate::log::Log;
 use crate::log::now_micros;
-use crate::log::{Log, ReadLimit};
 use crate::partitioner::partition_for_key;
 
 /// Where a published event landed.
@@ -202,11 +203,14 @@ fn absent(members: &Map<String, Value>, key: &str) -> bool {
 /// producers, each partition's order is the order of their appends.
 ///
 /// Effectively-once: with the topic's `dedup_window_ms` on (the default, 2
-/// minutes on the record timestamp), publishing an `event_id` the topic
-/// already holds from within the window appends nothing and returns the
-/// original position ([`PublishOutcome::Duplicate`]); all producers of the
-/// topic in the process share the cache, so racing producers append an id
-/// once. At-most-once sampling: with `system_events_per_sec` set, `system.`
+/// minutes), publishing an `event_id` the topic first stored (appended) less
+/// than the window ago appends nothing and returns the original position
+/// ([`PublishOutcome::Duplicate`]), whatever the event's `emitted_at`: the
+/// window is measured on the fabric's append time, so a relay resending an
+/// outbox of old events, a backfill or an import retried within the window
+/// is caught, across restarts too, and wherever the original now is (warm
+/// tier or hot log). All producers of the topic in the process share the
+/// cache, so racing producers append an id once. At-most-once sampling: with `system_events_per_sec` set, `system.`
 /// events beyond the rate are dropped ([`PublishOutcome::Dropped`]).
 #[derive(Debug)]
 pub struct Producer {
@@ -368,7 +372,7 @@ impl Producer {
                 cache.claim_many(
                     &[id],
                     now,
-                    &mut |id, position| still_holds(&logs, position, id),
+                    &mut |id, position| lazy.still_holds(&logs, position, id),
                     &mut |_, f| found = f,
                 )?;
                 if let Some(original) = found {
@@ -379,6 +383,7 @@ impl Producer {
                     });
                 }
                 Some(Claims {
+                    lazy,
                     cache,
                     owned: vec![Some(id)],
                 })
@@ -389,15 +394,14 @@ impl Producer {
         let ts = envelope.emitted_at.as_microsecond();
         let log = &logs[partition as usize];
         // On failure `claim` is dropped, which abandons it.
-        let offset = log
-            .append_batch_with_timestamps(&[(ts, &self.buf[..])])?
-            .start;
+        let (offsets, appended_at) = log.append_stamped(&[(ts, &self.buf[..])])?;
+        let offset = offsets.start;
         if let Some(mut claim) = claim {
             claim.owned[0] = None;
             let position = Position {
                 partition,
                 offset,
-                timestamp: ts,
+                appended_at,
             };
             claim.cache.commit_many([(id, position)], now);
         }
@@ -416,14 +420,14 @@ impl Producer {
         self.buf.clear();
         envelope.encode(&mut self.buf);
         let ts = envelope.emitted_at.as_microsecond();
-        let offsets =
-            logs[partition as usize].append_batch_with_timestamps(&[(ts, &self.buf[..])])?;
+        let (offsets, appended_at) =
+            logs[partition as usize].append_stamped(&[(ts, &self.buf[..])])?;
         if let Some(lazy) = &self.topic.dedup {
             let cache = lazy.get(&logs)?;
             let position = Position {
                 partition,
                 offset: offsets.start,
-                timestamp: ts,
+                appended_at,
             };
             cache.overwrite(envelope.event_id.as_u128(), position, now_micros());
         }
@@ -432,7 +436,7 @@ impl Producer {
 
     /// Where the topic's dedup cache says `event_id` was appended within the
     /// window, as `(partition, offset)` — the cache alone, not checked
-    /// against the log as [`Producer::publish`] does before trusting it.
+    /// against the partition as [`Producer::publish`] does before trusting it.
     pub fn dedup_lookup(&self, event_id: Uuid) -> Option<(u32, u64)> {
         let cache = self
             .topic
@@ -545,6 +549,7 @@ enum Plan {
 /// Pending dedup claims of one call; those not committed are abandoned
 /// when it is dropped (an append failed), so no id stays claimed.
 struct Claims<'a> {
+    lazy: &'a LazyDedup,
     cache: &'a DedupCache,
     /// By item index: the id claimed and not committed yet.
     owned: Vec<Option<u128>>,
@@ -555,24 +560,6 @@ impl Drop for Claims<'_> {
         for id in self.owned.iter().flatten() {
             self.cache.abandon(*id);
         }
-    }
-}
-
-/// Whether `log` still holds the record of `id` at `position` (retention or
-/// truncation may have removed it, and a truncated offset may be reused).
-fn still_holds(logs: &[Arc<Log>], position: Position, id: u128) -> Result<bool> {
-    let Some(log) = logs.get(position.partition as usize) else {
-        return Ok(false);
-    };
-    if position.offset < log.earliest_offset() || position.offset >= log.next_offset() {
-        return Ok(false);
-    }
-    match log.read(position.offset, ReadLimit::records(1)) {
-        Ok(records) => Ok(records
-            .first()
-            .is_some_and(|r| r.offset == position.offset && event_id_of(&r.value) == Some(id))),
-        Err(Error::OffsetOutOfRange { .. }) => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -593,14 +580,14 @@ pub(crate) fn append_items(
         outcome: PublishOutcome::Dropped,
     };
     let mut plan: Vec<Plan> = Vec::with_capacity(items.len());
-    let cache = match &topic.dedup {
-        Some(lazy) => Some(lazy.get(logs)?),
+    let mut claims = match &topic.dedup {
+        Some(lazy) => Some(Claims {
+            lazy,
+            cache: lazy.get(logs)?,
+            owned: vec![None; items.len()],
+        }),
         None => None,
     };
-    let mut claims = cache.map(|cache| Claims {
-        cache,
-        owned: vec![None; items.len()],
-    });
     // Repeats within the call first: they inherit the first one's fate and
     // cost no sampling token.
     let check_repeats = claims.is_some() && items.len() > 1;
@@ -638,11 +625,11 @@ pub(crate) fn append_items(
             .collect();
         order.sort_unstable_by_key(|&i| items[i].id);
         let ids: Vec<u128> = order.iter().map(|&i| items[i].id).collect();
-        let Claims { cache, owned } = claims;
+        let Claims { lazy, cache, owned } = claims;
         cache.claim_many(
             &ids,
             now_micros(),
-            &mut |id, position| still_holds(logs, position, id),
+            &mut |id, position| lazy.still_holds(logs, position, id),
             &mut |k, found| {
                 let i = order[k];
                 match found {
@@ -682,7 +669,6 @@ pub(crate) fn append_items(
                 append_chunk(
                     log,
                     p,
-                    items,
                     &records,
                     &indexes,
                     claims.as_mut(),
@@ -699,7 +685,6 @@ pub(crate) fn append_items(
         append_chunk(
             log,
             p,
-            items,
             &records,
             &indexes,
             claims.as_mut(),
@@ -729,7 +714,6 @@ pub(crate) fn append_items(
 fn append_chunk(
     log: &Log,
     partition: u32,
-    items: &[Item],
     records: &[(i64, &[u8])],
     indexes: &[usize],
     claims: Option<&mut Claims<'_>>,
@@ -738,7 +722,7 @@ fn append_chunk(
     if records.is_empty() {
         return Ok(());
     }
-    let offsets = log.append_batch_with_timestamps(records)?;
+    let (offsets, appended_at) = log.append_stamped(records)?;
     let mut claims = claims;
     for (&i, offset) in indexes.iter().zip(offsets.clone()) {
         out[i] = Published::appended(partition, offset);
@@ -750,7 +734,7 @@ fn append_chunk(
                 let position = Position {
                     partition,
                     offset,
-                    timestamp: items[i].timestamp,
+                    appended_at,
                 };
                 (id, position)
             })

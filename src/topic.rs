@@ -160,9 +160,10 @@ pub struct TopicConfig {
     /// What happens to data leaving the last readable tier (default `delete`).
     #[serde(default)]
     pub cold_action: ColdAction,
-    /// Producer-side dedup window in milliseconds, measured on the record
-    /// timestamp (`emitted_at`): publishing an `event_id` already appended
-    /// within it returns the original position and appends nothing. 0 = off.
+    /// Producer-side dedup window in milliseconds, measured on the time the
+    /// fabric first stored the event (its batch's `appended_at`, not the
+    /// event's `emitted_at`): publishing an `event_id` appended less than
+    /// this long ago returns the original position and appends nothing. 0 = off.
     #[serde(
         default = "default_dedup_window_ms",
         skip_serializing_if = "is_default_dedup_window_ms"

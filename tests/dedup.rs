@@ -1,6 +1,8 @@
 //! The producer-side dedup cache and at-most-once sampling, through the
 //! public API: a duplicate within the window returns the original position
-//! and appends nothing; outside the window (by time, by count) it appends;
+//! and appends nothing; the window runs from the original's append time,
+//! whatever its `emitted_at`, across restarts and wherever the original is
+//! (warm tier or hot log); outside the window (by time, by count) it appends;
 //! the cache survives a clean restart and a kill -9; retention and
 //! truncation evict; racing producers append each id once; a model-based
 //! proptest; `system.` events sampled above the rate, others never. (The
@@ -134,17 +136,78 @@ fn a_duplicate_within_the_window_returns_the_original_position_and_appends_nothi
 
 #[test]
 fn outside_the_window_by_time_or_by_count_it_appends_again() {
+    // By time: the window runs from the original's append, not from its
+    // emitted_at, in this process and after a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(1);
+    c.dedup_window_ms = 1_000;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let old = event(100, 90 * DAY, "k");
+    let first = producer.publish(&old).unwrap();
+    assert!(!first.is_duplicate());
+    assert!(producer.publish(&old).unwrap().is_duplicate());
+    std::thread::sleep(Duration::from_millis(1_100));
+    let second = producer.publish(&old).unwrap();
+    assert_eq!(
+        second.outcome,
+        PublishOutcome::Appended,
+        "outside the window"
+    );
+    assert_eq!(second.offset, first.offset + 1);
+    drop(producer);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let fabric = reopen(fabric, dir.path());
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 0);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let third = producer.publish(&old).unwrap();
+    assert_eq!(
+        third.outcome,
+        PublishOutcome::Appended,
+        "outside the window after a restart"
+    );
+    assert_eq!(total_records(&fabric), 3);
+
+    // The rebuild starts where the window starts: older batches before it
+    // (found by binary search over append times), newer ones after it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(2);
+    c.dedup_window_ms = 3_000;
+    let fabric = open(dir.path(), c);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for n in 0..30 {
+        producer
+            .publish(&event(n, 90 * DAY, &format!("k{n}")))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(3_200));
+    let recent: Vec<Envelope> = (30..50)
+        .map(|n| event(n, 90 * DAY, &format!("k{n}")))
+        .collect();
+    producer.publish_batch(&recent[..10]).unwrap();
+    for e in &recent[10..] {
+        producer.publish(e).unwrap();
+    }
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 20);
+    let out = producer.publish_batch(&recent).unwrap();
+    assert!(out.iter().all(|p| p.is_duplicate()), "{out:?}");
+    for n in 0..30 {
+        let again = producer
+            .publish(&event(n, 90 * DAY, &format!("k{n}")))
+            .unwrap();
+        assert_eq!(again.outcome, PublishOutcome::Appended, "event {n}");
+    }
+    assert_eq!(total_records(&fabric), 80);
+
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(1);
     c.dedup_window_ms = 60_000;
     c.dedup_max_entries = 3;
     let fabric = open(dir.path(), c);
     let mut producer = fabric.producer(TOPIC, "test").unwrap();
-    // Emitted two minutes ago: outside a one-minute window from the start.
-    let old = event(100, Duration::from_secs(120), "k");
-    assert!(!producer.publish(&old).unwrap().is_duplicate());
-    assert!(!producer.publish(&old).unwrap().is_duplicate());
-    // Just inside the window.
     let recent = event(101, Duration::from_secs(50), "k");
     assert!(!producer.publish(&recent).unwrap().is_duplicate());
     assert!(producer.publish(&recent).unwrap().is_duplicate());
@@ -157,7 +220,7 @@ fn outside_the_window_by_time_or_by_count_it_appends_again() {
         "evicted by count"
     );
     assert!(producer.publish(&fresh(2)).unwrap().is_duplicate());
-    assert_eq!(total_records(&fabric), 7);
+    assert_eq!(total_records(&fabric), 5);
 
     // A window of 0 turns dedup off.
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +248,7 @@ fn the_cache_survives_a_clean_restart_and_honours_the_window_after_it() {
     producer.publish(&old).unwrap();
     drop(producer);
     let fabric = reopen(fabric, dir.path());
-    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 200);
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 201);
     let mut producer = fabric.producer(TOPIC, "test").unwrap();
     for (n, original) in &first {
         let again = producer.publish(&fresh(*n)).unwrap();
@@ -198,11 +261,12 @@ fn the_cache_survives_a_clean_restart_and_honours_the_window_after_it() {
             (original.partition, original.offset)
         );
     }
+    // Emitted before the window, appended inside it: still a duplicate.
     assert!(
-        !producer.publish(&old).unwrap().is_duplicate(),
-        "outside the window"
+        producer.publish(&old).unwrap().is_duplicate(),
+        "an old emitted_at left the window early"
     );
-    assert_eq!(total_records(&fabric), 202);
+    assert_eq!(total_records(&fabric), 201);
 }
 
 #[test]
@@ -388,6 +452,236 @@ fn system_events_beyond_the_rate_are_dropped_and_counted_others_never() {
     assert_eq!(total_records(&fabric), business + appended);
 }
 
+/// A config whose hot tier keeps no sealed segment: the next maintenance
+/// moves every sealed segment to the warm tier (kept there for a year).
+fn tiering(partitions: u32) -> TopicConfig {
+    let mut c = config(partitions);
+    c.segment_bytes = 4096;
+    c.retention_bytes = Some(1);
+    c.warm_retention_ms = 365 * 86_400_000;
+    c
+}
+
+/// Seals the active segments and lets maintenance move them to warm.
+fn tier_everything(fabric: &Fabric, partitions: u32) {
+    for p in 0..partitions {
+        fabric.partition(TOPIC, p).unwrap().roll().unwrap();
+    }
+    let report = fabric.maintain().unwrap();
+    assert!(
+        report.segments_to_warm > 0,
+        "nothing moved to warm: {report:?}"
+    );
+    assert_eq!(report.segments_deleted, 0, "{report:?}");
+    for p in 0..partitions {
+        let log = fabric.partition(TOPIC, p).unwrap();
+        assert_eq!(
+            log.earliest_offset(),
+            log.next_offset(),
+            "hot tier kept records"
+        );
+        assert_eq!(fabric.earliest_available(TOPIC, p).unwrap(), 0);
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[test]
+fn a_retry_within_the_window_of_its_first_append_is_a_duplicate_whatever_its_emitted_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(3));
+    let mut producer = fabric.producer(TOPIC, "relay").unwrap();
+    // A relay resending an outbox, a backfill: emitted months ago.
+    let old = event(1, 90 * DAY, "k1");
+    let older = event(2, 400 * DAY, "k2");
+    let first = producer.publish(&old).unwrap();
+    assert_eq!(first.outcome, PublishOutcome::Appended);
+    let batch = producer
+        .publish_batch(std::slice::from_ref(&older))
+        .unwrap();
+    assert_eq!(batch[0].outcome, PublishOutcome::Appended);
+    // In this process.
+    let again = producer.publish(&old).unwrap();
+    assert_eq!(
+        again,
+        Published {
+            outcome: PublishOutcome::Duplicate,
+            ..first
+        }
+    );
+    drop(producer);
+    // After a restart: the cache is rebuilt from the log.
+    let fabric = reopen(fabric, dir.path());
+    let mut producer = fabric.producer(TOPIC, "relay").unwrap();
+    let again = producer.publish(&old).unwrap();
+    assert_eq!(
+        again,
+        Published {
+            outcome: PublishOutcome::Duplicate,
+            ..first
+        },
+        "a retry after a restart was stored again"
+    );
+    let out = producer.publish_batch(&[older, old]).unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Published {
+                outcome: PublishOutcome::Duplicate,
+                ..batch[0]
+            },
+            Published {
+                outcome: PublishOutcome::Duplicate,
+                ..first
+            }
+        ]
+    );
+    assert_eq!(total_records(&fabric), 2);
+}
+
+#[test]
+fn an_original_moved_to_the_warm_tier_within_the_window_is_still_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), tiering(2));
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let mut first = BTreeMap::new();
+    for n in 0..40 {
+        // Fresh and months-old events alike.
+        let e = event(
+            n,
+            if n % 2 == 0 { Duration::ZERO } else { 90 * DAY },
+            &format!("key-{n}"),
+        );
+        first.insert(n, (e.clone(), producer.publish(&e).unwrap()));
+    }
+    tier_everything(&fabric, 2);
+    // Without a restart: the cached position is now in warm.
+    for (n, (e, original)) in &first {
+        let again = producer.publish(e).unwrap();
+        assert_eq!(
+            again,
+            Published {
+                outcome: PublishOutcome::Duplicate,
+                ..*original
+            },
+            "event {n}, tiered to warm, appended again"
+        );
+    }
+    assert_eq!(total_records(&fabric), 40);
+    drop(producer);
+    // After a restart: the rebuild reads the warm tier too.
+    let fabric = reopen(fabric, dir.path());
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let envs: Vec<Envelope> = first.values().map(|(e, _)| e.clone()).collect();
+    let out = producer.publish_batch(&envs).unwrap();
+    for ((n, (_, original)), got) in first.iter().zip(&out) {
+        assert_eq!(
+            *got,
+            Published {
+                outcome: PublishOutcome::Duplicate,
+                ..*original
+            },
+            "event {n}, in warm, appended again after a restart"
+        );
+    }
+    // Half in warm, half in hot: both are found after another restart.
+    for n in 100..110 {
+        producer.publish(&fresh(n)).unwrap();
+    }
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 50);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    assert!(producer.publish(&fresh(105)).unwrap().is_duplicate());
+    assert!(producer.publish(&first[&7].0).unwrap().is_duplicate());
+    assert_eq!(total_records(&fabric), 50);
+}
+
+#[test]
+fn events_stored_before_the_append_time_existed_keep_their_emitted_at_window() {
+    // A partition written by a build whose batches (version 1) had no
+    // append time: the window is judged on their record timestamps, as then.
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = open(dir.path(), config(1));
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    let fresh_ones: Vec<Envelope> = (0..5).map(fresh).collect();
+    let old_ones: Vec<Envelope> = (5..10).map(|n| event(n, 90 * DAY, "k")).collect();
+    for e in old_ones.iter().chain(&fresh_ones) {
+        producer.publish(e).unwrap();
+    }
+    let part = fabric.partition(TOPIC, 0).unwrap().dir().to_path_buf();
+    drop(producer);
+    fabric.close().unwrap();
+    // Rewrite the segment's batches as version 1; drop the index and the
+    // checkpoint (caches that recovery rebuilds).
+    let mut segments = 0;
+    for entry in std::fs::read_dir(&part).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("index") => std::fs::remove_file(&path).unwrap(),
+            Some("log") => {
+                let bytes = std::fs::read(&path).unwrap();
+                let mut v1 = Vec::new();
+                let mut pos = 0;
+                while let Ok(view) = eventfabric::batch::BatchView::parse(&bytes[pos..]) {
+                    let mut enc = eventfabric::batch::BatchEncoder::default();
+                    enc.begin(view.header.base_offset, view.header.durable_offset, None);
+                    for r in view.records() {
+                        enc.push(r.timestamp, r.value);
+                    }
+                    v1.extend_from_slice(enc.finish());
+                    pos += view.header.length as usize;
+                }
+                assert_eq!(pos, bytes.iter().rposition(|&b| b != 0).unwrap() + 1);
+                v1.resize(bytes.len(), 0);
+                std::fs::write(&path, v1).unwrap();
+                segments += 1;
+            }
+            _ if path.file_name().is_some_and(|n| n == "checkpoint") => {
+                std::fs::remove_file(&path).unwrap()
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(segments, 1);
+    let fabric = Fabric::open(dir.path(), os()).unwrap();
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    let versions: Vec<u8> = log
+        .batches(0)
+        .unwrap()
+        .map(|b| b.unwrap().header().version)
+        .collect();
+    assert_eq!(versions, vec![1; 10]);
+    drop(log);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 5);
+    for (i, e) in fresh_ones.iter().enumerate() {
+        let again = producer.publish(e).unwrap();
+        assert_eq!(
+            again.outcome,
+            PublishOutcome::Duplicate,
+            "fresh v1 event {i}"
+        );
+        assert_eq!(again.offset, 5 + i as u64);
+    }
+    for e in &old_ones {
+        assert_eq!(
+            producer.publish(e).unwrap().outcome,
+            PublishOutcome::Appended
+        );
+    }
+    // New appends are version 2, behind the version 1 ones; after a restart
+    // both kinds are found.
+    drop(producer);
+    let fabric = reopen(fabric, dir.path());
+    assert_eq!(fabric.dedup_stats(TOPIC).unwrap().unwrap().entries, 10);
+    let mut producer = fabric.producer(TOPIC, "test").unwrap();
+    for e in old_ones.iter().chain(&fresh_ones) {
+        assert!(producer.publish(e).unwrap().is_duplicate());
+    }
+    assert_eq!(total_records(&fabric), 15);
+}
+
 // ------------------------------------------------------------ model
 
 #[derive(Debug, Clone)]
@@ -409,11 +703,22 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The cache as specified: committed ids in commit order (re-appending an
 /// id moves it to the back), at most `cap` of them; a hit counts only if the
-/// log still holds that id at that position.
+/// log still holds that id at that position. The log keeps each record's id
+/// and its batch's append time (read back from the partition).
 #[derive(Default)]
 struct Model {
     cache: VecDeque<(u128, (u32, u64))>,
     log: [Vec<(u128, i64)>; 2],
+}
+
+/// The `appended_at` of the batch holding `offset` of partition `p`.
+fn appended_at(fabric: &Fabric, p: u32, offset: u64) -> i64 {
+    let log = fabric.partition(TOPIC, p).unwrap();
+    let batch = log.batches(offset).unwrap().next().unwrap().unwrap();
+    batch
+        .header()
+        .appended_at
+        .expect("the log writes version 2 batches")
 }
 
 impl Model {
@@ -432,16 +737,17 @@ impl Model {
     }
 
     fn rebuild(&mut self, cap: usize) {
-        let mut all: Vec<(i64, u128, (u32, u64))> = Vec::new();
+        // The newest `cap` by (append time, partition, offset).
+        let mut all: Vec<(i64, (u32, u64), u128)> = Vec::new();
         for (p, log) in self.log.iter().enumerate() {
-            for (o, &(id, ts)) in log.iter().enumerate() {
-                all.push((ts, id, (p as u32, o as u64)));
+            for (o, &(id, appended_at)) in log.iter().enumerate() {
+                all.push((appended_at, (p as u32, o as u64), id));
             }
         }
         all.sort();
         let keep = all.len().saturating_sub(cap);
         self.cache.clear();
-        for (_, id, at) in all.into_iter().skip(keep) {
+        for (_, at, id) in all.into_iter().skip(keep) {
             self.cache.retain(|(i, _)| *i != id);
             self.cache.push_back((id, at));
         }
@@ -492,7 +798,7 @@ proptest! {
                             prop_assert_eq!(got.outcome, PublishOutcome::Appended);
                             let p = got.partition as usize;
                             prop_assert_eq!(got.offset, model.log[p].len() as u64);
-                            model.log[p].push((id, e.emitted_at.as_microsecond()));
+                            model.log[p].push((id, appended_at(&fabric, got.partition, got.offset)));
                             model.commit(id, (got.partition, got.offset), CAP);
                         }
                     }
@@ -527,7 +833,7 @@ proptest! {
                             }
                             prop_assert_eq!(g.outcome, PublishOutcome::Appended);
                             prop_assert_eq!(g.offset, model.log[p as usize].len() as u64);
-                            model.log[p as usize].push((id, e.emitted_at.as_microsecond()));
+                            model.log[p as usize].push((id, appended_at(&fabric, p, g.offset)));
                             model.commit(id, (p, g.offset), CAP);
                             first.insert(id, (p, g.offset));
                         }

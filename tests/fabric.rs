@@ -467,11 +467,13 @@ fn readers_start_from_earliest_latest_offsets_or_a_time() {
         .unwrap();
     assert!(!tail.wait(Duration::from_millis(20)).unwrap());
     let mut p2 = fabric.producer("auth.audit.v1", "svc").unwrap();
-    let one = events
+    let mut one = events
         .iter()
         .find(|e| partition_for_key(&e.partition_key, 2) == 0)
         .unwrap()
         .clone();
+    // A new event (the same id would be a duplicate within the dedup window).
+    one.event_id = Envelope::new_event_id();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         p2.publish(&one).unwrap();

@@ -1,19 +1,33 @@
-//! Golden fixtures: small v1 logs committed under tests/fixtures/v1/ pin the
-//! on-disk format. `EF_BLESS=1 cargo test --test golden` rewrites them (only
-//! ever together with a format version bump in docs/FORMAT.md).
+//! Golden fixtures: small logs committed under tests/fixtures/ pin the
+//! on-disk format. `v1/` holds logs of batch format version 1, frozen since
+//! the log writes version 2 (they must stay readable, and the encoder must
+//! still re-encode their batches byte for byte, as a truncation does);
+//! `v2/clean` is what the log writes today. `EF_BLESS=1 cargo test --test
+//! golden` rewrites `v2/` (only ever together with a format version bump in
+//! docs/FORMAT.md).
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{read_all, value_for};
+use eventfabric::batch::{BatchEncoder, BatchView, parse_header};
 use eventfabric::{Durability, Error, Log, LogConfig, ReadLimit};
 
 const RECORDS: u64 = 60;
+/// The `appended_at` every batch of the v2 fixture is normalised to: the log
+/// stamps its wall clock, which no committed file can match.
+const FIXED_APPENDED_AT: i64 = 1_780_000_100_000_000;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/v1")
+        .join(name)
+}
+
+fn fixture_v2(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v2")
         .join(name)
 }
 
@@ -62,11 +76,65 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn copy_fixture(name: &str) -> tempfile::TempDir {
+    copy_dir(&fixture(name))
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for (name, bytes) in files(&fixture(name)) {
+    for (name, bytes) in files(from) {
         fs::write(tmp.path().join(name), bytes).expect("copy");
     }
     tmp
+}
+
+/// The batches of a segment file: (position, length) of each, up to its footer.
+fn batch_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Ok(view) = BatchView::parse(&bytes[pos..]) {
+        let len = view.header.length as usize;
+        out.push((pos, len));
+        pos += len;
+    }
+    out
+}
+
+/// Checks that every batch the log wrote in `dir` is version 2 with an
+/// `appended_at` in `from..=to`, never decreasing, then rewrites each to
+/// [`FIXED_APPENDED_AT`] (and its CRC), so the files can be compared byte
+/// for byte with the committed ones.
+fn normalise_append_times(dir: &Path, from: i64, to: i64) {
+    let mut last = i64::MIN;
+    for (name, mut bytes) in files(dir) {
+        if !name.ends_with(".log") {
+            continue;
+        }
+        for (pos, len) in batch_spans(&bytes) {
+            let h = parse_header(&bytes[pos..]).expect("header");
+            assert_eq!(h.version, 2, "{name} byte {pos}");
+            let at = h.appended_at.expect("a v2 batch has an append time");
+            assert!((from..=to).contains(&at), "{name} byte {pos}: {at}");
+            assert!(at >= last, "{name} byte {pos}: append times decreased");
+            last = at;
+            bytes[pos + 56..pos + 64].copy_from_slice(&FIXED_APPENDED_AT.to_le_bytes());
+            let crc = crc32fast::hash(&bytes[pos + 16..pos + len]);
+            bytes[pos + 12..pos + 16].copy_from_slice(&crc.to_le_bytes());
+        }
+        fs::write(dir.join(&name), bytes).expect("rewrite");
+    }
+}
+
+/// [`write_clean`], then normalised; returns the directory.
+fn write_clean_v2() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = now_micros();
+    write_clean(tmp.path());
+    normalise_append_times(tmp.path(), from, now_micros());
+    tmp
+}
+
+fn now_micros() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
 }
 
 fn active_segment(dir: &Path) -> PathBuf {
@@ -79,43 +147,26 @@ fn active_segment(dir: &Path) -> PathBuf {
     logs.pop().expect("a segment")
 }
 
+/// Rewrites the v2 fixture. The v1 fixtures (a clean log, one with a torn
+/// tail, one with a flipped bit in a sealed segment) are frozen: no code
+/// writes version 1 logs any more.
 fn bless() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
-    let _ = fs::remove_dir_all(&root);
-    for name in ["clean", "torn_tail", "corrupt_sealed"] {
-        let dir = root.join(name);
-        fs::create_dir_all(&dir).expect("mkdir");
-        write_clean(&dir);
-        fs::remove_file(dir.join("writer.lock")).expect("unlock");
+    let dir = fixture_v2("clean");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("mkdir");
+    let tmp = write_clean_v2();
+    for (name, bytes) in files(tmp.path()) {
+        fs::write(dir.join(name), bytes).expect("write fixture");
     }
-    // A half-written batch after the last durable one.
-    let active = active_segment(&root.join("torn_tail"));
-    let end = {
-        let log = Log::open_read_only(root.join("torn_tail")).expect("open");
-        log.segments().last().expect("segment").size_bytes as usize
-    };
-    let mut bytes = fs::read(&active).expect("read");
-    let torn = [
-        0xEFu8, b'F', b'L', b'B', 1, 0, 0, 0, 200, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7,
-    ];
-    bytes.truncate(end);
-    bytes.extend_from_slice(&torn);
-    fs::write(&active, bytes).expect("write torn tail");
-    // One flipped bit inside the first batch's records of the first sealed segment.
-    let first = root.join("corrupt_sealed/00000000000000000000.log");
-    let mut bytes = fs::read(&first).expect("read");
-    bytes[70] ^= 0x04;
-    fs::write(&first, bytes).expect("write corrupt");
 }
 
 #[test]
-fn the_encoder_still_writes_the_committed_v1_bytes() {
+fn the_log_still_writes_the_committed_v2_bytes() {
     if std::env::var_os("EF_BLESS").is_some() {
         bless();
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    write_clean(tmp.path());
-    let want = files(&fixture("clean"));
+    let tmp = write_clean_v2();
+    let want = files(&fixture_v2("clean"));
     let got = files(tmp.path());
     assert_eq!(
         got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
@@ -124,9 +175,98 @@ fn the_encoder_still_writes_the_committed_v1_bytes() {
     for ((name, g), (_, w)) in got.iter().zip(&want) {
         assert!(
             g == w,
-            "{name} differs from the committed v1 fixture: the format changed"
+            "{name} differs from the committed v2 fixture: the format changed"
         );
     }
+}
+
+#[test]
+fn the_encoder_still_writes_the_committed_v1_bytes() {
+    // The log writes version 2 now; a version 1 batch is still re-encoded
+    // as it was (a truncation through it keeps its prefix in version 1).
+    let mut records = 0;
+    for (name, bytes) in files(&fixture("clean")) {
+        if !name.ends_with(".log") {
+            continue;
+        }
+        for (pos, len) in batch_spans(&bytes) {
+            let view = BatchView::parse(&bytes[pos..pos + len]).expect("batch");
+            assert_eq!((view.header.version, view.header.appended_at), (1, None));
+            let mut enc = BatchEncoder::default();
+            enc.begin(view.header.base_offset, view.header.durable_offset, None);
+            for r in view.records() {
+                enc.push(r.timestamp, r.value);
+            }
+            assert!(
+                enc.finish() == &bytes[pos..pos + len],
+                "{name} byte {pos}: the v1 encoding changed"
+            );
+            records += u64::from(view.header.count);
+        }
+    }
+    assert_eq!(
+        records, RECORDS,
+        "every batch of the fixture was re-encoded"
+    );
+}
+
+#[test]
+fn the_clean_v2_log_reads_back_every_record_and_its_append_time() {
+    let tmp = copy_dir(&fixture_v2("clean"));
+    let log = Log::open(tmp.path(), config()).expect("open v2 log");
+    assert!(log.recovery_report().truncations.is_empty());
+    assert!(log.segments().len() >= 3, "fixture spans several segments");
+    let all = read_all(&log).expect("read");
+    assert_eq!(all.len() as u64, RECORDS);
+    for (o, t, v) in all {
+        assert_eq!(t, 1_780_000_000_000_000 + o as i64 * 1_000);
+        assert_eq!(v, value_for(o, 20 + (o as usize * 7) % 50));
+    }
+    for b in log.batches(0).expect("batches") {
+        let h = *b.expect("batch").header();
+        assert_eq!((h.version, h.appended_at), (2, Some(FIXED_APPENDED_AT)));
+    }
+    assert_eq!(
+        log.offset_for_time(1_780_000_000_000_000 + 41_500)
+            .expect("time"),
+        Some(42)
+    );
+    assert!(eventfabric::verify(tmp.path()).expect("verify").is_clean());
+}
+
+#[test]
+fn a_v1_log_takes_v2_batches_and_reads_back_both() {
+    let tmp = copy_fixture("clean");
+    let log = Log::open(tmp.path(), config()).expect("open v1 log");
+    let before = now_micros();
+    let offsets = log
+        .append_batch_with_timestamps(&[(5, b"after".to_vec()), (6, b"upgrade".to_vec())])
+        .expect("append");
+    assert_eq!(offsets, RECORDS..RECORDS + 2);
+    log.close().expect("close");
+    let log = Log::open(tmp.path(), config()).expect("reopen");
+    let all = read_all(&log).expect("read");
+    assert_eq!(all.len() as u64, RECORDS + 2);
+    assert_eq!(
+        all[RECORDS as usize + 1],
+        (RECORDS + 1, 6, b"upgrade".to_vec())
+    );
+    let versions: Vec<(u8, bool)> = log
+        .batches(0)
+        .expect("batches")
+        .map(|b| {
+            let h = *b.expect("batch").header();
+            (h.version, h.appended_at.is_some_and(|t| t >= before))
+        })
+        .collect();
+    assert_eq!(versions.last(), Some(&(2, true)));
+    assert!(
+        versions[..versions.len() - 1]
+            .iter()
+            .all(|v| *v == (1, false))
+    );
+    drop(log);
+    assert!(eventfabric::verify(tmp.path()).expect("verify").is_clean());
 }
 
 #[test]

@@ -65,8 +65,9 @@ fn damage_followed_by_durable_batches_is_corruption_not_a_torn_tail() {
     let active = log.segments().last().cloned().expect("segment");
     log.simulate_crash();
     // Rot one bit in the middle of the second batch's payload.
-    let batch_len = 56 + 2 * (12 + 40 + 4);
-    let second_batch_payload = batch_len + 56 + 30;
+    let header = eventfabric::batch::HEADER_LEN as u64;
+    let batch_len = header + 2 * (12 + 40 + 4);
+    let second_batch_payload = batch_len + header + 30;
     flip_byte(&active.path, second_batch_payload);
     let Err(err) = Log::open(dir.path(), config.clone()) else {
         panic!("corruption must not be truncated away");
@@ -106,7 +107,7 @@ fn corruption_inside_a_sealed_segment_is_an_error_naming_file_and_position() {
     let sealed = log.segments()[1].clone();
     assert!(sealed.sealed);
     log.close().expect("close");
-    flip_byte(&sealed.path, 56 + 10);
+    flip_byte(&sealed.path, eventfabric::batch::HEADER_LEN as u64 + 10);
     let log = Log::open(dir.path(), config).expect("open trusts sealed segments by footer");
     let err = read_all(&log).expect_err("the damaged batch fails its checksum");
     match err {

@@ -14,7 +14,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn batch(base: u64, durable: u64, records: &[(i64, &[u8])]) -> Vec<u8> {
     let mut enc = BatchEncoder::default();
-    enc.begin(base, durable);
+    enc.begin(base, durable, Some(1_780_000_000_000_000 + base as i64));
     for (ts, v) in records {
         enc.push(*ts, v);
     }

@@ -3,7 +3,7 @@
 //! to exactly the same bytes.
 #![no_main]
 
-use eventfabric::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
+use eventfabric::batch::{BatchEncoder, BatchView, parse_header};
 use libfuzzer_sys::fuzz_target;
 
 fn check(data: &[u8]) {
@@ -20,7 +20,7 @@ fn check(data: &[u8]) {
     assert_eq!(view.as_bytes().len(), h.length as usize);
 
     let mut enc = BatchEncoder::default();
-    enc.begin(h.base_offset, h.durable_offset);
+    enc.begin(h.base_offset, h.durable_offset, h.appended_at);
     let mut n: u64 = 0;
     for r in view.records() {
         assert_eq!(
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     // and records get past the checksum and exercise the structural checks.
     if let Ok(h) = parse_header(data) {
         let len = h.length as usize;
-        if len >= HEADER_LEN {
+        if len >= h.header_len() {
             let mut fixed = data[..len].to_vec();
             let crc = crc32fast::hash(&fixed[16..]);
             fixed[12..16].copy_from_slice(&crc.to_le_bytes());

@@ -1111,6 +1111,9 @@ fn bench_produce(data: &Path, args: BenchProduceArgs) -> CliResult {
             }
             let mut c = TopicConfig::with_partitions(args.partitions);
             c.fsync = args.fsync;
+            // Dedup off: the pool below is published again and again, which
+            // the dedup window would answer as duplicates, appending nothing.
+            c.dedup_window_ms = 0;
             fabric.create_topic(SCRATCH_TOPIC, c)?;
             SCRATCH_TOPIC.to_string()
         }
