@@ -525,8 +525,16 @@ impl DeadLetters {
     /// ends; the entries before it have been yielded.
     pub fn iter(&self, filter: &DlqFilter) -> Result<DlqIter> {
         let from = filter.from.map_or(StartFrom::Earliest, StartFrom::Time);
+        // A read-only view of a topic whose first dead letter has not landed
+        // yet has no `.dlq` topic to read (only a writer creates it): that is
+        // an empty DLQ, not an error.
+        let reader = if self.fabric.is_read_only() && self.fabric.topic_info(&self.dlq).is_err() {
+            None
+        } else {
+            Some(self.fabric.reader(&self.dlq, from)?)
+        };
         Ok(DlqIter {
-            reader: self.fabric.reader(&self.dlq, from)?,
+            reader,
             filter: filter.clone(),
             dlq: self.dlq.clone(),
             done: false,
@@ -565,7 +573,8 @@ impl DeadLetters {
 /// step, nothing read ahead beyond the reader's current batch.
 #[derive(Debug)]
 pub struct DlqIter {
-    reader: crate::reader::Reader,
+    /// `None`: the `.dlq` topic does not exist yet (read-only view).
+    reader: Option<crate::reader::Reader>,
     filter: DlqFilter,
     dlq: String,
     done: bool,
@@ -576,7 +585,7 @@ impl Iterator for DlqIter {
 
     fn next(&mut self) -> Option<Result<DlqEntry>> {
         while !self.done {
-            let raw = match self.reader.next_raw()? {
+            let raw = match self.reader.as_mut()?.next_raw()? {
                 Ok(raw) => raw,
                 Err(e) => {
                     self.done = true;

@@ -233,3 +233,23 @@ fn dlq_list_streams_each_letter_as_it_is_read() {
         .collect();
     assert_eq!(printed, [ids[0].as_str(), ids[1].as_str()]);
 }
+
+#[test]
+fn dlq_list_of_a_topic_with_no_dead_letter_yet_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let fabric = Fabric::open(dir.path(), FabricConfig::default()).unwrap();
+        fabric
+            .create_topic(TOPIC, TopicConfig::with_partitions(1))
+            .unwrap();
+        fabric.close().unwrap();
+    }
+    // The CLI reads beside a possible writer: read-only, so it cannot create
+    // the `.dlq` topic; the DLQ is still just empty.
+    let out = fabric(dir.path(), &["dlq", "list", TOPIC]);
+    assert!(lines(&out).is_empty());
+    // A source topic that does not exist is still an error naming it.
+    let out = fabric(dir.path(), &["dlq", "list", "no.such.v1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no.such.v1"));
+}
