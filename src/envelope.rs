@@ -1531,13 +1531,15 @@ impl Envelope {
         };
         let raw = raw.map_err(|e| EnvelopeError::single(at.get(), format!("undecodable: {e}")))?;
         // The array decoded, so it is well formed; measure where it ends.
+        // A record is exactly one envelope: bytes after the array make it
+        // something else (docs/FORMAT.md, "Envelope"), and every peek agrees.
         match value_len(bytes) {
             Some(len) if len == bytes.len() => {}
             Some(len) => {
                 return Err(EnvelopeError::single(
                     "envelope",
                     format!(
-                        "{} trailing byte(s) after the envelope array",
+                        "{} trailing byte(s) after the envelope array, from byte {len}",
                         bytes.len().saturating_sub(len)
                     ),
                 ));
@@ -1851,13 +1853,32 @@ impl<'a> EnvelopeRef<'a> {
     }
 }
 
+// The peeks below read a few fields of a record without validating the
+// others: records were validated by the producer that appended them. They
+// agree with the full decoder in two ways, which the `state_decode` fuzz
+// oracle (`fuzzing::record_peeks`) checks: on every record the decoder
+// accepts, a peek returns what the decoder read, whatever encoding of the
+// fields the decoder accepts (unusual ones fall back to the decoder); and a
+// record that is not exactly one MessagePack value — bytes after the
+// envelope array, or an array cut short — is not an envelope for them
+// either (the decoder refuses it, naming the byte where the array ends).
+
+/// Whether `record` is exactly one MessagePack value, as an envelope is: no
+/// byte after it, none missing. One pass over the bytes, no allocation.
+pub(crate) fn is_one_value(record: &[u8]) -> bool {
+    value_len(record) == Some(record.len())
+}
+
 /// The `event_id` of an encoded envelope, read at its fixed position: every
 /// writer emits `9D 01 C4 10` and the 16 id bytes first (layout v1). Other
 /// encodings the decoder accepts (e.g. the id as a string) fall back to a
-/// full decode; `None` when the bytes are not an envelope.
+/// full decode; `None` when the bytes are not an envelope, which includes a
+/// record with bytes after the envelope array.
 pub(crate) fn peek_event_id(record: &[u8]) -> Option<Uuid> {
     match record {
-        [0x9D, 0x01, 0xC4, 0x10, id @ ..] if id.len() >= 16 => Uuid::from_slice(&id[..16]).ok(),
+        [0x9D, 0x01, 0xC4, 0x10, id @ ..] if id.len() >= 16 && is_one_value(record) => {
+            Uuid::from_slice(&id[..16]).ok()
+        }
         _ => EnvelopeRef::decode(record).ok().map(|e| e.event_id),
     }
 }
@@ -1899,6 +1920,9 @@ impl<'a> EnvelopeHead<'a> {
             0xC0 => None,
             _ => Some(u64::try_from(p.int()?).ok()?),
         };
+        if !is_one_value(bytes) {
+            return None;
+        }
         Some(EnvelopeHead {
             event_id,
             tenant_id,
@@ -1926,10 +1950,22 @@ impl<'a> EnvelopeHead<'a> {
 }
 
 /// The envelope's `ttl` in milliseconds: `Some(None)` when it has none,
-/// `None` when the record cannot be followed as a layout-v1 envelope. Skips
-/// the fields before it without decoding them: the per-event check of a
-/// consumer group, cheaper than [`EnvelopeHead::peek`].
+/// `None` when the record is not an envelope (which includes a record with
+/// bytes after the envelope array). Skips the fields before it without
+/// decoding them: the per-event check of a consumer group, cheaper than
+/// [`EnvelopeHead::peek`]. Encodings the skim does not follow (e.g. the id
+/// as a string) fall back to the full decoder, so a TTL the decoder sees is
+/// never missed.
 pub(crate) fn peek_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
+    match skim_ttl_millis(record) {
+        Some(ttl) if is_one_value(record) => Some(ttl),
+        _ => EnvelopeRef::decode(record).ok().map(|e| e.ttl_millis),
+    }
+}
+
+/// [`peek_ttl_millis`] for the layout every writer emits: `9D 01 C4 10`, the
+/// id, nine str/nil/int fields, the ttl. `None` for anything else.
+fn skim_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
     let rest = record.strip_prefix(&[0x9D, 0x01, 0xC4, 0x10])?;
     let mut p = Skim(rest.get(16..)?);
     // event-type tenant-id occurred-at emitted-at source schema-version
@@ -1944,7 +1980,8 @@ pub(crate) fn peek_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
         0xCC..=0xCF => p.be(1 << (marker - 0xCC))?,
         _ => return None,
     };
-    Some(Some(ttl))
+    // A ttl of 0 is no envelope's (the decoder names it); not skimmed.
+    (ttl > 0).then_some(Some(ttl))
 }
 
 /// A cursor over MessagePack bytes for the peeks above.
@@ -2759,7 +2796,7 @@ mod tests {
 /// their first user).
 #[cfg(test)]
 mod head_tests {
-    use super::{peek_event_id, peek_ttl_millis};
+    use super::{EnvelopeHead, EnvelopeRef, peek_event_id, peek_ttl_millis};
     use crate::envelope::{Envelope, Ttl};
     use crate::producer::Draft;
     use serde_json::json;
@@ -2808,5 +2845,47 @@ mod head_tests {
         }
         assert_eq!(peek_ttl_millis(b"not an envelope"), None);
         assert_eq!(peek_event_id(b""), None);
+    }
+
+    #[test]
+    fn a_ttl_the_decoder_reads_is_never_missed_by_a_peek() {
+        // The id written as a 16-byte str (D9 10) instead of bin (C4 10):
+        // the decoder reads it (found by the state_decode fuzzer).
+        let (envelope, mut bytes) =
+            encoded(Some(70_000), Some("tenant-1"), "billing.invoice.issued");
+        assert_eq!(bytes.get(2..4), Some(&[0xC4, 0x10][..]));
+        bytes[2] = 0xD9;
+        let full = EnvelopeRef::decode(&bytes).unwrap();
+        assert_eq!(full.ttl_millis, Some(70_000));
+        assert_eq!(peek_ttl_millis(&bytes), Some(Some(70_000)));
+        assert_eq!(peek_event_id(&bytes), Some(envelope.event_id));
+        let head = EnvelopeHead::peek(&bytes).unwrap();
+        assert_eq!(head, EnvelopeHead::of(&full));
+    }
+
+    #[test]
+    fn bytes_after_the_envelope_make_the_record_no_envelope_for_decoder_and_peeks() {
+        let (_, good) = encoded(Some(5), None, "system.node.up");
+        for extra in [&[0xC0][..], &[0x00, 0x01], b"garbage"] {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(extra);
+            let err = EnvelopeRef::decode(&bytes).unwrap_err();
+            let problem = err.problem("envelope").unwrap().to_string();
+            assert!(
+                problem.contains(&format!(
+                    "{} trailing byte(s) after the envelope array, from byte {}",
+                    extra.len(),
+                    good.len()
+                )),
+                "{problem}"
+            );
+            assert!(Envelope::decode(&bytes).is_err());
+            assert_eq!(peek_ttl_millis(&bytes), None);
+            assert_eq!(peek_event_id(&bytes), None);
+            assert_eq!(EnvelopeHead::peek(&bytes), None);
+        }
+        // What the encoder writes is exactly one envelope.
+        assert!(super::is_one_value(&good));
+        assert_eq!(peek_ttl_millis(&good), Some(Some(5)));
     }
 }

@@ -1613,8 +1613,9 @@ pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Resu
         }
         Err(e) => return Err(e),
     }
-    Ok(Footer::decode(&buf)
-        .filter(|f| f.base_offset == base && f.data_len + FOOTER_LEN as u64 == len))
+    Ok(Footer::decode(&buf).filter(|f| {
+        f.base_offset == base && f.data_len.checked_add(FOOTER_LEN as u64) == Some(len)
+    }))
 }
 
 /// A read-only look at a directory that a live writer may change while it is

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use eventfabric::batch::BatchEncoder;
 use eventfabric::{Durability, Log, LogConfig};
-use eventfabric_fuzz::{CHECKPOINT_LEN, flags, looks_like_checkpoint};
+use eventfabric_fuzz::{CHECKPOINT_LEN, FOOTER_LEN, flags, looks_like_checkpoint};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -235,6 +235,15 @@ fn recovery_segment_seeds(out: &Path, work: &Path) -> Result<()> {
         &out,
         "sealed-with-index",
         &one_segment_input(flags::AUX_FILES | flags::FIX_CRCS, &[], &sidx, &sealed),
+    )?;
+    // Only the footer of that segment, CRCs repaired: its fields (data
+    // length, offsets, index pointer) against a file that holds nothing else,
+    // small enough that mutations land on them (found log.rs `read_footer`'s
+    // `data_len + FOOTER_LEN` overflow).
+    write(
+        &out,
+        "sealed-footer-only-fix",
+        &one_segment_input(flags::FIX_CRCS, &[], &[], &sealed[sealed.len() - FOOTER_LEN..]),
     )?;
     // Sealed, but the trim past the footer did not happen (zeros after it).
     let mut untrimmed = sealed.clone();
