@@ -274,8 +274,11 @@ fn flip_byte(path: &Path, at: u64) {
 }
 
 /// Bytes of one batch holding one record of `len` bytes.
+/// A batch header's length as the log writes it today.
+const HEADER: u64 = eventfabric::batch::HEADER_LEN as u64;
+
 fn batch_len(len: u64) -> u64 {
-    56 + 16 + len
+    HEADER + 16 + len
 }
 
 #[test]
@@ -292,7 +295,7 @@ fn a_read_only_view_reports_damaged_durable_data_with_file_and_byte() {
     }
     let active = log.segments().last().cloned().expect("segment");
     let damaged_at = batch_len(40);
-    flip_byte(&active.path, damaged_at + 56 + 20);
+    flip_byte(&active.path, damaged_at + HEADER + 20);
     // The writer's view is unaffected until it reads the batch; a view
     // opened now meets the damage.
     let err = Log::open_read_only(dir.path()).expect_err("damage must not end the view silently");
@@ -332,7 +335,7 @@ fn a_read_only_view_refreshing_into_damage_reports_it() {
     let active = log.segments().last().cloned().expect("segment");
     // The second batch rots after it was synced; later batches vouch for it.
     let damaged_at = batch_len(40);
-    flip_byte(&active.path, damaged_at + 56 + 20);
+    flip_byte(&active.path, damaged_at + HEADER + 20);
     let err = reader.refresh().expect_err("refresh meets the damage");
     match &err {
         Error::Corrupted { path, position, .. } => {
@@ -342,7 +345,7 @@ fn a_read_only_view_refreshing_into_damage_reports_it() {
         other => panic!("expected corruption, got {other}"),
     }
     // Restored, the view carries on.
-    flip_byte(&active.path, damaged_at + 56 + 20);
+    flip_byte(&active.path, damaged_at + HEADER + 20);
     reader.refresh().expect("refresh");
     assert_eq!(reader.next_offset(), 6);
     // A torn tail (a batch still being written, or cut by a crash) is not

@@ -262,9 +262,10 @@ fn damage_below_a_checkpoint_is_corruption_even_when_the_index_it_names_is_gone(
     fs::remove_file(&index).expect("remove index");
     // Rot a bit in the last batch: no later batch vouches for it, only the
     // checkpoint does.
-    let batch_len = 56 + 2 * (12 + 40 + 4);
+    let header = eventfabric::batch::HEADER_LEN as u64;
+    let batch_len = header + 2 * (12 + 40 + 4);
     let last_batch = 5 * batch_len;
-    flip_byte(&active.path, last_batch + 56 + 30);
+    flip_byte(&active.path, last_batch + header + 30);
     let Err(err) = Log::open(dir.path(), config.clone()) else {
         panic!("synced data the checkpoint vouches for must not be cut as a torn tail");
     };
@@ -398,7 +399,8 @@ fn a_checkpoint_never_vouches_for_a_segment_recreated_at_a_dropped_base() {
     let log = Log::open(dir.path(), repair).expect("repair open");
     assert!(!log.recovery_report().dropped_segments.is_empty());
     assert_eq!(log.next_offset(), victim.next_offset);
-    // The next append rolls into a new segment at the dropped base.
+    // The next append goes into a new segment at the dropped base.
+    log.roll().expect("roll");
     let o = log.next_offset();
     log.append(&value_for(o, 40)).expect("append");
     assert_eq!(
