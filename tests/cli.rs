@@ -5,7 +5,7 @@
 //! `consume --follow` sees another process's new events.
 mod common;
 
-use common::fabric;
+use common::{fabric, fabric_ok as ok, json_lines as lines};
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -21,22 +21,6 @@ const SEEDS: [(&str, &str); 3] = [
     ("auth.user.login_succeeded", "auth.audit.v1"),
     ("workflow.instance.completed", "workflow.events.v1"),
 ];
-
-fn ok(data: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let out = fabric(data, args, stdin);
-    assert!(
-        out.status.success(),
-        "fabric {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn seed_value(name: &str) -> Value {
     let path = format!(

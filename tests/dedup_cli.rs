@@ -6,26 +6,9 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use common::fabric;
+use common::{fabric_ok as ok, json_lines as lines};
 use serde_json::Value;
-
-fn ok(data: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let out = fabric(data, args, stdin);
-    assert!(
-        out.status.success(),
-        "fabric {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn produce_acks_report_a_retry_after_a_restart_as_a_duplicate_whatever_its_emitted_at() {

@@ -78,3 +78,22 @@ pub fn fabric(data: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::proce
     drop(input);
     child.wait_with_output().unwrap()
 }
+
+/// Runs `fabric` like [`fabric`], asserts it succeeded (its stderr in the
+/// message otherwise) and returns its stdout.
+pub fn fabric_ok(data: &std::path::Path, args: &[&str], stdin: &[u8]) -> String {
+    let out = fabric(data, args, stdin);
+    assert!(
+        out.status.success(),
+        "fabric {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each line of `text` parsed as one JSON value.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
