@@ -147,6 +147,7 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
 }
 
 /// [`apply_all`] for the fuzz target: how many partitions end up committed.
+#[cfg(any(test, feature = "failpoints"))]
 pub(crate) fn replay_for_fuzzing(records: &[Vec<u8>], path: &Path) -> Result<usize> {
     let mut window = ProcessedWindow::new(1 << 16, i64::MAX);
     Ok(apply_all(records, path, Some(&mut window))?.committed.len())
