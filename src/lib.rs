@@ -89,9 +89,10 @@ pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, Sc
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig, PartitionCheck, PartitionRepair};
 pub use crate::ops::snapshot::{
-    Bound, ExportOptions, ExportSummary, ImportSummary, export as export_snapshot,
+    Bound, ExportOptions, ExportSummary, ImportSummary, PartitionContents, SnapshotInfo,
+    SnapshotRecord, export as export_snapshot,
     export_with_progress as export_snapshot_with_progress, import as import_snapshot,
-    import_with_progress as import_snapshot_with_progress,
+    import_with_progress as import_snapshot_with_progress, inspect as inspect_snapshot,
 };
 pub use crate::ops::verify::{
     DataDirRepair, DataDirReport, DirFinding, Severity, repair_data_dir, verify_data_dir,
