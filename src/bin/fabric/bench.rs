@@ -5,6 +5,7 @@
 //! given `--topic`; it must never delete any other topic. `bench consume` is
 //! read-only.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,10 +15,10 @@ use clap::{Args, Subcommand};
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::{Envelope, Fabric, FabricConfig, FsyncPolicy, StartFrom, TopicConfig};
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 
 use crate::shared::{CliResult, fail};
 
+/// The `bench` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCommand {
     /// Publish generated seed-like envelopes through the full producer path.
@@ -29,6 +30,7 @@ pub(crate) enum BenchCommand {
 /// Default topic of the benchmarks (recreated by `bench produce`).
 const SCRATCH_TOPIC: &str = "bench.scratch";
 
+/// Flags of `bench produce`.
 #[derive(Args, Debug)]
 pub(crate) struct BenchProduceArgs {
     /// Topic to publish to (must exist); by default a scratch topic `bench.scratch` is recreated.
@@ -57,6 +59,7 @@ pub(crate) struct BenchProduceArgs {
     json: bool,
 }
 
+/// Flags of `bench consume`.
 #[derive(Args, Debug)]
 pub(crate) struct BenchConsumeArgs {
     /// Topic to read (default: the scratch topic of `bench produce`).

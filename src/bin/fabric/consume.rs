@@ -15,6 +15,7 @@ use eventfabric::{Fabric, StartFrom};
 
 use crate::shared::{CliResult, event_line, fail, group_in_use, print_raw};
 
+/// Arguments of `consume`.
 #[derive(Args, Debug)]
 pub(crate) struct ConsumeArgs {
     /// The topic.

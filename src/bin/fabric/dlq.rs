@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::shared::{CliResult, fail};
 
+/// The `dlq` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum DlqCommand {
     /// Print the dead letters of TOPIC as JSON lines, every field (read-only).
@@ -24,6 +25,7 @@ pub(crate) enum DlqCommand {
     Replay(DlqReplayArgs),
 }
 
+/// The letter filter flags shared by `dlq list` and `dlq replay`.
 #[derive(Args, Debug)]
 struct DlqFilterArgs {
     /// Only this reason: handler_error, max_attempts_exceeded, schema_violation, expired,
@@ -41,6 +43,7 @@ struct DlqFilterArgs {
     event_id: Option<String>,
 }
 
+/// Arguments of `dlq list`.
 #[derive(Args, Debug)]
 pub(crate) struct DlqListArgs {
     /// The source topic (its dead letters are in TOPIC.dlq).
@@ -49,6 +52,7 @@ pub(crate) struct DlqListArgs {
     filter: DlqFilterArgs,
 }
 
+/// Arguments of `dlq show`.
 #[derive(Args, Debug)]
 pub(crate) struct DlqShowArgs {
     /// The source topic.
@@ -65,6 +69,7 @@ pub(crate) struct DlqShowArgs {
     event_id: Option<String>,
 }
 
+/// Arguments of `dlq replay`.
 #[derive(Args, Debug)]
 pub(crate) struct DlqReplayArgs {
     /// The source topic to replay into.

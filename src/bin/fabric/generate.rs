@@ -11,6 +11,7 @@ use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 
 use crate::shared::{CliResult, fail};
 
+/// Arguments of `gen`.
 #[derive(Args, Debug)]
 pub(crate) struct GenArgs {
     /// billing.invoice.issued, auth.user.login_succeeded, workflow.instance.completed or mixed.

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::shared::{CliResult, fail, group_in_use};
 
+/// The `group` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum GroupCommand {
     /// One JSON line per group: {"group":G,"topics":[...]}.

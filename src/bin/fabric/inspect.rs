@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::shared::{CliResult, archive_json, micros_to_rfc3339};
 
+/// Arguments of `inspect`.
 #[derive(Args, Debug)]
 pub(crate) struct InspectArgs {
     /// Only this topic.

@@ -52,6 +52,7 @@ struct Cli {
     command: Command,
 }
 
+/// The subcommands, in the order `--help` lists them.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create, list, delete topics and add partitions.

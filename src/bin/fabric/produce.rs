@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::shared::CliResult;
 
+/// Arguments of `produce`.
 #[derive(Args, Debug)]
 pub(crate) struct ProduceArgs {
     /// The topic (must exist).

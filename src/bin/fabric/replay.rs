@@ -14,6 +14,7 @@ use eventfabric::Fabric;
 
 use crate::shared::{CliResult, Position, fail, group_in_use, parse_position, print_raw};
 
+/// Arguments of `replay`.
 #[derive(Args, Debug)]
 pub(crate) struct ReplayArgs {
     /// The topic.

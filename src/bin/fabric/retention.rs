@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::shared::{CliResult, Failure, micros_to_rfc3339};
 
+/// The `retention` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum RetentionCommand {
     /// Print the policy, then one JSON line per partition with its tiers (read-only).

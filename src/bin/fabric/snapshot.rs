@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::shared::{CliResult, Position, parse_position};
 
+/// Arguments of `export`.
 #[derive(Args, Debug)]
 pub(crate) struct ExportArgs {
     /// The topic to export.
@@ -32,6 +33,7 @@ pub(crate) struct ExportArgs {
     partitions: Vec<u32>,
 }
 
+/// Arguments of `import`.
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
     /// The snapshot file to import.

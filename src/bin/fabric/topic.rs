@@ -11,6 +11,7 @@ use eventfabric::{Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 
 use crate::shared::{CliResult, fail};
 
+/// The `topic` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum TopicCommand {
     /// Create a topic; every topic setting has a flag.
@@ -39,6 +40,7 @@ pub(crate) enum TopicCommand {
     },
 }
 
+/// Arguments of `topic create`: the name, the partition count and one flag per setting.
 #[derive(Args, Debug)]
 pub(crate) struct CreateArgs {
     /// Topic name: lowercase [a-z0-9_-] segments separated by dots (e.g. billing.domain.v1).

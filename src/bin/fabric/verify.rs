@@ -12,6 +12,7 @@ use eventfabric::FabricConfig;
 
 use crate::shared::CliResult;
 
+/// Arguments of `verify`.
 #[derive(Args, Debug)]
 pub(crate) struct VerifyArgs {
     /// Truncate to the last valid record and rebuild indexes (takes the writer lock).
