@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use eventfabric::Fabric;
+use eventfabric::{Fabric, ReplaySession};
 
 use crate::shared::{CliResult, Position, fail, group_in_use, parse_position, print_raw};
 
@@ -44,7 +44,7 @@ fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::group::Replay
 
 /// Replays `args.topic` into `args.group` and prints what it replays.
 pub(crate) fn run(data: &Path, args: ReplayArgs) -> CliResult {
-    use eventfabric::group::{ReplayConfig, ReplaySession};
+    use eventfabric::group::ReplayConfig;
     let fabric = Fabric::open_read_only(data)?;
     let mut config = ReplayConfig::new(replay_bound("--from", &args.from)?);
     if let Some(to) = &args.to {

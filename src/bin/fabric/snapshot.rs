@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use eventfabric::{Fabric, FabricConfig};
+use eventfabric::{Bound, ExportOptions, Fabric, FabricConfig};
 use serde_json::json;
 
 use crate::shared::{CliResult, Position, parse_position};
@@ -44,8 +44,7 @@ pub(crate) struct ImportArgs {
 }
 
 /// `--from`/`--to` of `export`: unbounded, an offset or an RFC 3339 time.
-fn parse_bound(flag: &str, text: &Option<String>) -> CliResult<eventfabric::snapshot::Bound> {
-    use eventfabric::snapshot::Bound;
+fn parse_bound(flag: &str, text: &Option<String>) -> CliResult<Bound> {
     let Some(text) = text.as_deref() else {
         return Ok(Bound::Unbounded);
     };
@@ -72,7 +71,7 @@ fn snapshot_progress(what: &'static str) -> impl FnMut(u64) {
 /// Writes `args.topic` (over the range and partitions given) to `args.out`.
 pub(crate) fn export(data: &Path, args: ExportArgs) -> CliResult {
     let fabric = Fabric::open_read_only(data)?;
-    let mut options = eventfabric::snapshot::ExportOptions::default();
+    let mut options = ExportOptions::default();
     options.from = parse_bound("--from", &args.from)?;
     options.to = parse_bound("--to", &args.to)?;
     if !args.partitions.is_empty() {
