@@ -139,7 +139,10 @@ mod tests {
     fn a_manual_clock_moves_wall_and_monotonic_time_together_and_saturates() {
         let c = ManualClock::new(1_000);
         c.advance(Duration::from_millis(2));
-        assert_eq!((c.wall_micros(), c.monotonic()), (3_000, Duration::from_millis(2)));
+        assert_eq!(
+            (c.wall_micros(), c.monotonic()),
+            (3_000, Duration::from_millis(2))
+        );
         c.set(10);
         assert_eq!(c.wall_micros(), 10);
         assert_eq!(c.monotonic(), Duration::from_millis(2));
@@ -151,7 +154,10 @@ mod tests {
     #[test]
     fn an_unbounded_timeout_saturates_instead_of_panicking() {
         let now = Instant::now();
-        assert_eq!(deadline(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+        assert_eq!(
+            deadline(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
         let far = deadline(now, Duration::MAX);
         assert!(far >= now + Duration::from_secs(50 * 365 * 24 * 3600));
     }

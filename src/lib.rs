@@ -55,15 +55,15 @@
 // Layers, bottom up; a module imports only from the layers below it (see
 // docs/ARCHITECTURE.md).
 mod clock;
-mod error;
-mod storage;
-pub mod envelope;
-mod topic;
-mod tier;
-mod produce;
 mod consume;
+pub mod envelope;
+mod error;
 mod fabric;
 mod ops;
+mod produce;
+mod storage;
+mod tier;
+mod topic;
 
 pub mod fixtures;
 #[cfg(feature = "failpoints")]
@@ -77,8 +77,8 @@ pub use crate::consume::dlq::{
 };
 pub use crate::consume::dlq_replay::{ReplayReport, Replayed};
 pub use crate::consume::group::{
-    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplayBound,
-    ReplayConfig, ReplaySession, ResetTo,
+    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, PartitionStatus,
+    ReplayBound, ReplayConfig, ReplaySession, ResetTo,
 };
 pub use crate::consume::queue::{
     Failure, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
@@ -106,7 +106,7 @@ pub use crate::storage::log::{
 };
 pub use crate::storage::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};
 pub use crate::tier::{
-    ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers,
-    Tier, TierMove, WARM_DIR,
+    ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier,
+    TierMove, WARM_DIR,
 };
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};

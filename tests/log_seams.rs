@@ -11,8 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{read_all, tiny_config, value_for};
-use eventfabric::{Durability, Error, Log};
 use eventfabric::testing::{Fault, FaultInjector, IoOp};
+use eventfabric::{Durability, Error, Log};
 
 const EIO: i32 = 5;
 /// Longest any step of these tests may block before it counts as a hang.

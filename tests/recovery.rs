@@ -107,7 +107,10 @@ fn corruption_inside_a_sealed_segment_is_an_error_naming_file_and_position() {
     let sealed = log.segments()[1].clone();
     assert!(sealed.sealed);
     log.close().expect("close");
-    flip_byte(&sealed.path, eventfabric::testing::batch::HEADER_LEN as u64 + 10);
+    flip_byte(
+        &sealed.path,
+        eventfabric::testing::batch::HEADER_LEN as u64 + 10,
+    );
     let log = Log::open(dir.path(), config).expect("open trusts sealed segments by footer");
     let err = read_all(&log).expect_err("the damaged batch fails its checksum");
     match err {

@@ -559,10 +559,7 @@ fn importing_a_file_into_a_tiered_topic_that_holds_its_events_appends_nothing() 
     // Imported into another data directory, tiered there, imported again.
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
-    assert_eq!(
-        import_snapshot(&target, &file, None).unwrap().appended,
-        500
-    );
+    assert_eq!(import_snapshot(&target, &file, None).unwrap().appended, 500);
     tier_all(&target, TOPIC);
     let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (0, 500));

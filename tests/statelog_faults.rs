@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eventfabric::testing::{Fault, FaultInjector, IoOp};
 use eventfabric::{CommitDurability, ConsumerConfig, ResetTo};
 use eventfabric::{Draft, Fabric, FabricConfig, FsyncPolicy, QueueConfig, TopicConfig};
-use eventfabric::testing::{Fault, FaultInjector, IoOp};
 use serde_json::json;
 
 const TOPIC: &str = "billing.domain.v1";
@@ -277,7 +277,8 @@ fn consumer_config() -> ConsumerConfig {
 /// The committed position of partition 0 as a fresh reader of the cursor
 /// log sees it (0 when nothing was committed).
 fn committed(fabric: &Fabric) -> u64 {
-    fabric.describe_group("g")
+    fabric
+        .describe_group("g")
         .unwrap()
         .iter()
         .find(|s| s.topic == TOPIC)

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use eventfabric::testing::FaultPlan;
 use eventfabric::testing::batch::BatchEncoder;
 use eventfabric::{ColdAction, Error, Fabric, FabricConfig, FsyncPolicy, StartFrom, TopicConfig};
-use eventfabric::testing::{FaultPlan};
 use jiff::Timestamp;
 use proptest::prelude::*;
 

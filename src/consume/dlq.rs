@@ -21,12 +21,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock::now_micros;
+use crate::consume::reader::{Reader, StartFrom};
 use crate::envelope::{EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::produce::ProducerFactory;
 use crate::topic::PartitionSource;
-use crate::clock::now_micros;
-use crate::consume::reader::{Reader, StartFrom};
 use crate::topic::TopicConfig;
 
 /// Suffix of a dead-letter topic's name.
@@ -411,7 +411,10 @@ pub(crate) fn decode(
 /// makes it durable; returns where it landed. Callers ack the source only
 /// after this returned, so a crash in between dead-letters twice at worst
 /// (replay skips the duplicate: see [`crate::consume::dlq_replay`]), never loses it.
-pub(crate) fn dead_letter(topics: &Arc<dyn PartitionSource>, letter: &DeadLetter) -> Result<(u32, u64)> {
+pub(crate) fn dead_letter(
+    topics: &Arc<dyn PartitionSource>,
+    letter: &DeadLetter,
+) -> Result<(u32, u64)> {
     let dlq = ensure_dlq_topic(topics, &letter.topic)?;
     let dead_at = now_micros();
     let record = encode(letter, dead_at)?;
@@ -552,8 +555,8 @@ impl DeadLetters {
     /// The entry at `partition`:`offset` of the `.dlq` topic.
     pub fn get(&self, partition: u32, offset: u64) -> Result<DlqEntry> {
         let from = StartFrom::Offsets(std::collections::BTreeMap::from([(partition, offset)]));
-        let mut reader = Reader::open(&self.topics, &self.dlq, from)?
-            .with_partitions(&[partition])?;
+        let mut reader =
+            Reader::open(&self.topics, &self.dlq, from)?.with_partitions(&[partition])?;
         let raw = match reader.next_raw() {
             Some(raw) => raw?,
             None => {

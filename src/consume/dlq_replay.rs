@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::consume::dlq::{DeadLetters, DlqEntry, DlqFilter};
+use crate::consume::reader::Reader;
+use crate::consume::reader::StartFrom;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::consume::reader::Reader;
 use crate::produce::ProducerFactory;
-use crate::topic::PartitionSource;
-use std::sync::Arc;
 use crate::produce::partitioner::partition_for_key;
 use crate::produce::producer::Published;
-use crate::consume::reader::StartFrom;
 use crate::storage::statelog::StateLog;
+use crate::topic::PartitionSource;
+use std::sync::Arc;
 
 const LEDGER_VERSION: u8 = 1;
 const KIND_INTENT: u8 = 1;
@@ -241,16 +241,18 @@ impl Ledger {
     /// partition at or after the recorded end) or not (forgotten: replayed
     /// again). An intent whose target range was deleted by retention counts
     /// as published: never twice wins over at least once here.
-    fn resolve_in_doubt(&mut self, topics: &Arc<dyn PartitionSource>, source_topic: &str) -> Result<u64> {
+    fn resolve_in_doubt(
+        &mut self,
+        topics: &Arc<dyn PartitionSource>,
+        source_topic: &str,
+    ) -> Result<u64> {
         let mut resolved = 0;
         let intents: Vec<Intent> = self.in_doubt.values().copied().collect();
         for intent in intents {
             let log = topics.partition(source_topic, intent.target_partition)?;
             // Warm and hot: a range retention moved to warm is still scanned.
-            let (earliest, _) = topics.retained_range_checked(source_topic,
-                intent.target_partition,
-                &log,
-            )?;
+            let (earliest, _) =
+                topics.retained_range_checked(source_topic, intent.target_partition, &log)?;
             let found = if intent.target_from < earliest {
                 Some(u64::MAX)
             } else {
@@ -511,7 +513,8 @@ mod tests {
         let full = Ledger::open(&fabric.source(), "t.dlq").unwrap().log.len();
         let mut crash_at = 1;
         loop {
-            let plan = std::sync::Arc::new(crate::storage::io::FaultPlan::new().crash_after(crash_at));
+            let plan =
+                std::sync::Arc::new(crate::storage::io::FaultPlan::new().crash_after(crash_at));
             fabric.set_state_fault_injector(Some(plan));
             let compacted = Ledger::open(&fabric.source(), "t.dlq").and_then(|mut l| l.compact());
             fabric.set_state_fault_injector(None);

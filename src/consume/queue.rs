@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::consume::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
-use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::topic::{PartitionSource, TopicHandle};
+use crate::consume::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
 use crate::consume::queue_state::{self, History, PartitionState};
 use crate::consume::reader::{RawEvent, Reader, StartFrom};
 use crate::consume::retry::RetryPolicy;
+use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
+use crate::error::{Error, Result};
 use crate::storage::statelog::StateLog;
+use crate::topic::{PartitionSource, TopicHandle};
 
 /// Directory (under the data directory) holding one directory per queue.
 pub const QUEUES_DIR: &str = "queues";
@@ -118,7 +118,11 @@ impl QueueConfig {
         }
         use crate::clock::{DAY, HOUR, check_duration};
         // SQS's limit: a message invisible for longer is a lost message.
-        check_duration("queue visibility_timeout", self.visibility_timeout, 12 * HOUR)?;
+        check_duration(
+            "queue visibility_timeout",
+            self.visibility_timeout,
+            12 * HOUR,
+        )?;
         if let Some(a) = &self.dlq_alert {
             check_duration("dlq alert window", a.window, 7 * DAY)?;
         }

@@ -14,9 +14,9 @@ use jiff::Timestamp;
 
 use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
-use crate::topic::{PartitionSource, TopicHandle};
 use crate::storage::log::{Log, Record};
 use crate::storage::warm::{PartitionView, TierRecords};
+use crate::topic::{PartitionSource, TopicHandle};
 
 /// Where a [`Reader`] starts in each partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +202,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(source: Arc<dyn PartitionSource>, topic: Arc<TopicHandle>, from: StartFrom) -> Result<Reader> {
+    pub(crate) fn new(
+        source: Arc<dyn PartitionSource>,
+        topic: Arc<TopicHandle>,
+        from: StartFrom,
+    ) -> Result<Reader> {
         topic.check_live()?;
         let mut reader = Reader {
             source,

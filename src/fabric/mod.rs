@@ -738,7 +738,10 @@ impl Fabric {
     /// ledgers (a test seam, like [`Fabric::set_tier_fault_injector`];
     /// `None` turns it off).
     #[cfg(any(test, feature = "failpoints"))]
-    pub fn set_state_fault_injector(&self, faults: Option<Arc<dyn crate::storage::io::FaultInjector>>) {
+    pub fn set_state_fault_injector(
+        &self,
+        faults: Option<Arc<dyn crate::storage::io::FaultInjector>>,
+    ) {
         *self.inner.state_faults.write() = faults;
     }
 

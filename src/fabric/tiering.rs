@@ -149,7 +149,10 @@ impl Fabric {
     /// renames, removals, directory syncs) from now on.
     #[doc(hidden)]
     #[cfg(any(test, feature = "failpoints"))]
-    pub fn set_tier_fault_injector(&self, faults: Option<Arc<dyn crate::storage::io::FaultInjector>>) {
+    pub fn set_tier_fault_injector(
+        &self,
+        faults: Option<Arc<dyn crate::storage::io::FaultInjector>>,
+    ) {
         self.tiers().set_faults(faults);
     }
 
@@ -159,7 +162,10 @@ impl Fabric {
     /// withdraws it).
     #[doc(hidden)]
     #[cfg(any(test, feature = "failpoints"))]
-    pub fn preset_tier_fault_injector(warm_dir: &std::path::Path, faults: Option<Arc<dyn crate::storage::io::FaultInjector>>) {
+    pub fn preset_tier_fault_injector(
+        warm_dir: &std::path::Path,
+        faults: Option<Arc<dyn crate::storage::io::FaultInjector>>,
+    ) {
         crate::tier::preset_faults(warm_dir, faults);
     }
 
@@ -174,4 +180,3 @@ impl Fabric {
         })
     }
 }
-

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::produce::dedup::event_id_of;
+use crate::consume::reader::StartFrom;
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
+use crate::produce::dedup::event_id_of;
 use crate::produce::producer::{Item, PublishOutcome, append_items};
 use crate::topic::PartitionSource;
-use crate::consume::reader::StartFrom;
 use crate::topic::TopicConfig;
 
 /// First bytes of every snapshot file.
@@ -339,8 +339,7 @@ pub fn export_with_progress(
         for &p in &partitions {
             // Every readable tier: retention may have moved the start to warm.
             let view = fabric.partition_view(topic, p)?;
-            let (earliest, end) =
-                fabric.retained_range_checked(topic, p, &view.log)?;
+            let (earliest, end) = fabric.retained_range_checked(topic, p, &view.log)?;
             let start = match options.from {
                 Bound::Unbounded => earliest,
                 Bound::Offset(o) => o.clamp(earliest, end),

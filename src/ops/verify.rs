@@ -447,7 +447,8 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
                 ));
                 continue;
             }
-            let Some(topic) = name.strip_suffix(crate::consume::group::store::CURSORS_SUFFIX) else {
+            let Some(topic) = name.strip_suffix(crate::consume::group::store::CURSORS_SUFFIX)
+            else {
                 continue;
             };
             if check_state_log(&path, report)?.is_none() {

@@ -27,12 +27,12 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::storage::batch::{BatchHeader, BatchView, RecordIter};
-use crate::error::{Error, Result};
-use crate::topic::{PartitionSource, WeakSource};
-use crate::storage::log::{Log};
 use crate::clock::now_micros;
+use crate::error::{Error, Result};
+use crate::storage::batch::{BatchHeader, BatchView, RecordIter};
+use crate::storage::log::Log;
 use crate::storage::warm::{PartitionView, TierRecords};
+use crate::topic::{PartitionSource, WeakSource};
 
 /// Where an event was appended: its partition, offset and the time the
 /// window is measured from (its batch's `appended_at`).
@@ -500,8 +500,7 @@ impl LazyDedup {
             return Ok(false);
         };
         let source = self.upgrade()?;
-        let (earliest, end) =
-            source.retained_range(&self.topic, position.partition, log);
+        let (earliest, end) = source.retained_range(&self.topic, position.partition, log);
         if position.offset < earliest || position.offset >= end {
             return Ok(false);
         }

@@ -19,14 +19,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::produce::dedup::{DedupCache, LazyDedup, Position};
+use crate::clock::now_micros;
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
+use crate::produce::dedup::{DedupCache, LazyDedup, Position};
 use crate::produce::guards::TopicGuard;
-use crate::topic::TopicHandle;
-use crate::storage::log::Log;
-use crate::clock::now_micros;
 use crate::produce::partitioner::partition_for_key;
+use crate::storage::log::Log;
+use crate::topic::TopicHandle;
 
 /// Where a published event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -517,7 +517,15 @@ impl Producer {
             });
         }
         let mut out = Vec::new();
-        append_items(&self.topic, &self.guard, &logs, &self.buf, &items, true, &mut out)?;
+        append_items(
+            &self.topic,
+            &self.guard,
+            &logs,
+            &self.buf,
+            &items,
+            true,
+            &mut out,
+        )?;
         Ok(out)
     }
 

@@ -38,9 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::storage::batch::{self, BatchView};
 use crate::envelope::EnvelopeRef;
 use crate::error::{Error, Result};
+use crate::storage::batch::{self, BatchView};
 use crate::storage::io::Io;
 
 /// First bytes of every archive segment.

@@ -45,7 +45,10 @@ pub enum IoOp {
 #[non_exhaustive]
 #[cfg_attr(
     not(any(test, feature = "failpoints")),
-    expect(dead_code, reason = "only an injector makes a fault, and without failpoints there is none")
+    expect(
+        dead_code,
+        reason = "only an injector makes a fault, and without failpoints there is none"
+    )
 )]
 pub enum Fault {
     /// The operation does nothing and fails with this OS error number.

@@ -449,4 +449,3 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
     log.close()?;
     Ok(report)
 }
-

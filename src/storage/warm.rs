@@ -295,7 +295,11 @@ pub(crate) struct WarmRecords {
 }
 
 impl WarmRecords {
-    pub(crate) fn new(warm: Arc<WarmPartition>, archives: Arc<Vec<Arc<Archive>>>, from: u64) -> WarmRecords {
+    pub(crate) fn new(
+        warm: Arc<WarmPartition>,
+        archives: Arc<Vec<Arc<Archive>>>,
+        from: u64,
+    ) -> WarmRecords {
         let archive = archives.partition_point(|a| a.next() <= from);
         let block = archives
             .get(archive)
@@ -471,4 +475,3 @@ impl PartitionView {
         ))
     }
 }
-

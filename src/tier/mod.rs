@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
+use crate::clock::now_micros;
 use crate::error::{Error, Result};
-use crate::topic::TopicHandle;
-use crate::storage::warm::{BlockCache, WarmPartition, archive_name, parse_archive_name};
+use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
 use crate::storage::io::{FaultInjector, Io};
 use crate::storage::log::{Log, SegmentInfo};
-use crate::clock::now_micros;
 use crate::storage::segment::Segment;
+use crate::storage::warm::{BlockCache, WarmPartition, archive_name, parse_archive_name};
+use crate::topic::TopicHandle;
 use crate::topic::{ColdAction, TopicConfig};
 
 /// Default name of the warm directory inside the data directory.

@@ -69,7 +69,6 @@ impl Drop for OpenHandle {
     }
 }
 
-
 impl OpenHandles {
     /// Registers a handle described by `what` while it lives.
     pub(crate) fn track(self: &Arc<Self>, what: String) -> OpenHandle {

@@ -87,7 +87,9 @@ pub(crate) trait PartitionSource: Send + Sync + std::fmt::Debug {
 
 /// A [`PartitionSource`] reference that does not keep its directory open.
 #[derive(Clone)]
-pub(crate) struct WeakSource(pub(crate) Arc<dyn Fn() -> Option<Arc<dyn PartitionSource>> + Send + Sync>);
+pub(crate) struct WeakSource(
+    pub(crate) Arc<dyn Fn() -> Option<Arc<dyn PartitionSource>> + Send + Sync>,
+);
 
 impl WeakSource {
     /// The source, while something else keeps it open.

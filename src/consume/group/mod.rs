@@ -42,12 +42,12 @@ use jiff::Timestamp;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::envelope::{peek_event_id, peek_ttl_millis};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::topic::{PartitionSource, TopicHandle};
 use crate::consume::idempotent::ProcessedWindow;
 use crate::consume::reader::{RawEvent, Reader, StartFrom};
+use crate::envelope::{peek_event_id, peek_ttl_millis};
+use crate::error::{Error, Result};
+use crate::topic::{PartitionSource, TopicHandle};
 
 use assign::MemberId;
 pub use replay::{ReplayBound, ReplayConfig, ReplaySession};
@@ -350,7 +350,6 @@ pub struct Consumer {
 
 /// How often a durable-only consumer looks for a sync it is waiting for.
 const DURABLE_POLL: Duration = Duration::from_millis(5);
-
 
 impl Consumer {
     /// Joins `group` on `topic` as a new member (see [`Fabric::consumer`](crate::Fabric::consumer)).

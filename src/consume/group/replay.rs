@@ -14,9 +14,9 @@ use jiff::Timestamp;
 
 use super::{Consumer, ConsumerConfig, Registry, offset_for_time};
 use crate::clock::Clock;
+use crate::consume::reader::RawEvent;
 use crate::error::{Error, Result};
 use crate::topic::PartitionSource;
-use crate::consume::reader::RawEvent;
 
 /// One end of a replay range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

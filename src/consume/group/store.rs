@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::consume::idempotent::ProcessedWindow;
+use crate::error::{Error, Result};
 use crate::storage::io::Io;
 use crate::storage::statelog::StateLog;
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::error::{Error, Result};
 use crate::storage::batch::{self, BatchEncoder, BatchHeader, BatchView, RecordRef};
 use crate::storage::checkpoint::{self, Checkpoint};
-use crate::error::{Error, Result};
 mod flusher;
 use crate::storage::index::IndexBuilder;
 use crate::storage::io::{FaultInjector, Io};
