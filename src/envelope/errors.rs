@@ -75,7 +75,7 @@ impl fmt::Display for EnvelopeError {
 
 impl std::error::Error for EnvelopeError {}
 
-/// A string that is not a valid [`SchemaVersion`] or [`Ttl`].
+/// A string that is not a valid [`SchemaVersion`](super::SchemaVersion) or [`Ttl`](super::Ttl).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct ValueError {

@@ -82,20 +82,14 @@
 //! (the envelope array included), extra array elements and trailing bytes.
 //! Every string, array and map must be shorter than 2^32 (MessagePack's limit).
 //! A decoded envelope is validated exactly like a parsed JSON one.
-//!
-//! # Where the code lives
-//!
-//! The field rules and error types are shared by both encodings; each
-//! encoding, the borrowed decoder and the skimming peeks have a file of their
-//! own, and none of them depends on anything outside this module but
-//! `serde`, `serde_json`, `rmp-serde`, `jiff` and `uuid`.
 
-// Files of this layer (the bottom one: it imports no other crate module):
+// Files of this layer. It is the bottom one: no file here imports another
+// crate module (only serde, serde_json, rmp-serde, jiff and uuid).
 // - errors: FieldProblem, EnvelopeError, ValueError and the problem collector
 // - fields: the field rules shared by JSON parsing, binary decoding and validate
 // - version: SchemaVersion      - ttl: Ttl
 // - json: JSON parse and print   - wire: MessagePack encode and decode
-// - msgpack: MessagePack writers and the value-length scan
+// - msgpack: MessagePack writers, the reader Cursor and the value-length scan
 // - borrowed: EnvelopeRef, the zero-copy decoder
 // - skim: the peeks that read a few fields without validating the others
 

@@ -1,5 +1,6 @@
 //! MessagePack primitives of the envelope layer: the direct writers, shortest
-//! form first, as `rmp` writes them, and [`value_len`], the length of one value.
+//! form first, as `rmp` writes them; [`Cursor`], the reader of the borrowed
+//! decoder and the peeks; and [`value_len`], the length of one value.
 //!
 //! This file owns byte-level MessagePack; it must never allocate beyond the
 //! output buffer, never recurse on nesting, and never panic on any input.
@@ -158,4 +159,134 @@ pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
         pending = pending.checked_add(children)?;
     }
     Some(pos)
+}
+
+/// A cursor over MessagePack bytes: the one reader of the borrowed decoder
+/// ([`EnvelopeRef::decode`](super::EnvelopeRef::decode)) and the peeks. Every
+/// read is bounds-checked and returns `None` past the end or on a marker it
+/// does not take.
+pub(super) struct Cursor<'a> {
+    /// The bytes being read.
+    pub(super) bytes: &'a [u8],
+    /// The offset of the next byte to read.
+    pub(super) pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let slice = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(slice)
+    }
+
+    pub(super) fn be(&mut self, n: usize) -> Option<u64> {
+        Some(
+            self.take(n)?
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        )
+    }
+
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    pub(super) fn nil(&mut self) -> bool {
+        if self.peek() == Some(0xc0) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(super) fn array_len(&mut self) -> Option<u64> {
+        match self.byte()? {
+            m @ 0x90..=0x9f => Some(u64::from(m & 0x0f)),
+            0xdc => self.be(2),
+            0xdd => self.be(4),
+            _ => None,
+        }
+    }
+
+    /// Any MessagePack integer, as i128 so every format fits.
+    pub(super) fn int(&mut self) -> Option<i128> {
+        let m = self.byte()?;
+        Some(match m {
+            0x00..=0x7f => i128::from(m),
+            0xe0..=0xff => i128::from(m as i8),
+            0xcc => i128::from(self.be(1)?),
+            0xcd => i128::from(self.be(2)?),
+            0xce => i128::from(self.be(4)?),
+            0xcf => i128::from(self.be(8)?),
+            0xd0 => i128::from(self.be(1)? as u8 as i8),
+            0xd1 => i128::from(self.be(2)? as u16 as i16),
+            0xd2 => i128::from(self.be(4)? as u32 as i32),
+            0xd3 => i128::from(self.be(8)? as i64),
+            _ => return None,
+        })
+    }
+
+    /// The raw bytes of a `str` or `bin` value.
+    pub(super) fn str_or_bin(&mut self) -> Option<(&'a [u8], bool)> {
+        let m = self.byte()?;
+        let (len, is_str) = match m {
+            0xa0..=0xbf => (u64::from(m & 0x1f), true),
+            0xd9 => (self.be(1)?, true),
+            0xda => (self.be(2)?, true),
+            0xdb => (self.be(4)?, true),
+            0xc4 => (self.be(1)?, false),
+            0xc5 => (self.be(2)?, false),
+            0xc6 => (self.be(4)?, false),
+            _ => return None,
+        };
+        Some((self.take(usize::try_from(len).ok()?)?, is_str))
+    }
+
+    /// A string field (rmp-serde also reads UTF-8 `bin` as a string).
+    pub(super) fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.str_or_bin()?.0).ok()
+    }
+
+    pub(super) fn opt_str(&mut self) -> Option<Option<&'a str>> {
+        if self.nil() {
+            Some(None)
+        } else {
+            self.str().map(Some)
+        }
+    }
+
+    /// A str or bin (which readers accept for str) as raw bytes, or nil.
+    pub(super) fn opt_str_or_bin(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.nil() {
+            Some(None)
+        } else {
+            self.str_or_bin().map(|(bytes, _)| Some(bytes))
+        }
+    }
+
+    /// Steps over one str, nil or integer without decoding it.
+    pub(super) fn skip_scalar(&mut self) -> Option<()> {
+        let marker = self.byte()?;
+        let skip = match marker {
+            0xa0..=0xbf => u64::from(marker & 0x1f),
+            0xd9 => self.be(1)?,
+            0xda => self.be(2)?,
+            0xdb => self.be(4)?,
+            0xc0 | 0x00..=0x7f | 0xe0..=0xff => 0,
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xce | 0xd2 => 4,
+            0xcf | 0xd3 => 8,
+            _ => return None,
+        };
+        self.take(usize::try_from(skip).ok()?).map(drop)
+    }
 }
