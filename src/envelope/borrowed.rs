@@ -9,7 +9,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::fields::{check_event_id, check_event_type, check_tenant, timestamp_from_micros};
-use super::msgpack::Cursor;
 use super::{Envelope, EnvelopeError, LAYOUT_VERSION, MAX_NESTING, SchemaVersion, WIRE_ELEMENTS};
 
 /// An envelope decoded in place from a record's bytes: every field is checked
@@ -43,6 +42,101 @@ pub struct EnvelopeRef<'a> {
     /// The payload, still MessagePack (already checked to be well formed).
     pub payload_bytes: &'a [u8],
     record: &'a [u8],
+}
+
+/// A cursor over MessagePack bytes for [`EnvelopeRef::decode`].
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let slice = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(slice)
+    }
+
+    fn be(&mut self, n: usize) -> Option<u64> {
+        Some(
+            self.take(n)?
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        )
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn nil(&mut self) -> bool {
+        if self.peek() == Some(0xc0) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn array_len(&mut self) -> Option<u64> {
+        match self.byte()? {
+            m @ 0x90..=0x9f => Some(u64::from(m & 0x0f)),
+            0xdc => self.be(2),
+            0xdd => self.be(4),
+            _ => None,
+        }
+    }
+
+    /// Any MessagePack integer, as i128 so every format fits.
+    fn int(&mut self) -> Option<i128> {
+        let m = self.byte()?;
+        Some(match m {
+            0x00..=0x7f => i128::from(m),
+            0xe0..=0xff => i128::from(m as i8),
+            0xcc => i128::from(self.be(1)?),
+            0xcd => i128::from(self.be(2)?),
+            0xce => i128::from(self.be(4)?),
+            0xcf => i128::from(self.be(8)?),
+            0xd0 => i128::from(self.be(1)? as u8 as i8),
+            0xd1 => i128::from(self.be(2)? as u16 as i16),
+            0xd2 => i128::from(self.be(4)? as u32 as i32),
+            0xd3 => i128::from(self.be(8)? as i64),
+            _ => return None,
+        })
+    }
+
+    /// The raw bytes of a `str` or `bin` value.
+    fn str_or_bin(&mut self) -> Option<&'a [u8]> {
+        let m = self.byte()?;
+        let len = match m {
+            0xa0..=0xbf => u64::from(m & 0x1f),
+            0xd9 | 0xc4 => self.be(1)?,
+            0xda | 0xc5 => self.be(2)?,
+            0xdb | 0xc6 => self.be(4)?,
+            _ => return None,
+        };
+        self.take(usize::try_from(len).ok()?)
+    }
+
+    /// A string field (rmp-serde also reads UTF-8 `bin` as a string).
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.str_or_bin()?).ok()
+    }
+
+    fn opt_str(&mut self) -> Option<Option<&'a str>> {
+        if self.nil() {
+            Some(None)
+        } else {
+            self.str().map(Some)
+        }
+    }
 }
 
 /// Checks one payload value the way decoding it into a JSON value would:
@@ -95,7 +189,7 @@ fn payload_end(bytes: &[u8], start: usize) -> Option<usize> {
                 None
             }
             0xa0..=0xbf | 0xd9..=0xdb => {
-                std::str::from_utf8(c.str_or_bin()?.0).ok()?;
+                std::str::from_utf8(c.str_or_bin()?).ok()?;
                 None
             }
             0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => {
@@ -147,7 +241,7 @@ impl<'a> EnvelopeRef<'a> {
         if c.array_len()? != WIRE_ELEMENTS as u64 || c.int()? != i128::from(LAYOUT_VERSION) {
             return None;
         }
-        let (id, _) = c.str_or_bin()?;
+        let id = c.str_or_bin()?;
         let event_id = Uuid::from_bytes(<[u8; 16]>::try_from(id).ok()?);
         check_event_id(&event_id).ok()?;
         let event_type = c.str()?;

@@ -89,7 +89,7 @@
 // - fields: the field rules shared by JSON parsing, binary decoding and validate
 // - version: SchemaVersion      - ttl: Ttl
 // - json: JSON parse and print   - wire: MessagePack encode and decode
-// - msgpack: MessagePack writers, the reader Cursor and the value-length scan
+// - msgpack: MessagePack writers and the value-length scan
 // - borrowed: EnvelopeRef, the zero-copy decoder
 // - skim: the peeks that read a few fields without validating the others
 

@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use super::EnvelopeRef;
-use super::msgpack::{Cursor, value_len};
+use super::msgpack::value_len;
 
 // The peeks below read a few fields of a record without validating the
 // others: records were validated by the producer that appended them. They
@@ -58,22 +58,22 @@ impl<'a> EnvelopeHead<'a> {
     /// Skims `bytes`; `None` for anything unexpected (the caller then asks
     /// the full decoder, which names the problem).
     pub(crate) fn peek(bytes: &'a [u8]) -> Option<EnvelopeHead<'a>> {
-        let mut p = Cursor { bytes, pos: 0 };
-        if p.byte()? != 0x9D || p.int()? != 1 {
+        let mut p = Skim(bytes);
+        if p.take(1)? != [0x9D] || p.int()? != 1 {
             return None;
         }
-        let event_id = Uuid::from_slice(p.opt_str_or_bin()??).ok()?;
-        p.opt_str_or_bin()??; // event_type
-        let tenant_id = match p.opt_str_or_bin()? {
+        let event_id = Uuid::from_slice(p.text()??).ok()?;
+        p.text()??; // event_type
+        let tenant_id = match p.text()? {
             Some(t) => Some(std::str::from_utf8(t).ok()?),
             None => None,
         };
         p.int()?; // occurred_at
         let emitted_at_micros = i64::try_from(p.int()?).ok()?;
         for _ in 0..5 {
-            p.opt_str_or_bin()?; // source, schema_version, correlation_id, causation_id, partition_key
+            p.text()?; // source, schema_version, correlation_id, causation_id, partition_key
         }
-        let ttl_millis = match p.peek()? {
+        let ttl_millis = match p.0.first()? {
             0xC0 => None,
             _ => Some(u64::try_from(p.int()?).ok()?),
         };
@@ -124,16 +124,13 @@ pub(crate) fn peek_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
 /// id, nine str/nil/int fields, the ttl. `None` for anything else.
 fn skim_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
     let rest = record.strip_prefix(&[0x9D, 0x01, 0xC4, 0x10])?;
-    let mut p = Cursor {
-        bytes: rest.get(16..)?,
-        pos: 0,
-    };
+    let mut p = Skim(rest.get(16..)?);
     // event-type tenant-id occurred-at emitted-at source schema-version
     // correlation-id causation-id partition-key, then ttl.
     for _ in 0..9 {
         p.skip_scalar()?;
     }
-    let marker = p.byte()?;
+    let marker = p.take(1)?[0];
     let ttl = match marker {
         0xC0 => return Some(None),
         0x01..=0x7F => u64::from(marker),
@@ -142,6 +139,74 @@ fn skim_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
     };
     // A ttl of 0 is no envelope's (the decoder names it); not skimmed.
     (ttl > 0).then_some(Some(ttl))
+}
+
+/// A cursor over MessagePack bytes for the peeks above.
+struct Skim<'a>(&'a [u8]);
+
+impl<'a> Skim<'a> {
+    /// Steps over one str, nil or integer without decoding it.
+    fn skip_scalar(&mut self) -> Option<()> {
+        let marker = self.take(1)?[0];
+        let skip = match marker {
+            0xA0..=0xBF => usize::from(marker & 0x1F),
+            0xD9 => self.be(1)? as usize,
+            0xDA => self.be(2)? as usize,
+            0xDB => self.be(4)? as usize,
+            0xC0 | 0x00..=0x7F | 0xE0..=0xFF => 0,
+            0xCC | 0xD0 => 1,
+            0xCD | 0xD1 => 2,
+            0xCE | 0xD2 => 4,
+            0xCF | 0xD3 => 8,
+            _ => return None,
+        };
+        self.take(skip).map(drop)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn be(&mut self, n: usize) -> Option<u64> {
+        Some(
+            self.take(n)?
+                .iter()
+                .fold(0u64, |v, &b| v << 8 | u64::from(b)),
+        )
+    }
+
+    fn int(&mut self) -> Option<i128> {
+        let tag = self.take(1)?[0];
+        Some(match tag {
+            0x00..=0x7F => i128::from(tag),
+            0xE0..=0xFF => i128::from(tag as i8),
+            0xCC => i128::from(self.be(1)?),
+            0xCD => i128::from(self.be(2)?),
+            0xCE => i128::from(self.be(4)?),
+            0xCF => i128::from(self.be(8)?),
+            0xD0 => i128::from(self.be(1)? as u8 as i8),
+            0xD1 => i128::from(self.be(2)? as u16 as i16),
+            0xD2 => i128::from(self.be(4)? as u32 as i32),
+            0xD3 => i128::from(self.be(8)? as i64),
+            _ => return None,
+        })
+    }
+
+    /// A str (or bin, which readers accept for str) or nil.
+    fn text(&mut self) -> Option<Option<&'a [u8]>> {
+        let tag = self.take(1)?[0];
+        let len = match tag {
+            0xC0 => return Some(None),
+            0xA0..=0xBF => usize::from(tag & 0x1F),
+            0xC4 | 0xD9 => self.be(1)? as usize,
+            0xC5 | 0xDA => self.be(2)? as usize,
+            0xC6 | 0xDB => self.be(4)? as usize,
+            _ => return None,
+        };
+        self.take(len).map(Some)
+    }
 }
 
 #[cfg(test)]
