@@ -73,6 +73,8 @@ mod lock;
 mod log;
 mod mmap;
 mod notify;
+#[cfg(feature = "tier-s3")]
+pub mod objstore;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;
@@ -84,6 +86,8 @@ mod segment;
 pub mod snapshot;
 mod statelog;
 pub mod tier;
+#[cfg(feature = "tier-s3")]
+pub mod tier_remote;
 pub mod topic;
 mod verify;
 
