@@ -52,74 +52,57 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod archive;
-pub mod batch;
-mod checkpoint;
-mod dedup;
-pub mod dlq;
-pub mod dlq_replay;
-pub mod envelope;
+// Layers, bottom up; a module imports only from the layers below it (see
+// docs/ARCHITECTURE.md).
 mod error;
-pub mod fabric;
+mod storage;
+pub mod envelope;
+mod topic;
+mod tier;
+mod produce;
+mod consume;
+mod fabric;
+mod ops;
+
 pub mod fixtures;
-mod flusher;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod group;
-mod idempotent;
-mod index;
-pub mod io;
-mod lock;
-mod log;
-mod mmap;
-mod notify;
-#[cfg(feature = "tier-s3")]
-pub mod objstore;
-pub mod partitioner;
-pub mod producer;
-pub mod queue;
-mod queue_state;
-pub mod reader;
-pub mod retry;
-mod sampling;
-mod segment;
-pub mod snapshot;
-mod statelog;
-pub mod tier;
-#[cfg(feature = "tier-s3")]
-pub mod tier_remote;
-pub mod topic;
-mod verify;
 
-pub use crate::dedup::DedupStats;
-pub use crate::dlq::{
+pub use crate::produce::dedup::DedupStats;
+pub use crate::consume::dlq::{
     DeadLetter, DeadLetters, DlqEntry, DlqFilter, DlqRateAlert, DlqRateEvent, DlqReason,
 };
-pub use crate::dlq_replay::{ReplayReport, Replayed};
+pub use crate::consume::dlq_replay::{ReplayReport, Replayed};
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
 pub use crate::fabric::{Fabric, FabricConfig};
-pub use crate::group::{
+pub use crate::consume::group::{
     CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplaySession,
 };
-pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
-pub use crate::log::{
+pub use crate::storage::io::{Fault, FaultInjector, FaultPlan, IoOp};
+pub use crate::storage::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
-pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
-pub use crate::queue::{
+pub use crate::produce::producer::{Draft, Producer, PublishOutcome, Published};
+pub use crate::consume::queue::{
     Clock, Failure, ManualClock, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
     SystemClock,
 };
-pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
-pub use crate::retry::{Backoff, RetryPolicy};
-pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
+pub use crate::consume::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::consume::retry::{Backoff, RetryPolicy};
+pub use crate::ops::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
 pub use crate::tier::{
     EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
 };
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::objstore::{
+    ObjectStoreConfig, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
+};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::remote::RemoteWarmConfig;
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
-pub use crate::verify::{
+pub use crate::ops::verify::{
     DamageCut, DataDirRepair, DataDirReport, DirFinding, Finding, RepairReport, Severity,
     VerifyReport, repair, repair_data_dir, verify, verify_data_dir,
 };

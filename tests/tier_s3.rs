@@ -6,7 +6,7 @@ mod s3_support;
 
 use bytes::Bytes;
 use eventfabric::Error;
-use eventfabric::objstore::{RemoteStore, S3Credentials};
+use eventfabric::{RemoteStore, S3Credentials};
 use s3_support::{Moto, Proxy, config, credentials, store};
 
 fn pattern(len: usize, seed: u64) -> Bytes {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eventfabric::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
+use eventfabric::{ObjectStoreConfig, RemoteStore, S3Credentials};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {

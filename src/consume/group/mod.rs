@@ -5,7 +5,7 @@
 //! Owns the in-process coordinator of each (group, topic) — membership,
 //! sessions, sticky balanced assignment, the ownership fence on every poll
 //! and commit — and the [`Consumer`] handle each member polls through. It
-//! reads records only through [`crate::reader::Reader`] (so any tier the
+//! reads records only through [`crate::consume::reader::Reader`] (so any tier the
 //! reader serves is served here too) and persists cursors only through its
 //! cursor store (`group/store.rs`). It never writes to a topic and never
 //! moves another group's cursors.
@@ -47,8 +47,8 @@ use uuid::Uuid;
 use crate::envelope::{peek_event_id, peek_ttl_millis};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
-use crate::idempotent::ProcessedWindow;
-use crate::reader::{RawEvent, Reader, StartFrom};
+use crate::consume::idempotent::ProcessedWindow;
+use crate::consume::reader::{RawEvent, Reader, StartFrom};
 
 use assign::MemberId;
 pub use replay::{ReplayBound, ReplayConfig, ReplaySession};
@@ -124,7 +124,7 @@ impl Clock for SystemClock {
         self.origin.elapsed()
     }
     fn wall_micros(&self) -> i64 {
-        crate::log::now_micros()
+        crate::storage::log::now_micros()
     }
 }
 
@@ -139,7 +139,7 @@ impl Default for ManualClock {
     fn default() -> Self {
         ManualClock {
             elapsed_nanos: AtomicU64::new(0),
-            wall_origin_micros: crate::log::now_micros(),
+            wall_origin_micros: crate::storage::log::now_micros(),
         }
     }
 }
@@ -824,9 +824,9 @@ impl Consumer {
     /// re-delivers rather than loses it: at-least-once into the DLQ).
     fn on_expired(&mut self, event: &RawEvent) -> Result<()> {
         if self.config.expired_to_dlq {
-            let now = crate::log::now_micros();
-            let letter = crate::dlq::DeadLetter {
-                reason: crate::dlq::DlqReason::Expired,
+            let now = crate::storage::log::now_micros();
+            let letter = crate::consume::dlq::DeadLetter {
+                reason: crate::consume::dlq::DlqReason::Expired,
                 error: "emitted_at + ttl passed before delivery".to_owned(),
                 attempts: 0,
                 first_failure_micros: now,
@@ -838,7 +838,7 @@ impl Consumer {
                 consumer: self.coord().group.clone(),
                 envelope: event.value.clone(),
             };
-            crate::dlq::dead_letter(&self.fabric, &letter)?;
+            crate::consume::dlq::dead_letter(&self.fabric, &letter)?;
         }
         self.expired += 1;
         self.expired_uncommitted += 1;
@@ -1097,7 +1097,7 @@ pub(crate) fn retained_range(
     fabric: &Fabric,
     topic: &str,
     partition: u32,
-    log: &crate::log::Log,
+    log: &crate::storage::log::Log,
 ) -> (u64, u64) {
     match retained_range_checked(fabric, topic, partition, log) {
         Ok(range) => range,
@@ -1122,7 +1122,7 @@ pub(crate) fn retained_range_checked(
     fabric: &Fabric,
     topic: &str,
     partition: u32,
-    log: &crate::log::Log,
+    log: &crate::storage::log::Log,
 ) -> Result<(u64, u64)> {
     let earliest = fabric.earliest_available(topic, partition)?;
     Ok((earliest, log.next_offset()))

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use super::{Clock, Consumer, ConsumerConfig, offset_for_time, retained_range};
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
-use crate::reader::RawEvent;
+use crate::consume::reader::RawEvent;
 
 /// One end of a replay range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

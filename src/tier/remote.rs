@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::archive::{self, Archive, BlockFetcher, HEADER_LEN};
+use crate::storage::archive::{self, Archive, BlockFetcher, HEADER_LEN};
 use crate::error::{Error, Result};
-use crate::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
+use crate::tier::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
 
 /// File-name extension of the marker of a remote archive (`<base:020>.remote`).
 pub const MARKER_EXTENSION: &str = "remote";

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
+use crate::storage::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
 use crate::error::{Error, Result};
-use crate::index::{IndexBuilder, IndexView};
-use crate::io::Io;
-use crate::mmap;
+use crate::storage::index::{IndexBuilder, IndexView};
+use crate::storage::io::Io;
+use crate::storage::mmap;
 
 /// Magic of a sealed segment's footer: shares the batch magic's first byte so
 /// a scanner reading "the next batch header" at the end of data sees it.

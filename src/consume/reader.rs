@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
-use crate::log::{Log, Record};
+use crate::storage::log::{Log, Record};
 use crate::tier::{PartitionView, TierRecords};
 
 /// Where a [`Reader`] starts in each partition.
@@ -301,7 +301,7 @@ impl Reader {
 
     fn decode(&self, raw: &RawEvent) -> Result<ReadEvent> {
         let envelope = Envelope::decode(&raw.value).map_err(|e| {
-            if crate::dlq::is_dead_letter(&raw.value) {
+            if crate::consume::dlq::is_dead_letter(&raw.value) {
                 return Error::invalid(
                     format!(
                         "record at offset {} of topic {:?} partition {}",

@@ -14,6 +14,11 @@
 //! while it compresses or copies: the only such moments are swapping an
 //! in-memory list (a pointer) and taking segments out of the hot list.
 
+#[cfg(feature = "tier-s3")]
+pub(crate) mod objstore;
+#[cfg(feature = "tier-s3")]
+pub(crate) mod remote;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,13 +28,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
-use crate::batch::{self, BatchView};
+use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
+use crate::storage::batch::{self, BatchView};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle, WeakFabric};
-use crate::io::{FaultInjector, Io};
-use crate::log::{Log, Record, Records, SegmentInfo, now_micros};
-use crate::segment::Segment;
+use crate::storage::io::{FaultInjector, Io};
+use crate::storage::log::{Log, Record, Records, SegmentInfo, now_micros};
+use crate::storage::segment::Segment;
 use crate::topic::{ColdAction, TopicConfig};
 
 /// Default name of the warm directory inside the data directory.

@@ -16,16 +16,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::batch::{self, BatchEncoder, BatchHeader, BatchView, RecordRef};
-use crate::checkpoint::{self, Checkpoint};
+use crate::storage::batch::{self, BatchEncoder, BatchHeader, BatchView, RecordRef};
+use crate::storage::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
-use crate::flusher;
-use crate::index::IndexBuilder;
-use crate::io::{FaultInjector, Io};
-use crate::lock::DirLock;
-use crate::mmap;
-use crate::notify::AppendSignal;
-use crate::segment::{self, FOOTER_LEN, Footer, Segment};
+mod flusher;
+use crate::storage::index::IndexBuilder;
+use crate::storage::io::{FaultInjector, Io};
+use crate::storage::lock::DirLock;
+use crate::storage::mmap;
+use crate::storage::notify::AppendSignal;
+use crate::storage::segment::{self, FOOTER_LEN, Footer, Segment};
 
 /// When an append counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2028,7 +2028,7 @@ impl Batch {
     }
 
     /// Records at or after the offset the iteration started from.
-    pub fn records(&self) -> crate::batch::RecordIter<'_> {
+    pub fn records(&self) -> crate::storage::batch::RecordIter<'_> {
         BatchView::trusted(&self.bytes, self.header).records_from(self.from)
     }
 

@@ -10,7 +10,7 @@
 //! must never decide on its own that a cached position is still valid:
 //! retention and truncation remove records under it, so the producer checks
 //! a hit against the partition (warm and hot tiers) before trusting it
-//! ([`crate::producer`]).
+//! ([`crate::produce::producer`]).
 //!
 //! The window is measured on the time the fabric first stored the event:
 //! the `appended_at` the log stamps on each batch (batch format version 2),
@@ -18,7 +18,7 @@
 //! a relay, backfill or import may set months back. Append times never
 //! decrease within a partition, so the rebuild finds the window's first
 //! batch by binary search over the partition's retained range (warm + hot,
-//! [`crate::group::retained_range`]). A version 1 batch (written before the
+//! [`crate::consume::group::retained_range`]). A version 1 batch (written before the
 //! format had `appended_at`) is judged by its record timestamps, as then.
 
 use std::collections::{HashMap, VecDeque};
@@ -27,10 +27,10 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::batch::{BatchHeader, BatchView, RecordIter};
+use crate::storage::batch::{BatchHeader, BatchView, RecordIter};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, WeakFabric};
-use crate::log::{Log, now_micros};
+use crate::storage::log::{Log, now_micros};
 use crate::tier::{PartitionView, TierRecords};
 
 /// Where an event was appended: its partition, offset and the time the
@@ -169,7 +169,7 @@ impl DedupCache {
         let mut found: Vec<(u128, Position)> = Vec::new();
         for (partition, log) in logs.iter().enumerate() {
             let partition = partition as u32;
-            let (earliest, end) = crate::group::retained_range(fabric, topic, partition, log);
+            let (earliest, end) = crate::consume::group::retained_range(fabric, topic, partition, log);
             // At most the newest `max_entries` records of each partition can
             // be kept, which bounds the scan (and its memory) on a busy topic.
             let floor = earliest.max(end.saturating_sub(cache.max_entries as u64));
@@ -500,7 +500,7 @@ impl LazyDedup {
         };
         let fabric = &self.fabric()?;
         let (earliest, end) =
-            crate::group::retained_range(fabric, &self.topic, position.partition, log);
+            crate::consume::group::retained_range(fabric, &self.topic, position.partition, log);
         if position.offset < earliest || position.offset >= end {
             return Ok(false);
         }
@@ -633,7 +633,7 @@ impl Tiered {
                         let mut pos = 0usize;
                         while pos < block.len() {
                             // The block passed `decode_block`: its batches are whole and verified.
-                            let h = crate::batch::parse_header(&block[pos..])
+                            let h = crate::storage::batch::parse_header(&block[pos..])
                                 .map_err(|e| Error::corrupted(&archive.path, 0, e.to_string()))?;
                             let len = h.length as usize;
                             if h.next_offset() > next {
@@ -682,7 +682,7 @@ pub(crate) fn topic_guards(
     topic: &str,
     config: &crate::topic::TopicConfig,
     read_only: bool,
-) -> (Option<LazyDedup>, Option<crate::sampling::SystemSampler>) {
+) -> (Option<LazyDedup>, Option<crate::produce::sampling::SystemSampler>) {
     let dedup = (!read_only && config.dedup_window_ms > 0).then(|| LazyDedup {
         window_ms: config.dedup_window_ms,
         max_entries: config.dedup_max_entries,
@@ -693,7 +693,7 @@ pub(crate) fn topic_guards(
     });
     let sampler = config
         .system_events_per_sec
-        .map(crate::sampling::SystemSampler::new);
+        .map(crate::produce::sampling::SystemSampler::new);
     (dedup, sampler)
 }
 

@@ -38,10 +38,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::batch::{self, BatchView};
+use crate::storage::batch::{self, BatchView};
 use crate::envelope::EnvelopeRef;
 use crate::error::{Error, Result};
-use crate::io::Io;
+use crate::storage::io::Io;
 
 /// First bytes of every archive segment.
 pub const ARCHIVE_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'R'];
@@ -838,7 +838,7 @@ pub(crate) fn write_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::BatchEncoder;
+    use crate::storage::batch::BatchEncoder;
 
     /// An archive of `batches` (offsets from 0), as bytes.
     fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {

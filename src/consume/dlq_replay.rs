@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::dlq::{DeadLetters, DlqEntry, DlqFilter};
+use crate::consume::dlq::{DeadLetters, DlqEntry, DlqFilter};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
-use crate::partitioner::partition_for_key;
-use crate::producer::Published;
-use crate::reader::StartFrom;
-use crate::statelog::StateLog;
+use crate::produce::partitioner::partition_for_key;
+use crate::produce::producer::Published;
+use crate::consume::reader::StartFrom;
+use crate::storage::statelog::StateLog;
 
 const LEDGER_VERSION: u8 = 1;
 const KIND_INTENT: u8 = 1;
@@ -31,7 +31,7 @@ const DONE_LEN: usize = 2 + 3 * 12;
 /// Bytes of an `intent` record: version, kind, three pairs, an event id.
 const INTENT_LEN: usize = 2 + 3 * 12 + 16;
 /// Per-record overhead of the state-log container.
-const RECORD_OVERHEAD: usize = crate::statelog::RECORD_HEADER_LEN;
+const RECORD_OVERHEAD: usize = crate::storage::statelog::RECORD_HEADER_LEN;
 /// A ledger smaller than this is never compacted.
 const MIN_COMPACT_BYTES: u64 = 64 << 10;
 /// Directory (under the data directory) of the replay ledgers.
@@ -202,7 +202,7 @@ impl Ledger {
 
     /// Bytes of the ledger rewritten as its live state.
     fn snapshot_len(&self) -> u64 {
-        (crate::statelog::FILE_HEADER_LEN
+        (crate::storage::statelog::FILE_HEADER_LEN
             + self.done.len() * (RECORD_OVERHEAD + DONE_LEN)
             + self.in_doubt.len() * (RECORD_OVERHEAD + INTENT_LEN)) as u64
     }
@@ -244,7 +244,7 @@ impl Ledger {
         for intent in intents {
             let log = fabric.partition(source_topic, intent.target_partition)?;
             // Warm and hot: a range retention moved to warm is still scanned.
-            let (earliest, _) = crate::group::retained_range_checked(
+            let (earliest, _) = crate::consume::group::retained_range_checked(
                 fabric,
                 source_topic,
                 intent.target_partition,
@@ -506,7 +506,7 @@ mod tests {
         let full = Ledger::open(&fabric, "t.dlq").unwrap().log.len();
         let mut crash_at = 1;
         loop {
-            let plan = std::sync::Arc::new(crate::io::FaultPlan::new().crash_after(crash_at));
+            let plan = std::sync::Arc::new(crate::storage::io::FaultPlan::new().crash_after(crash_at));
             fabric.set_state_fault_injector(Some(plan));
             let compacted = Ledger::open(&fabric, "t.dlq").and_then(|mut l| l.compact());
             fabric.set_state_fault_injector(None);

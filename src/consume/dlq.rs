@@ -8,7 +8,7 @@
 //! carries the ORIGINAL envelope bytes untouched; this module must never
 //! re-encode, trim or otherwise alter them, and never acks anything on the
 //! source (its callers do that once the letter is durable). Replay lives in
-//! [`crate::dlq_replay`].
+//! [`crate::consume::dlq_replay`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::envelope::{EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
-use crate::log::now_micros;
-use crate::reader::StartFrom;
+use crate::storage::log::now_micros;
+use crate::consume::reader::StartFrom;
 use crate::topic::TopicConfig;
 
 /// Suffix of a dead-letter topic's name.
@@ -409,7 +409,7 @@ pub(crate) fn decode(
 /// partition count when absent), in the partition of the same number, and
 /// makes it durable; returns where it landed. Callers ack the source only
 /// after this returned, so a crash in between dead-letters twice at worst
-/// (replay skips the duplicate: see [`crate::dlq_replay`]), never loses it.
+/// (replay skips the duplicate: see [`crate::consume::dlq_replay`]), never loses it.
 pub(crate) fn dead_letter(fabric: &Fabric, letter: &DeadLetter) -> Result<(u32, u64)> {
     let dlq = ensure_dlq_topic(fabric, &letter.topic)?;
     let dead_at = now_micros();
@@ -574,7 +574,7 @@ impl DeadLetters {
 #[derive(Debug)]
 pub struct DlqIter {
     /// `None`: the `.dlq` topic does not exist yet (read-only view).
-    reader: Option<crate::reader::Reader>,
+    reader: Option<crate::consume::reader::Reader>,
     filter: DlqFilter,
     dlq: String,
     done: bool,

@@ -11,15 +11,15 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::storage::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, FabricConfig, PartitionCheck, PartitionRepair};
-use crate::index::{IndexBuilder, IndexView};
-use crate::io::Io;
-use crate::lock::DirLock;
-use crate::log::{Log, LogConfig, RecoveryMode, RecoveryReport, list_segment_bases, read_footer};
-use crate::mmap;
-use crate::segment::{self, FOOTER_LEN};
+use crate::storage::index::{IndexBuilder, IndexView};
+use crate::storage::io::Io;
+use crate::storage::lock::DirLock;
+use crate::storage::log::{Log, LogConfig, RecoveryMode, RecoveryReport, list_segment_bases, read_footer};
+use crate::storage::mmap;
+use crate::storage::segment::{self, FOOTER_LEN};
 use crate::topic::partition_dir;
 
 /// One problem found by [`verify`].
@@ -557,7 +557,7 @@ fn cold_root(root: &Path, config: &FabricConfig) -> PathBuf {
 
 fn parse_archive_name(name: &str) -> Option<u64> {
     let stem = name
-        .strip_suffix(crate::archive::ARCHIVE_EXTENSION)?
+        .strip_suffix(crate::storage::archive::ARCHIVE_EXTENSION)?
         .strip_suffix('.')?;
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
         .then(|| stem.parse().ok())
@@ -660,7 +660,7 @@ fn check_archives(
         } else {
             report.cold_archives += 1;
         }
-        match crate::archive::verify_bytes(&bytes, &path) {
+        match crate::storage::archive::verify_bytes(&bytes, &path) {
             Ok(s) if s.topic != topic || s.partition != partition || s.base_offset != base => {
                 report.findings.push(dir_finding(
                     &path,
@@ -729,7 +729,7 @@ fn check_archives(
                         .map(|d| d.join(&name))
                         .filter(|c| {
                             std::fs::read(c)
-                                .is_ok_and(|b| crate::archive::verify_bytes(&b, c).is_ok())
+                                .is_ok_and(|b| crate::storage::archive::verify_bytes(&b, c).is_ok())
                         })
                         .map_or(String::new(), |c| {
                             format!("; a valid copy is in {}: copy it back", c.display())
@@ -807,12 +807,12 @@ fn check_state_log(path: &Path, report: &mut DataDirReport) -> Result<Option<Vec
             Severity::Notice,
         ));
     }
-    match crate::statelog::parse_bytes(&bytes, path) {
+    match crate::storage::statelog::parse_bytes(&bytes, path) {
         Ok(records) => {
-            let end = crate::statelog::FILE_HEADER_LEN as u64
+            let end = crate::storage::statelog::FILE_HEADER_LEN as u64
                 + records
                     .iter()
-                    .map(|r| (crate::statelog::RECORD_HEADER_LEN + r.len()) as u64)
+                    .map(|r| (crate::storage::statelog::RECORD_HEADER_LEN + r.len()) as u64)
                     .sum::<u64>();
             let torn = (bytes.len() as u64).saturating_sub(end);
             if torn > 0 {
@@ -865,7 +865,7 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
             "{what} is at offset {at}, but the partition's log ends before {end}: records below a persisted position are missing (a power loss or a repair removed them); the offsets they had will be reused by new records"
         )
     };
-    let groups = root.join(crate::group::store::GROUPS_DIR);
+    let groups = root.join(crate::consume::group::store::GROUPS_DIR);
     for group in file_names(&groups)? {
         let dir = groups.join(&group);
         for name in file_names(&dir)? {
@@ -879,13 +879,13 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
                 ));
                 continue;
             }
-            let Some(topic) = name.strip_suffix(crate::group::store::CURSORS_SUFFIX) else {
+            let Some(topic) = name.strip_suffix(crate::consume::group::store::CURSORS_SUFFIX) else {
                 continue;
             };
             if check_state_log(&path, report)?.is_none() {
                 continue;
             }
-            let state = match crate::group::store::read_state(root, &group, topic) {
+            let state = match crate::consume::group::store::read_state(root, &group, topic) {
                 Ok(s) => s,
                 Err(Error::Corrupted {
                     position, reason, ..
@@ -920,13 +920,13 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
             }
         }
     }
-    let queues = root.join(crate::queue::QUEUES_DIR);
+    let queues = root.join(crate::consume::queue::QUEUES_DIR);
     for queue in file_names(&queues)? {
         let path = queues.join(&queue).join("state");
         let Some(records) = check_state_log(&path, report)? else {
             continue;
         };
-        let state = match crate::queue_state::fold(&records, &path) {
+        let state = match crate::consume::queue_state::fold(&records, &path) {
             Ok(s) => s,
             Err(Error::Corrupted {
                 position, reason, ..
@@ -966,7 +966,7 @@ fn check_state_logs(root: &Path, ends: &Ends, report: &mut DataDirReport) -> Res
             }
         }
     }
-    let replay = root.join(crate::dlq_replay::REPLAY_DIR);
+    let replay = root.join(crate::consume::dlq_replay::REPLAY_DIR);
     for dlq in file_names(&replay)? {
         let path = replay.join(&dlq).join("replayed");
         check_state_log(&path, report)?;
@@ -1163,7 +1163,7 @@ pub fn repair_data_dir(root: impl AsRef<Path>, config: &FabricConfig) -> Result<
             continue;
         };
         let name = name.to_string_lossy();
-        match crate::statelog::StateLog::open(&io, dir, &name) {
+        match crate::storage::statelog::StateLog::open(&io, dir, &name) {
             Ok(opened) => out.actions.push(dir_finding(
                 &f.path,
                 f.position,
@@ -1202,9 +1202,9 @@ pub fn repair_data_dir(root: impl AsRef<Path>, config: &FabricConfig) -> Result<
 
 fn is_state_log_finding(root: &Path, path: &Path) -> bool {
     [
-        crate::group::store::GROUPS_DIR,
-        crate::queue::QUEUES_DIR,
-        crate::dlq_replay::REPLAY_DIR,
+        crate::consume::group::store::GROUPS_DIR,
+        crate::consume::queue::QUEUES_DIR,
+        crate::consume::dlq_replay::REPLAY_DIR,
     ]
     .iter()
     .any(|d| path.starts_with(root.join(d)))

@@ -18,9 +18,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::batch::{u32_at, u64_at};
+use crate::storage::batch::{u32_at, u64_at};
 use crate::error::Result;
-use crate::io::Io;
+use crate::storage::io::Io;
 
 const MAGIC: [u8; 4] = [0xEF, b'F', b'C', b'P'];
 const VERSION: u8 = 1;

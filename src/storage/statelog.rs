@@ -14,8 +14,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::Io;
-use crate::lock::DirLock;
+use crate::storage::io::Io;
+use crate::storage::lock::DirLock;
 
 /// Magic at the start of a state-log file: `EFSL`.
 pub(crate) const FILE_MAGIC: [u8; 4] = *b"EFSL";
@@ -380,7 +380,7 @@ fn parse_records(bytes: &[u8], path: &Path) -> Result<(Vec<Vec<u8>>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{Fault, FaultPlan, IoOp};
+    use crate::storage::io::{Fault, FaultPlan, IoOp};
     use std::sync::Arc;
 
     fn open(dir: &Path) -> Opened {

@@ -7,8 +7,8 @@
 //! in-flight cap, visibility timeouts, retries with backoff, TTL expiry, the
 //! tenant filter, and when its state is written to the queue's state log
 //! `<data>/queues/<name>/state` (layout in `src/queue_state.rs`). It reads
-//! records only through [`crate::reader::Reader`] and writes dead letters
-//! only through [`crate::dlq`]; it must never ack a message on the source
+//! records only through [`crate::consume::reader::Reader`] and writes dead letters
+//! only through [`crate::consume::dlq`]; it must never ack a message on the source
 //! before its dead letter is durable, and never hand a message to a second
 //! consumer while it is in flight.
 
@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
+use crate::consume::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
 use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::fabric::{Fabric, TopicHandle};
-use crate::queue_state::{self, History, PartitionState};
-use crate::reader::{RawEvent, Reader, StartFrom};
-use crate::retry::RetryPolicy;
-use crate::statelog::StateLog;
+use crate::consume::queue_state::{self, History, PartitionState};
+use crate::consume::reader::{RawEvent, Reader, StartFrom};
+use crate::consume::retry::RetryPolicy;
+use crate::storage::statelog::StateLog;
 
 /// Directory (under the data directory) holding one directory per queue.
 pub const QUEUES_DIR: &str = "queues";
@@ -49,7 +49,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
-        crate::log::now_micros()
+        crate::storage::log::now_micros()
     }
 }
 
@@ -440,7 +440,7 @@ impl Queue {
         let mut starts = BTreeMap::new();
         for (p, l) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = crate::group::retained_range(fabric, topic, p, l);
+            let (earliest, end) = crate::consume::group::retained_range(fabric, topic, p, l);
             let part = persisted.partitions.entry(p).or_default();
             // Done offsets past the end: records the queue counted as acked
             // are gone (acks are never persisted past the durable offset, so

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::log::Shared;
+use crate::storage::log::Shared;
 
 struct Flusher {
     queue: Mutex<Vec<(Instant, Weak<Shared>)>>,

@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::dedup::{DedupCache, LazyDedup, Position};
+use crate::produce::dedup::{DedupCache, LazyDedup, Position};
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
 use crate::fabric::TopicHandle;
-use crate::log::Log;
-use crate::log::now_micros;
-use crate::partitioner::partition_for_key;
+use crate::storage::log::Log;
+use crate::storage::log::now_micros;
+use crate::produce::partitioner::partition_for_key;
 
 /// Where a published event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -506,7 +506,7 @@ impl Producer {
                 id: envelope.event_id.as_u128(),
                 system: envelope
                     .event_type
-                    .starts_with(crate::sampling::SYSTEM_DOMAIN_PREFIX),
+                    .starts_with(crate::produce::sampling::SYSTEM_DOMAIN_PREFIX),
             });
         }
         let mut out = Vec::new();
@@ -659,12 +659,12 @@ pub(crate) fn append_items(
         })?;
         records.clear();
         indexes.clear();
-        let mut bytes = crate::batch::HEADER_LEN;
+        let mut bytes = crate::storage::batch::HEADER_LEN;
         for (i, item) in items.iter().enumerate() {
             if item.partition != p || !matches!(plan[i], Plan::Append) {
                 continue;
             }
-            let size = item.end - item.start + crate::batch::RECORD_OVERHEAD;
+            let size = item.end - item.start + crate::storage::batch::RECORD_OVERHEAD;
             if !records.is_empty() && bytes + size > max_batch {
                 append_chunk(
                     log,
@@ -676,7 +676,7 @@ pub(crate) fn append_items(
                 )?;
                 records.clear();
                 indexes.clear();
-                bytes = crate::batch::HEADER_LEN;
+                bytes = crate::storage::batch::HEADER_LEN;
             }
             bytes += size;
             records.push((item.timestamp, &buf[item.start..item.end]));

@@ -14,7 +14,7 @@
 //! entry := relative_offset:u32 position:u32 max_timestamp_before:i64   (16 bytes, LE)
 //! ```
 
-use crate::batch::{u32_at, u64_at};
+use crate::storage::batch::{u32_at, u64_at};
 
 /// Size of one index entry in bytes.
 pub(crate) const ENTRY_LEN: usize = 16;

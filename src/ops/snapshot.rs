@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::event_id_of;
+use crate::produce::dedup::event_id_of;
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
-use crate::producer::{Item, PublishOutcome, append_items};
-use crate::reader::StartFrom;
+use crate::produce::producer::{Item, PublishOutcome, append_items};
+use crate::consume::reader::StartFrom;
 use crate::topic::TopicConfig;
 
 /// First bytes of every snapshot file.
@@ -296,7 +296,7 @@ pub fn export_with_progress(
         partitions: partitions.clone(),
         from: options.from,
         to: options.to,
-        exported_at: crate::log::now_micros(),
+        exported_at: crate::storage::log::now_micros(),
     };
     let meta = json_bytes(&header_meta)?;
     let file_name = path.file_name().ok_or_else(|| {
@@ -339,7 +339,7 @@ pub fn export_with_progress(
             // Every readable tier: retention may have moved the start to warm.
             let view = fabric.partition_view(topic, p)?;
             let (earliest, end) =
-                crate::group::retained_range_checked(fabric, topic, p, &view.log)?;
+                crate::consume::group::retained_range_checked(fabric, topic, p, &view.log)?;
             let start = match options.from {
                 Bound::Unbounded => earliest,
                 Bound::Offset(o) => o.clamp(earliest, end),
@@ -881,9 +881,9 @@ pub fn import_with_progress(
                 .min(config.max_batch_bytes)
         };
         let mut chunk_start = 0;
-        let mut bytes = crate::batch::HEADER_LEN;
+        let mut bytes = crate::storage::batch::HEADER_LEN;
         for (i, item) in items.iter().enumerate() {
-            let size = item.end - item.start + crate::batch::RECORD_OVERHEAD;
+            let size = item.end - item.start + crate::storage::batch::RECORD_OVERHEAD;
             if i > chunk_start && bytes + size > limit {
                 append_items(
                     &handle,
@@ -894,7 +894,7 @@ pub fn import_with_progress(
                     &mut out,
                 )?;
                 chunk_start = i;
-                bytes = crate::batch::HEADER_LEN;
+                bytes = crate::storage::batch::HEADER_LEN;
             }
             bytes += size;
         }

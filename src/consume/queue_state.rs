@@ -3,11 +3,11 @@
 //! messages that were redelivered or failed.
 //!
 //! Owns the queue state-record layout (`docs/FORMAT.md`, "Queue state
-//! records") inside a [`crate::statelog`] container: encoding, decoding and
+//! records") inside a [`crate::storage::statelog`] container: encoding, decoding and
 //! folding a sequence of records back into [`Persisted`]. Acked offsets are
 //! stored as runs (delta-encoded LEB128), so in-order acks cost a few bytes
 //! each and a snapshot of a mostly contiguous set is tiny. It never decides
-//! when to write or compact (that is [`crate::queue`]).
+//! when to write or compact (that is [`crate::consume::queue`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::idempotent::ProcessedWindow;
-use crate::io::Io;
-use crate::statelog::StateLog;
+use crate::consume::idempotent::ProcessedWindow;
+use crate::storage::io::Io;
+use crate::storage::statelog::StateLog;
 
 /// Directory under the data directory holding one directory per group.
 pub(crate) const GROUPS_DIR: &str = "groups";
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_failed_commit_changes_nothing_and_a_failed_sync_refuses_until_reopen() {
-        use crate::io::{Fault, FaultPlan, IoOp};
+        use crate::storage::io::{Fault, FaultPlan, IoOp};
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::log::{Durability, LogConfig};
+use crate::storage::log::{Durability, LogConfig};
 
 /// Longest topic name accepted (Kafka's limit, which leaves room for suffixes
 /// such as `.dlq` within common file-name limits).

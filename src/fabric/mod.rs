@@ -18,17 +18,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::lock::DirLock;
-use crate::log::Log;
-use crate::notify::AppendSignal;
-use crate::producer::Producer;
-use crate::reader::{Reader, StartFrom};
+use crate::storage::lock::DirLock;
+use crate::storage::log::Log;
+use crate::storage::notify::AppendSignal;
+use crate::produce::producer::Producer;
+use crate::consume::reader::{Reader, StartFrom};
 use crate::tier::Tiers;
 use crate::topic::{
     self, FsyncPolicy, TOPIC_FILE, TopicConfig, TopicInfo, partition_dir, read_topic_file,
     sync_dir, validate_topic_name, write_topic_file,
 };
-use crate::verify::{RepairReport, VerifyReport};
+use crate::ops::verify::{RepairReport, VerifyReport};
 
 /// Name of the data-directory lock file.
 pub const LOCK_FILE: &str = "fabric.lock";
@@ -75,9 +75,9 @@ pub(crate) struct TopicHandle {
     /// consumer of many partitions sleeps until one of them grows.
     pub(crate) append_signal: Arc<AppendSignal>,
     /// The producer-side dedup cache (writer only, when the topic's window is on).
-    pub(crate) dedup: Option<crate::dedup::LazyDedup>,
+    pub(crate) dedup: Option<crate::produce::dedup::LazyDedup>,
     /// Sampling of `system.` events (when the topic sets a rate).
-    pub(crate) sampler: Option<crate::sampling::SystemSampler>,
+    pub(crate) sampler: Option<crate::produce::sampling::SystemSampler>,
 }
 
 impl TopicHandle {
@@ -109,14 +109,14 @@ struct Inner {
     /// The data directory's writer lock (`fabric.lock`).
     _lock: Option<DirLock>,
     /// Coordinators of the consumer groups live in this handle (issue 4).
-    groups: crate::group::Registry,
+    groups: crate::consume::group::Registry,
     /// Warm and cold tiers (see [`crate::tier`]).
     tiers: Tiers,
     /// Readers, queues and consumer-group members alive on this fabric.
     handles: Arc<OpenHandles>,
     /// Test seam: faults injected into the state logs opened from now on
     /// (queue state, group cursors, DLQ replay ledgers).
-    state_faults: RwLock<Option<Arc<dyn crate::io::FaultInjector>>>,
+    state_faults: RwLock<Option<Arc<dyn crate::storage::io::FaultInjector>>>,
 }
 
 /// The handles that keep a fabric (and so its directory lock) open, by what
@@ -285,7 +285,7 @@ impl Fabric {
     }
 
     /// The consumer-group coordinators of this handle.
-    pub(crate) fn group_registry(&self) -> &crate::group::Registry {
+    pub(crate) fn group_registry(&self) -> &crate::consume::group::Registry {
         &self.inner.groups
     }
 
@@ -361,7 +361,7 @@ impl Fabric {
             logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
         let (dedup, sampler) =
-            crate::dedup::topic_guards(self, name, &config, self.inner.read_only);
+            crate::produce::dedup::topic_guards(self, name, &config, self.inner.read_only);
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
             dir,
@@ -601,7 +601,7 @@ impl Fabric {
 
     /// Size of `topic`'s dedup cache (`None` when its dedup window is off or
     /// this handle is read-only); builds the cache if no producer did yet.
-    pub fn dedup_stats(&self, topic: &str) -> Result<Option<crate::dedup::DedupStats>> {
+    pub fn dedup_stats(&self, topic: &str) -> Result<Option<crate::produce::dedup::DedupStats>> {
         let handle = self.handle(topic)?;
         match &handle.dedup {
             None => Ok(None),
@@ -639,15 +639,15 @@ impl Fabric {
         &self,
         name: &str,
         topic: &str,
-        config: crate::queue::QueueConfig,
-    ) -> Result<crate::queue::Queue> {
-        crate::queue::Queue::open(self, name, topic, config)
+        config: crate::consume::queue::QueueConfig,
+    ) -> Result<crate::consume::queue::Queue> {
+        crate::consume::queue::Queue::open(self, name, topic, config)
     }
 
     /// The dead letters of `topic`: an empty DLQ until the first one lands
-    /// (see [`crate::dlq::DeadLetters::open`]).
-    pub fn dead_letters(&self, topic: &str) -> Result<crate::dlq::DeadLetters> {
-        crate::dlq::DeadLetters::open(self, topic)
+    /// (see [`crate::consume::dlq::DeadLetters::open`]).
+    pub fn dead_letters(&self, topic: &str) -> Result<crate::consume::dlq::DeadLetters> {
+        crate::consume::dlq::DeadLetters::open(self, topic)
     }
 
     /// Makes everything appended to every partition durable.
@@ -729,7 +729,7 @@ impl Fabric {
         for (name, dir, config) in fabric {
             for p in 0..config.partitions {
                 let pd = partition_dir(&dir, p);
-                let report = crate::verify::verify(&pd)?;
+                let report = crate::ops::verify::verify(&pd)?;
                 out.push(PartitionCheck {
                     topic: name.clone(),
                     partition: p,
@@ -751,7 +751,7 @@ impl Fabric {
         for (name, dir, config) in Fabric::open_read_only_config(root)? {
             for p in 0..config.partitions {
                 let pd = partition_dir(&dir, p);
-                let report = crate::verify::repair(&pd, config.log_config(None))?;
+                let report = crate::ops::verify::repair(&pd, config.log_config(None))?;
                 out.push(PartitionRepair {
                     topic: name.clone(),
                     partition: p,
@@ -772,13 +772,13 @@ impl Fabric {
     /// now on: queue state files, consumer-group cursor logs and DLQ replay
     /// ledgers (a test seam, like [`Fabric::set_tier_fault_injector`];
     /// `None` turns it off).
-    pub fn set_state_fault_injector(&self, faults: Option<Arc<dyn crate::io::FaultInjector>>) {
+    pub fn set_state_fault_injector(&self, faults: Option<Arc<dyn crate::storage::io::FaultInjector>>) {
         *self.inner.state_faults.write() = faults;
     }
 
     /// The I/O seam state logs are opened with.
-    pub(crate) fn state_io(&self) -> crate::io::Io {
-        crate::io::Io::new(self.inner.state_faults.read().clone())
+    pub(crate) fn state_io(&self) -> crate::storage::io::Io {
+        crate::storage::io::Io::new(self.inner.state_faults.read().clone())
     }
 
     /// Every open topic's handle.

@@ -1,0 +1,16 @@
+//! Layer 3, the publish path: from a [`Draft`](crate::Draft) to an appended,
+//! durable-when-asked record.
+//!
+//! Owns enrichment and validation of the envelope on the way in, the
+//! partitioner (Kafka's murmur2), the producer-side dedup cache (the
+//! effectively-once claim protocol) and at-most-once sampling of `system.`
+//! events. Checks that every publish must pass (schemas, ACLs, quotas) plug
+//! into [`producer`]'s stage list.
+//!
+//! It must never read for consumers, keep consumer state, or import the
+//! consume, tier-maintenance or fabric layers.
+
+pub(crate) mod dedup;
+pub(crate) mod partitioner;
+pub(crate) mod producer;
+pub(crate) mod sampling;
