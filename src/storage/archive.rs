@@ -546,6 +546,11 @@ pub(crate) trait BlockFetcher: Send + Sync + std::fmt::Debug {
     /// The compressed bytes of block `i` of `archive` (exactly
     /// `compressed_len` of them, checked by the caller).
     fn compressed_block(&self, archive: &Archive, i: usize) -> Result<Bytes>;
+    /// Where the bytes are, for people (`s3://bucket/key`).
+    fn location(&self) -> String;
+    /// Removes the bytes held elsewhere, once the archive's local record is
+    /// gone (warm retention), and forgets any cached blocks of `archive`.
+    fn remove_source(&self, archive: &Archive) -> Result<()>;
 }
 
 /// An archive known by its header and its tail (index, footer, trailer)

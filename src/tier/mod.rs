@@ -46,6 +46,13 @@ pub const COLD_DIR: &str = "cold";
 /// reader's current block.
 const BLOCK_CACHE_ENTRIES: usize = 16;
 
+/// The remote warm tier, when the fabric has one (feature `tier-s3`).
+#[cfg(feature = "tier-s3")]
+pub(crate) type RemoteHandle = Arc<remote::RemoteTier>;
+/// Without feature `tier-s3` a fabric never has a remote warm tier.
+#[cfg(not(feature = "tier-s3"))]
+pub(crate) type RemoteHandle = std::convert::Infallible;
+
 /// A tier data can be in, or leave to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -134,6 +141,9 @@ pub struct ArchiveInfo {
     pub path: PathBuf,
     /// What its footer says.
     pub summary: ArchiveSummary,
+    /// Where its bytes live when that is an object store
+    /// (`s3://bucket/key`; `path` is then its local marker), else `None`.
+    pub remote: Option<String>,
 }
 
 /// Every tier of one partition, for inspection.
@@ -155,6 +165,32 @@ pub struct PartitionTiers {
 
 fn archive_name(base: u64) -> String {
     format!("{base:020}.{ARCHIVE_EXTENSION}")
+}
+
+/// Name of the local marker of a remote archive (`<base:020>.remote`).
+fn marker_name(base: u64) -> String {
+    format!("{base:020}.remote")
+}
+
+fn parse_marker_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".remote")?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// Opens the remote archive a marker records, through the fabric's remote tier.
+fn open_remote(remote: Option<&RemoteHandle>, path: &Path) -> Result<Archive> {
+    match remote {
+        #[cfg(feature = "tier-s3")]
+        Some(r) => r.open_marker(path),
+        #[cfg(not(feature = "tier-s3"))]
+        Some(never) => match *never {},
+        None => Err(Error::invalid(
+            format!("remote archive {}", path.display()),
+            "it lives in an object store, but this fabric has no remote warm tier (FabricConfig::remote_warm, feature tier-s3)",
+        )),
+    }
 }
 
 fn parse_archive_name(name: &str) -> Option<u64> {
@@ -213,6 +249,8 @@ pub(crate) struct WarmPartition {
     read_only: bool,
     archives: RwLock<Arc<Vec<Arc<Archive>>>>,
     cache: Arc<BlockCache>,
+    /// The remote warm tier new archives go to, and remote ones are read through.
+    remote: Option<RemoteHandle>,
 }
 
 impl WarmPartition {
@@ -233,6 +271,7 @@ impl WarmPartition {
     /// leftover temporary files and archives that fail validation while the
     /// hot log still holds their records (an interrupted tiering); any other
     /// invalid archive is an error naming file and byte.
+    #[allow(clippy::too_many_arguments)]
     fn load(
         dir: &Path,
         topic: &str,
@@ -241,8 +280,10 @@ impl WarmPartition {
         io: Option<&Io>,
         cache: Arc<BlockCache>,
         known: &[Arc<Archive>],
+        remote: Option<RemoteHandle>,
     ) -> Result<WarmPartition> {
         let mut bases = Vec::new();
+        let mut markers = HashSet::new();
         match fs::read_dir(dir) {
             Ok(entries) => {
                 for entry in entries {
@@ -250,6 +291,9 @@ impl WarmPartition {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if let Some(base) = parse_archive_name(&name) {
                         bases.push(base);
+                    } else if let Some(base) = parse_marker_name(&name) {
+                        bases.push(base);
+                        markers.insert(base);
                     } else if name.ends_with(".tmp")
                         && let Some(io) = io
                     {
@@ -261,16 +305,36 @@ impl WarmPartition {
             Err(e) => return Err(Error::io("list", dir, e)),
         }
         bases.sort_unstable();
+        if let Some(w) = bases.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::corrupted(
+                dir.join(marker_name(w[0])),
+                0,
+                format!(
+                    "both a local archive and a remote-archive marker start at offset {}: one of them must go",
+                    w[0]
+                ),
+            ));
+        }
         let hot_earliest = log.earliest_offset();
         let mut archives: Vec<Arc<Archive>> = Vec::new();
         for base in bases {
-            let path = dir.join(archive_name(base));
+            let is_remote = markers.contains(&base);
+            let path = dir.join(if is_remote {
+                marker_name(base)
+            } else {
+                archive_name(base)
+            });
             if let Some(a) = known.iter().find(|a| a.base() == base) {
                 // Already validated (a read-only view looking again).
                 archives.push(a.clone());
                 continue;
             }
-            let opened = Archive::open(&path).and_then(|a| {
+            let opened = if is_remote {
+                open_remote(remote.as_ref(), &path)
+            } else {
+                Archive::open(&path)
+            }
+            .and_then(|a| {
                 let s = &a.summary;
                 if s.topic != topic || s.partition != partition || s.base_offset != base {
                     return Err(Error::corrupted(
@@ -336,6 +400,7 @@ impl WarmPartition {
             read_only: io.is_none(),
             archives: RwLock::new(Arc::new(archives)),
             cache,
+            remote,
         })
     }
 
@@ -355,6 +420,7 @@ impl WarmPartition {
             None,
             self.cache.clone(),
             &old,
+            self.remote.clone(),
         )?
         .snapshot();
         let gone: Vec<Arc<Archive>> = old
@@ -614,6 +680,8 @@ pub(crate) struct Tiers {
     /// Tier directories whose entries (up to the tier root) this process
     /// made durable.
     durable_dirs: Mutex<HashSet<PathBuf>>,
+    /// The warm tier's object store, when configured: new archives go there.
+    remote: Option<RemoteHandle>,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -651,6 +719,16 @@ impl Tiers {
             maintain_lock: Mutex::new(()),
             faults: RwLock::new(faults),
             durable_dirs: Mutex::new(HashSet::new()),
+            remote: None,
+        }
+    }
+
+    /// The same tiers with their warm tier on an object store.
+    #[cfg(feature = "tier-s3")]
+    pub(crate) fn with_remote(self, remote: remote::RemoteTier) -> Tiers {
+        Tiers {
+            remote: Some(Arc::new(remote)),
+            ..self
         }
     }
 
@@ -709,6 +787,7 @@ impl Tiers {
             (!self.read_only).then_some(&io),
             self.cache.clone(),
             &[],
+            self.remote.clone(),
         )?;
         if !self.read_only {
             // A crash after the archive was renamed into place but before the
@@ -871,6 +950,13 @@ impl PartitionJob<'_> {
             self.tiers.cache.forget(std::slice::from_ref(&first));
             self.io.remove(&first.path)?;
             self.io.sync_dir(&self.warm.dir)?;
+            if let Some(fetcher) = &first.fetcher
+                && let Err(e) = fetcher.remove_source(&first)
+            {
+                // The local record is gone, so nothing reads the object any
+                // more: a leftover costs storage only (docs: lifecycle rules).
+                log::warn!("warm retention: {e}");
+            }
             let after = if to == Tier::Cold { size } else { 0 };
             self.record(
                 report,
@@ -893,6 +979,12 @@ impl PartitionJob<'_> {
             .ensure_dir(&self.io, &dir, &self.tiers.cold_root)?;
         let target = dir.join(archive_name(archive.base()));
         let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
+        #[cfg(feature = "tier-s3")]
+        if archive.fetcher.is_some()
+            && let Some(remote) = &self.warm.remote
+        {
+            return self.export_remote(remote, archive, &dir, &tmp, &target);
+        }
         let src = fs::File::open(&archive.path).map_err(|e| Error::io("open", &archive.path, e))?;
         let out = self.io.open_rw(&tmp, true)?;
         self.io.set_len(&out, &tmp, 0)?;
@@ -965,7 +1057,18 @@ impl PartitionJob<'_> {
                 .snapshot()
                 .last()
                 .is_some_and(|a| a.next() >= next);
-        if matches!(to, Tier::Warm | Tier::Cold) && !archived {
+        #[cfg(feature = "tier-s3")]
+        let uploaded = match &self.warm.remote {
+            Some(remote) if to == Tier::Warm && !archived => {
+                Some(self.move_to_remote(remote, seg, base)?)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "tier-s3"))]
+        let uploaded: Option<u64> = None;
+        if let Some(object_bytes) = uploaded {
+            after = object_bytes;
+        } else if matches!(to, Tier::Warm | Tier::Cold) && !archived {
             let (dir, root) = if to == Tier::Warm {
                 (self.warm.dir.clone(), &self.tiers.warm_root)
             } else {
@@ -1252,6 +1355,7 @@ impl Fabric {
                 .map(|a| ArchiveInfo {
                     path: a.path.clone(),
                     summary: a.summary.clone(),
+                    remote: a.fetcher.as_ref().map(|f| f.location()),
                 })
                 .collect();
             out.push(PartitionTiers {
@@ -1358,6 +1462,7 @@ fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
         out.push(ArchiveInfo {
             path,
             summary: a.summary,
+            remote: None,
         });
     }
     Ok(out)

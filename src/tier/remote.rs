@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::storage::archive::{self, Archive, BlockFetcher, HEADER_LEN};
 use crate::error::{Error, Result};
+use crate::storage::archive::{self, Archive, ArchiveMeta, BlockFetcher, HEADER_LEN};
+use crate::storage::log::now_micros;
+use crate::storage::segment::Segment;
 use crate::tier::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
+use crate::tier::{PartitionJob, RemoteHandle, archive_name, marker_name};
 
-/// File-name extension of the marker of a remote archive (`<base:020>.remote`).
-pub const MARKER_EXTENSION: &str = "remote";
 /// First bytes of a marker file.
 pub const MARKER_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'M'];
 /// The marker format version this code writes and reads.
@@ -272,7 +273,8 @@ impl RemoteBlockCache {
     }
 
     /// (bytes held, hits, misses).
-    pub(crate) fn stats(&self) -> (u64, u64, u64) {
+    #[cfg(test)]
+    fn stats(&self) -> (u64, u64, u64) {
         let c = self.inner.lock();
         (c.bytes, c.hits, c.misses)
     }
@@ -316,6 +318,15 @@ impl BlockFetcher for RemoteBlocks {
             self.cache.insert((archive.id, j), block);
         }
         Ok(wanted)
+    }
+
+    fn location(&self) -> String {
+        self.store.location(&self.key)
+    }
+
+    fn remove_source(&self, archive: &Archive) -> Result<()> {
+        self.cache.forget(archive.id);
+        self.store.delete(&self.key)
     }
 }
 
@@ -378,13 +389,6 @@ impl RemoteTier {
                 r.last_error
             ),
         })
-    }
-
-    /// Whether uploads of this partition are failing now.
-    pub(crate) fn is_failing(&self, topic: &str, partition: u32) -> bool {
-        self.retries
-            .lock()
-            .contains_key(&(topic.to_owned(), partition))
     }
 
     /// Records the outcome of an upload attempt of a partition.
@@ -530,16 +534,86 @@ impl RemoteTier {
         archive::verify_bytes(&data, Path::new(&location))?;
         Ok(data)
     }
+}
 
-    /// Deletes the object a marker recorded (after the marker is gone).
-    pub(crate) fn delete_object(&self, key: &str) -> Result<()> {
-        self.store.delete(key)
+impl PartitionJob<'_> {
+    /// Hot → remote warm for one sealed segment, up to (not including)
+    /// removing the hot copy: archive into `<base>.archive.tmp` (synced),
+    /// upload it and confirm it, record it in `<base>.remote` (written as
+    /// `.remote.tmp`, synced, renamed, directory synced), publish it to
+    /// readers. Returns the object's size. A partition whose uploads fail
+    /// waits out a growing backoff before the next attempt.
+    pub(super) fn move_to_remote(
+        &self,
+        remote: &RemoteHandle,
+        seg: &Arc<Segment>,
+        base: u64,
+    ) -> Result<u64> {
+        if let Some(e) = remote.deferred(self.topic, self.partition) {
+            return Err(e);
+        }
+        let dir = self.warm.dir.clone();
+        self.tiers
+            .ensure_dir(&self.io, &dir, &self.tiers.warm_root)?;
+        let archive_tmp = dir.join(format!("{}.tmp", archive_name(base)));
+        let view = seg.view()?;
+        let data = &view.map[..view.committed_len as usize];
+        let meta = ArchiveMeta {
+            topic: self.topic,
+            partition: self.partition,
+            created_at: now_micros(),
+        };
+        let written = archive::write_archive(&self.io, &archive_tmp, data, &seg.path, base, &meta);
+        drop(view);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&archive_tmp);
+            return Err(e);
+        }
+        let key = remote.object_key(self.topic, self.partition, base);
+        let uploaded = remote.upload(&archive_tmp, &key, now_micros());
+        remote.note_attempt(self.topic, self.partition, uploaded.as_ref().err());
+        let marker = match uploaded {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(&archive_tmp);
+                return Err(e);
+            }
+        };
+        let target = dir.join(marker_name(base));
+        let marker_tmp = dir.join(format!("{}.tmp", marker_name(base)));
+        let bytes = marker.encode();
+        let file = self.io.open_rw(&marker_tmp, true)?;
+        self.io.set_len(&file, &marker_tmp, 0)?;
+        self.io.write_at(&file, &marker_tmp, &bytes, 0)?;
+        self.io.sync_all(&file, &marker_tmp)?;
+        drop(file);
+        self.io.rename(&marker_tmp, &target)?;
+        self.io.sync_dir(&dir)?;
+        // The marker is the record now; the local copy was only the upload's source.
+        self.io.remove(&archive_tmp)?;
+        self.warm.push(Arc::new(remote.open_marker(&target)?));
+        Ok(marker.object_size)
     }
 
-    /// The key a marker file records, for deletion after it is removed.
-    pub(crate) fn marker_key(path: &Path) -> Result<String> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        Ok(Marker::decode(&bytes, path)?.key)
+    /// Warm → cold export of a remote archive: downloaded whole and checked
+    /// (size, CRC-32, every block), written to `tmp`, synced, renamed to
+    /// `target`, directory synced.
+    pub(super) fn export_remote(
+        &self,
+        remote: &RemoteHandle,
+        archive: &Archive,
+        dir: &Path,
+        tmp: &Path,
+        target: &Path,
+    ) -> Result<()> {
+        let data = remote.download_verified(&archive.path)?;
+        let out = self.io.open_rw(tmp, true)?;
+        self.io.set_len(&out, tmp, 0)?;
+        self.io.write_at(&out, tmp, &data, 0)?;
+        self.io.sync_all(&out, tmp)?;
+        drop(out);
+        self.io.rename(tmp, target)?;
+        self.io.sync_dir(dir)
     }
 }
 
