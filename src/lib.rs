@@ -100,7 +100,7 @@ pub use crate::tier::objstore::{
     ObjectStoreConfig, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
 };
 #[cfg(feature = "tier-s3")]
-pub use crate::tier::remote::RemoteWarmConfig;
+pub use crate::tier::remote::{RemoteArchiveCheck, RemoteWarmConfig};
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
 pub use crate::ops::verify::{
     DamageCut, DataDirRepair, DataDirReport, DirFinding, Finding, RepairReport, Severity,

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eventfabric::{
-    ColdAction, Error, Fabric, FabricConfig, FaultPlan, FsyncPolicy, RemoteStore, RemoteWarmConfig,
-    S3Credentials, StartFrom, TopicConfig,
+    ColdAction, Error, Fabric, FabricConfig, FaultPlan, FsyncPolicy, RemoteArchiveCheck,
+    RemoteStore, RemoteWarmConfig, S3Credentials, StartFrom, TopicConfig,
 };
 use s3_support::{Moto, Proxy, config, credentials, store};
 
@@ -206,8 +206,12 @@ fn value(offset: u64) -> Vec<u8> {
 /// A topic of one partition with three sealed segments of old records
 /// (10 each, a day apart) and an active one holding a recent record.
 fn setup(dir: &Path, fc: FabricConfig) -> (Fabric, Appended) {
+    setup_with(dir, fc, topic_config())
+}
+
+fn setup_with(dir: &Path, fc: FabricConfig, tc: TopicConfig) -> (Fabric, Appended) {
     let fabric = Fabric::open(dir, fc).unwrap();
-    fabric.create_topic(TOPIC, topic_config()).unwrap();
+    fabric.create_topic(TOPIC, tc).unwrap();
     let log = fabric.partition(TOPIC, 0).unwrap();
     let mut all = Vec::new();
     for s in 0..3 {
@@ -475,4 +479,123 @@ fn a_fabric_without_credentials_in_the_environment_refuses_to_open_naming_them()
         err.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set"),
         "{err}"
     );
+}
+
+#[test]
+fn warm_retention_deletes_or_exports_remote_archives_marker_first() {
+    let moto = Moto::start();
+    moto.create_bucket("warm");
+    for action in [ColdAction::Delete, ColdAction::Export] {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("{action:?}").to_lowercase();
+        let s = store(&moto.endpoint(), "warm", &prefix);
+        let mut tc = topic_config();
+        tc.cold_action = action;
+        let (fabric, all) = setup_with(
+            dir.path(),
+            fabric_config(remote_config(&moto.endpoint(), "warm", &prefix)),
+            tc,
+        );
+        fabric.maintain_at(at(NOW)).unwrap();
+        assert_eq!(s.list(&s.key(TOPIC)).unwrap().len(), 3);
+        // A year later the three archives are past warm retention.
+        let report = fabric.maintain_at(at(T0 + 400 * DAY_US)).unwrap();
+        assert!(s.list(&s.key(TOPIC)).unwrap().is_empty(), "{action:?}");
+        assert!(
+            warm_dir_names(dir.path()).is_empty(),
+            "{:?}",
+            warm_dir_names(dir.path())
+        );
+        assert_eq!(fabric.earliest_available(TOPIC, 0).unwrap(), 30);
+        let summary = &fabric.tier_summary(TOPIC).unwrap()[0];
+        match action {
+            ColdAction::Delete => {
+                assert_eq!(report.segments_deleted, 3);
+                assert!(summary.cold.is_empty());
+            }
+            _ => {
+                assert_eq!(report.segments_to_cold, 3);
+                // Exported as local archives, valid and complete.
+                let cold: Vec<(u64, u64)> = summary
+                    .cold
+                    .iter()
+                    .map(|a| (a.summary.base_offset, a.summary.next_offset))
+                    .collect();
+                assert_eq!(cold, [(0, 10), (10, 20), (20, 30)]);
+                assert!(summary.cold.iter().all(|a| a.remote.is_none()));
+            }
+        }
+        let got = read_all(&fabric).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].2, all[30].1);
+    }
+}
+
+#[test]
+fn verify_remote_checks_every_object_and_names_a_damaged_one() {
+    let moto = Moto::start();
+    moto.create_bucket("warm");
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, _) = setup(
+        dir.path(),
+        fabric_config(remote_config(&moto.endpoint(), "warm", "v")),
+    );
+    fabric.maintain_at(at(NOW)).unwrap();
+    let checks = fabric.verify_remote_warm(TOPIC).unwrap();
+    let ranges: Vec<(u64, u64)> = checks
+        .iter()
+        .map(|c| (c.base_offset, c.next_offset))
+        .collect();
+    assert_eq!(ranges, [(0, 10), (10, 20), (20, 30)]);
+    assert!(checks.iter().all(|c| c.problem.is_none()), "{checks:?}");
+    // One byte of the middle object's first block flips, behind the tier's back.
+    let s = store(&moto.endpoint(), "warm", "v");
+    let key = s.key("audit.trail.v1/0/00000000000000000010.archive");
+    let size = s.head(&key).unwrap().unwrap().size;
+    let mut bytes = s.get_range(&key, 0..size).unwrap().to_vec();
+    bytes[20] ^= 0x01;
+    s.put_plain(&key, bytes.into()).unwrap();
+    let checks = fabric.verify_remote_warm(TOPIC).unwrap();
+    let bad: Vec<&RemoteArchiveCheck> = checks.iter().filter(|c| c.problem.is_some()).collect();
+    assert_eq!(bad.len(), 1, "{checks:?}");
+    assert_eq!(bad[0].location, s.location(&key));
+    let why = bad[0].problem.as_deref().unwrap();
+    assert!(
+        why.contains("CRC-32") && why.contains(&s.location(&key)),
+        "{why}"
+    );
+    // A read of that block fails too, naming the file, never returning the damaged batch.
+    let err = read_all(&fabric).unwrap_err().to_string();
+    assert!(
+        err.contains("00000000000000000010.remote") && err.contains("checksum"),
+        "{err}"
+    );
+}
+
+#[test]
+fn past_the_local_disk_ceiling_appends_are_refused_until_an_upload_succeeds() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rc = remote_config(&moto.endpoint(), "late-bucket", "");
+    // Three sealed segments of ~1 KiB and the active one: over 2 KiB.
+    rc.local_ceiling_bytes = Some(2048);
+    let (fabric, all) = setup(dir.path(), fabric_config(rc));
+    let log = fabric.partition(TOPIC, 0).unwrap();
+    log.append(b"still accepted").unwrap();
+    // The bucket does not exist yet: the upload fails, the ceiling bites.
+    let err = fabric.maintain_at(at(NOW)).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let err = log.append(b"refused").unwrap_err();
+    let Error::ObjectStore { op, reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*op, "append");
+    assert!(reason.contains("local-disk ceiling of 2048"), "{reason}");
+    // Nothing was lost or written: everything accepted is still readable.
+    assert_eq!(read_all(&fabric).unwrap().len(), all.len() + 1);
+    // The bucket appears: the next run uploads and appends go on.
+    moto.create_bucket("late-bucket");
+    fabric.maintain_at(at(NOW)).unwrap();
+    log.append(b"accepted again").unwrap();
+    assert_eq!(read_all(&fabric).unwrap().len(), all.len() + 2);
 }

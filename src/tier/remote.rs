@@ -550,6 +550,7 @@ impl PartitionJob<'_> {
         base: u64,
     ) -> Result<u64> {
         if let Some(e) = remote.deferred(self.topic, self.partition) {
+            self.enforce_ceiling(remote, true);
             return Err(e);
         }
         let dir = self.warm.dir.clone();
@@ -572,6 +573,7 @@ impl PartitionJob<'_> {
         let key = remote.object_key(self.topic, self.partition, base);
         let uploaded = remote.upload(&archive_tmp, &key, now_micros());
         remote.note_attempt(self.topic, self.partition, uploaded.as_ref().err());
+        self.enforce_ceiling(remote, uploaded.is_err());
         let marker = match uploaded {
             Ok(m) => m,
             Err(e) => {
@@ -595,6 +597,36 @@ impl PartitionJob<'_> {
         Ok(marker.object_size)
     }
 
+    /// While uploads fail, a hot tier above the configured local-disk
+    /// ceiling refuses appends (checked at each upload attempt); once an
+    /// upload succeeds, or the hot bytes are back under it, appends go on.
+    fn enforce_ceiling(&self, remote: &RemoteHandle, failing: bool) {
+        let Some(ceiling) = remote.config.local_ceiling_bytes else {
+            return;
+        };
+        let hot: u64 = self
+            .log
+            .segment_handles()
+            .iter()
+            .map(|s| s.committed_len())
+            .sum();
+        if failing && hot > ceiling {
+            let location = remote.store.location(
+                &remote
+                    .store
+                    .key(&format!("{}/{}", self.topic, self.partition)),
+            );
+            let reason = format!(
+                "topic {:?} partition {} holds {hot} hot bytes, over the local-disk ceiling of {ceiling}, while its uploads to the warm tier fail: appends are refused until an upload succeeds",
+                self.topic, self.partition
+            );
+            log::warn!("{reason}");
+            self.log.refuse_appends(Some((location, reason)));
+        } else {
+            self.log.refuse_appends(None);
+        }
+    }
+
     /// Warm → cold export of a remote archive: downloaded whole and checked
     /// (size, CRC-32, every block), written to `tmp`, synced, renamed to
     /// `target`, directory synced.
@@ -614,6 +646,81 @@ impl PartitionJob<'_> {
         drop(out);
         self.io.rename(tmp, target)?;
         self.io.sync_dir(dir)
+    }
+}
+
+/// What `Fabric::verify_remote_warm` found about one remote archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteArchiveCheck {
+    /// Partition.
+    pub partition: u32,
+    /// First offset the marker says the archive holds.
+    pub base_offset: u64,
+    /// One past its last offset.
+    pub next_offset: u64,
+    /// `s3://bucket/key`.
+    pub location: String,
+    /// The object's size as recorded at upload.
+    pub bytes: u64,
+    /// What is wrong (a missing or changed object, a damaged block, a gap
+    /// in offsets against the next archive or the hot tier), or `None`.
+    pub problem: Option<String>,
+}
+
+impl crate::fabric::Fabric {
+    /// Checks every remote warm archive of `topic` against the store:
+    /// the object exists with the recorded size, its bytes have the CRC-32
+    /// recorded at upload, and its header, footer, index and every block
+    /// verify; offsets continue without gap or overlap into the next archive
+    /// and into the hot tier. Downloads every object whole (what `fabric
+    /// verify --remote` is for). Local archives are not looked at here.
+    pub fn verify_remote_warm(&self, topic: &str) -> Result<Vec<RemoteArchiveCheck>> {
+        let Some(remote) = self.tiers().remote.clone() else {
+            return Err(Error::invalid(
+                "verify --remote",
+                "this fabric has no remote warm tier (FabricConfig::remote_warm)",
+            ));
+        };
+        let handle = self.handle(topic)?;
+        let mut out = Vec::new();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            let view = self.partition_view(topic, p as u32)?;
+            if view.warm.read_only {
+                view.warm.reload(log)?;
+            }
+            let archives = view.warm.snapshot();
+            let hot_earliest = log.earliest_offset();
+            for (i, a) in archives.iter().enumerate() {
+                let Some(fetcher) = &a.fetcher else { continue };
+                let mut problem = remote
+                    .download_verified(&a.path)
+                    .err()
+                    .map(|e| e.to_string());
+                let next_base = archives.get(i + 1).map_or(hot_earliest, |n| n.base());
+                if problem.is_none() && a.next() != next_base {
+                    problem = Some(format!(
+                        "offsets {}..{} are followed by offset {next_base} ({})",
+                        a.base(),
+                        a.next(),
+                        if archives.get(i + 1).is_some() {
+                            "the next archive"
+                        } else {
+                            "the hot tier"
+                        }
+                    ));
+                }
+                out.push(RemoteArchiveCheck {
+                    partition: p as u32,
+                    base_offset: a.base(),
+                    next_offset: a.next(),
+                    location: fetcher.location(),
+                    bytes: a.summary.file_bytes,
+                    problem,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
