@@ -20,8 +20,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::storage::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
 use crate::envelope::{EnvelopeHead, EnvelopeRef};
+use crate::storage::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
 use crate::{Durability, Log, LogConfig, ReadLimit, RecoveryMode};
 
 const PATH: &str = "fuzz-input";
@@ -338,7 +338,8 @@ pub fn state_log(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 /// Replays state-log payloads as a consumer group's cursor log; how many
 /// partitions end up committed.
 pub fn cursor_records(records: &[Vec<u8>]) -> Result<usize, String> {
-    crate::consume::group::store::replay_for_fuzzing(records, Path::new(PATH)).map_err(|e| e.to_string())
+    crate::consume::group::store::replay_for_fuzzing(records, Path::new(PATH))
+        .map_err(|e| e.to_string())
 }
 
 /// Folds state-log payloads as a queue's state log.

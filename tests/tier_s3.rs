@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use eventfabric::testing::FaultPlan;
 use eventfabric::{
-    ColdAction, Error, Fabric, FabricConfig, FaultPlan, FsyncPolicy, RemoteArchiveCheck,
-    RemoteStore, RemoteWarmConfig, S3Credentials, StartFrom, TopicConfig,
+    ColdAction, Error, Fabric, FabricConfig, FsyncPolicy, RemoteArchiveCheck, RemoteStore,
+    RemoteWarmConfig, S3Credentials, StartFrom, TopicConfig,
 };
 use s3_support::{Moto, Proxy, config, credentials, store};
 

@@ -21,11 +21,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock::now_micros;
+use crate::consume::reader::{Reader, StartFrom};
 use crate::envelope::{EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
-use crate::fabric::Fabric;
-use crate::storage::log::now_micros;
-use crate::consume::reader::StartFrom;
+use crate::produce::ProducerFactory;
+use crate::topic::PartitionSource;
 use crate::topic::TopicConfig;
 
 /// Suffix of a dead-letter topic's name.
@@ -410,13 +411,16 @@ pub(crate) fn decode(
 /// makes it durable; returns where it landed. Callers ack the source only
 /// after this returned, so a crash in between dead-letters twice at worst
 /// (replay skips the duplicate: see [`crate::consume::dlq_replay`]), never loses it.
-pub(crate) fn dead_letter(fabric: &Fabric, letter: &DeadLetter) -> Result<(u32, u64)> {
-    let dlq = ensure_dlq_topic(fabric, &letter.topic)?;
+pub(crate) fn dead_letter(
+    topics: &Arc<dyn PartitionSource>,
+    letter: &DeadLetter,
+) -> Result<(u32, u64)> {
+    let dlq = ensure_dlq_topic(topics, &letter.topic)?;
     let dead_at = now_micros();
     let record = encode(letter, dead_at)?;
-    let partitions = fabric.topic_info(&dlq)?.config.partitions;
+    let partitions = topics.topic_info(&dlq)?.config.partitions;
     let partition = letter.partition % partitions.max(1);
-    let log = fabric.partition(&dlq, partition)?;
+    let log = topics.partition(&dlq, partition)?;
     let offsets = log.append_batch_with_timestamps(&[(dead_at, &record[..])])?;
     // The source ack that follows may reach the disk first otherwise.
     log.flush()?;
@@ -424,18 +428,18 @@ pub(crate) fn dead_letter(fabric: &Fabric, letter: &DeadLetter) -> Result<(u32, 
 }
 
 /// Creates `<topic>.dlq` like `topic` when it does not exist; returns its name.
-pub(crate) fn ensure_dlq_topic(fabric: &Fabric, topic: &str) -> Result<String> {
+pub(crate) fn ensure_dlq_topic(topics: &Arc<dyn PartitionSource>, topic: &str) -> Result<String> {
     let dlq = dlq_topic_name(topic);
-    if fabric.topic_info(&dlq).is_ok() {
+    if topics.topic_info(&dlq).is_ok() {
         return Ok(dlq);
     }
-    let source = fabric.topic_info(topic)?.config;
+    let source = topics.topic_info(topic)?.config;
     let mut config = TopicConfig::with_partitions(source.partitions);
     config.fsync = source.fsync;
-    match fabric.create_topic(&dlq, config) {
+    match topics.create_topic(&dlq, config) {
         Ok(()) => Ok(dlq),
         // Another thread created it meanwhile.
-        Err(_) if fabric.topic_info(&dlq).is_ok() => Ok(dlq),
+        Err(_) if topics.topic_info(&dlq).is_ok() => Ok(dlq),
         Err(e) => Err(e),
     }
 }
@@ -470,7 +474,9 @@ impl DlqFilter {
 /// Read access to the dead letters of one source topic.
 #[derive(Debug, Clone)]
 pub struct DeadLetters {
-    pub(crate) fabric: Fabric,
+    pub(crate) topics: Arc<dyn PartitionSource>,
+    /// What a replay republishes through.
+    pub(crate) producers: Arc<dyn ProducerFactory>,
     pub(crate) source: String,
     pub(crate) dlq: String,
 }
@@ -480,7 +486,11 @@ impl DeadLetters {
     /// writable fabric a missing `<source>.dlq` topic is created (empty, as
     /// the first dead letter would create it); `source` itself must exist
     /// (or have left a `.dlq` behind).
-    pub fn open(fabric: &Fabric, source: &str) -> Result<DeadLetters> {
+    pub(crate) fn open(
+        topics: &Arc<dyn PartitionSource>,
+        producers: Arc<dyn ProducerFactory>,
+        source: &str,
+    ) -> Result<DeadLetters> {
         if source.ends_with(DLQ_SUFFIX) {
             return Err(Error::invalid(
                 format!("dead-letter queue of topic {source:?}"),
@@ -488,19 +498,20 @@ impl DeadLetters {
             ));
         }
         let dlq = dlq_topic_name(source);
-        if fabric.topic_info(&dlq).is_err() {
-            if fabric.topic_info(source).is_err() {
+        if topics.topic_info(&dlq).is_err() {
+            if topics.topic_info(source).is_err() {
                 return Err(Error::invalid(
                     format!("dead-letter queue of topic {source:?}"),
                     format!("topic {source:?} does not exist (nor does {dlq:?})"),
                 ));
             }
-            if !fabric.is_read_only() {
-                ensure_dlq_topic(fabric, source)?;
+            if !topics.is_read_only() {
+                ensure_dlq_topic(topics, source)?;
             }
         }
         Ok(DeadLetters {
-            fabric: fabric.clone(),
+            topics: topics.clone(),
+            producers,
             source: source.to_string(),
             dlq,
         })
@@ -528,10 +539,10 @@ impl DeadLetters {
         // A read-only view of a topic whose first dead letter has not landed
         // yet has no `.dlq` topic to read (only a writer creates it): that is
         // an empty DLQ, not an error.
-        let reader = if self.fabric.is_read_only() && self.fabric.topic_info(&self.dlq).is_err() {
+        let reader = if self.topics.is_read_only() && self.topics.topic_info(&self.dlq).is_err() {
             None
         } else {
-            Some(self.fabric.reader(&self.dlq, from)?)
+            Some(Reader::open(&self.topics, &self.dlq, from)?)
         };
         Ok(DlqIter {
             reader,
@@ -544,10 +555,8 @@ impl DeadLetters {
     /// The entry at `partition`:`offset` of the `.dlq` topic.
     pub fn get(&self, partition: u32, offset: u64) -> Result<DlqEntry> {
         let from = StartFrom::Offsets(std::collections::BTreeMap::from([(partition, offset)]));
-        let mut reader = self
-            .fabric
-            .reader(&self.dlq, from)?
-            .with_partitions(&[partition])?;
+        let mut reader =
+            Reader::open(&self.topics, &self.dlq, from)?.with_partitions(&[partition])?;
         let raw = match reader.next_raw() {
             Some(raw) => raw?,
             None => {

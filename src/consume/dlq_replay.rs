@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::consume::dlq::{DeadLetters, DlqEntry, DlqFilter};
+use crate::consume::reader::Reader;
+use crate::consume::reader::StartFrom;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::fabric::Fabric;
+use crate::produce::ProducerFactory;
 use crate::produce::partitioner::partition_for_key;
 use crate::produce::producer::Published;
-use crate::consume::reader::StartFrom;
 use crate::storage::statelog::StateLog;
+use crate::topic::PartitionSource;
+use std::sync::Arc;
 
 const LEDGER_VERSION: u8 = 1;
 const KIND_INTENT: u8 = 1;
@@ -129,9 +132,9 @@ impl Bytes<'_> {
 }
 
 impl Ledger {
-    fn open(fabric: &Fabric, dlq_topic: &str) -> Result<Ledger> {
-        let dir = fabric.path().join(REPLAY_DIR).join(dlq_topic);
-        let opened = StateLog::open(&fabric.state_io(), &dir, LEDGER_NAME)?;
+    fn open(topics: &Arc<dyn PartitionSource>, dlq_topic: &str) -> Result<Ledger> {
+        let dir = topics.path().join(REPLAY_DIR).join(dlq_topic);
+        let opened = StateLog::open(&topics.state_io(), &dir, LEDGER_NAME)?;
         let path = opened.log.path().to_path_buf();
         let mut ledger = Ledger {
             log: opened.log,
@@ -238,24 +241,23 @@ impl Ledger {
     /// partition at or after the recorded end) or not (forgotten: replayed
     /// again). An intent whose target range was deleted by retention counts
     /// as published: never twice wins over at least once here.
-    fn resolve_in_doubt(&mut self, fabric: &Fabric, source_topic: &str) -> Result<u64> {
+    fn resolve_in_doubt(
+        &mut self,
+        topics: &Arc<dyn PartitionSource>,
+        source_topic: &str,
+    ) -> Result<u64> {
         let mut resolved = 0;
         let intents: Vec<Intent> = self.in_doubt.values().copied().collect();
         for intent in intents {
-            let log = fabric.partition(source_topic, intent.target_partition)?;
+            let log = topics.partition(source_topic, intent.target_partition)?;
             // Warm and hot: a range retention moved to warm is still scanned.
-            let (earliest, _) = crate::consume::group::retained_range_checked(
-                fabric,
-                source_topic,
-                intent.target_partition,
-                &log,
-            )?;
+            let (earliest, _) =
+                topics.retained_range_checked(source_topic, intent.target_partition, &log)?;
             let found = if intent.target_from < earliest {
                 Some(u64::MAX)
             } else {
                 let from = BTreeMap::from([(intent.target_partition, intent.target_from)]);
-                let mut reader = fabric
-                    .reader(source_topic, StartFrom::Offsets(from))?
+                let mut reader = Reader::open(topics, source_topic, StartFrom::Offsets(from))?
                     .with_partitions(&[intent.target_partition])?;
                 let mut found = None;
                 while let Some(raw) = reader.next_raw() {
@@ -297,7 +299,7 @@ impl DeadLetters {
     /// and recorded (running it again skips them). Needs a writable fabric;
     /// a concurrent replay of the same DLQ gets [`Error::Locked`].
     pub fn replay(&self, filter: &DlqFilter, rate_per_sec: Option<f64>) -> Result<ReplayReport> {
-        if self.fabric.is_read_only() {
+        if self.topics.is_read_only() {
             return Err(Error::invalid(
                 "dlq replay",
                 "needs the data directory as writer (it publishes into the source topic)",
@@ -311,9 +313,9 @@ impl DeadLetters {
                 format!("must be a positive number per second, got {rate}"),
             ));
         }
-        let mut ledger = Ledger::open(&self.fabric, &self.dlq)?;
+        let mut ledger = Ledger::open(&self.topics, &self.dlq)?;
         let mut report = ReplayReport {
-            resolved_in_doubt: ledger.resolve_in_doubt(&self.fabric, &self.source)?,
+            resolved_in_doubt: ledger.resolve_in_doubt(&self.topics, &self.source)?,
             ..ReplayReport::default()
         };
         let started = Instant::now();
@@ -377,10 +379,10 @@ impl DeadLetters {
     ) -> Result<Published> {
         let dlq = (entry.dlq_partition, entry.dlq_offset);
         let source = (entry.letter.partition, entry.letter.offset);
-        let partitions = self.fabric.topic_info(&self.source)?.config.partitions;
+        let partitions = self.topics.topic_info(&self.source)?.config.partitions;
         let target_partition = partition_for_key(&envelope.partition_key, partitions);
         let target_from = self
-            .fabric
+            .topics
             .partition(&self.source, target_partition)?
             .next_offset();
         let intent = Intent {
@@ -391,8 +393,8 @@ impl DeadLetters {
             event_id: envelope.event_id,
         };
         ledger.log.append(&[&encode_intent(&intent)], true)?;
-        let published = republish(&self.fabric, &self.source, envelope)?;
-        self.fabric
+        let published = republish(&*self.producers, &self.source, envelope)?;
+        self.topics
             .partition(&self.source, published.partition)?
             .flush()?;
         let done = encode_done(dlq, source, (published.partition, published.offset));
@@ -406,8 +408,12 @@ impl DeadLetters {
 /// `topic`: the one place a deliberate DLQ replay publishes, bypassing the
 /// producer dedup cache (the original event id was appended before, and
 /// replaying it is the point).
-fn republish(fabric: &Fabric, topic: &str, envelope: &Envelope) -> Result<Published> {
-    let mut producer = fabric.producer(topic, "eventfabric-dlq-replay")?;
+fn republish(
+    producers: &dyn ProducerFactory,
+    topic: &str,
+    envelope: &Envelope,
+) -> Result<Published> {
+    let mut producer = producers.producer(topic, "eventfabric-dlq-replay")?;
     // A deliberate replay of an event the topic already holds: the dedup
     // cache would answer with the original position and append nothing.
     // The replay ledger, not the dedup window, guards against doing it twice.
@@ -417,6 +423,7 @@ fn republish(fabric: &Fabric, topic: &str, envelope: &Envelope) -> Result<Publis
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Fabric;
 
     #[test]
     fn ledger_records_round_trip() {
@@ -430,7 +437,7 @@ mod tests {
             event_id: Uuid::from_u128(7),
         };
         {
-            let mut ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            let mut ledger = Ledger::open(&fabric.source(), "t.dlq").unwrap();
             ledger
                 .log
                 .append(
@@ -442,7 +449,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+        let ledger = Ledger::open(&fabric.source(), "t.dlq").unwrap();
         assert_eq!(ledger.in_doubt.get(&(1, 2)), Some(&intent));
         assert!(ledger.done.contains_key(&(9, 9)));
         assert!(ledger.done_source.contains_key(&(8, 8)));
@@ -455,13 +462,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fabric = Fabric::open(dir.path(), crate::FabricConfig::default()).unwrap();
         {
-            let mut ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            let mut ledger = Ledger::open(&fabric.source(), "t.dlq").unwrap();
             let mut done = encode_done((1, 1), (2, 2), (3, 3));
             assert_eq!(done.len(), 38);
             done.extend_from_slice(&[0, 0, 0, 0]);
             ledger.log.append(&[&done], true).unwrap();
         }
-        let err = Ledger::open(&fabric, "t.dlq").unwrap_err();
+        let err = Ledger::open(&fabric.source(), "t.dlq").unwrap_err();
         assert!(matches!(err, Error::Corrupted { .. }), "{err}");
         assert!(err.to_string().contains("record 0"), "{err}");
     }
@@ -476,7 +483,7 @@ mod tests {
         let fabric = Fabric::open(dir.path(), crate::FabricConfig::default()).unwrap();
         let state = |l: &Ledger| (l.done.clone(), l.in_doubt.clone());
         let before = {
-            let mut ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            let mut ledger = Ledger::open(&fabric.source(), "t.dlq").unwrap();
             for i in 0..200u64 {
                 let intent = Intent {
                     dlq: (0, i),
@@ -503,14 +510,15 @@ mod tests {
             ledger.log.sync().unwrap();
             state(&ledger)
         };
-        let full = Ledger::open(&fabric, "t.dlq").unwrap().log.len();
+        let full = Ledger::open(&fabric.source(), "t.dlq").unwrap().log.len();
         let mut crash_at = 1;
         loop {
-            let plan = std::sync::Arc::new(crate::storage::io::FaultPlan::new().crash_after(crash_at));
+            let plan =
+                std::sync::Arc::new(crate::storage::io::FaultPlan::new().crash_after(crash_at));
             fabric.set_state_fault_injector(Some(plan));
-            let compacted = Ledger::open(&fabric, "t.dlq").and_then(|mut l| l.compact());
+            let compacted = Ledger::open(&fabric.source(), "t.dlq").and_then(|mut l| l.compact());
             fabric.set_state_fault_injector(None);
-            let ledger = Ledger::open(&fabric, "t.dlq").unwrap();
+            let ledger = Ledger::open(&fabric.source(), "t.dlq").unwrap();
             assert_eq!(state(&ledger), before, "crash after {crash_at} operations");
             if compacted.is_ok() {
                 assert!(
@@ -562,7 +570,7 @@ mod tests {
             let envelope = entry.envelope().unwrap().to_envelope().unwrap();
             // The first half of replay_one, then a crash.
             {
-                let mut ledger = Ledger::open(&fabric, letters.topic()).unwrap();
+                let mut ledger = Ledger::open(&fabric.source(), letters.topic()).unwrap();
                 let target_partition = partition_for_key(&envelope.partition_key, 2);
                 let intent = Intent {
                     dlq: (entry.dlq_partition, entry.dlq_offset),

@@ -16,69 +16,25 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::clock::{Clock, SystemClock};
 use crate::consume::dlq::{self, DeadLetter, DlqRateAlert, DlqRateEvent, DlqReason, RateWindow};
-use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
-use crate::error::{Error, Result};
-use crate::fabric::{Fabric, TopicHandle};
 use crate::consume::queue_state::{self, History, PartitionState};
 use crate::consume::reader::{RawEvent, Reader, StartFrom};
 use crate::consume::retry::RetryPolicy;
+use crate::envelope::{EnvelopeError, EnvelopeHead, EnvelopeRef};
+use crate::error::{Error, Result};
 use crate::storage::statelog::StateLog;
+use crate::topic::{PartitionSource, TopicHandle};
 
 /// Directory (under the data directory) holding one directory per queue.
 pub const QUEUES_DIR: &str = "queues";
 const STATE_FILE: &str = "state";
-
-/// A source of "now" in µs since the Unix epoch. Queues take every time
-/// decision (visibility deadlines, retry times, TTL) from their clock, so a
-/// test can drive them with a [`ManualClock`] and never sleep.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now, µs since the Unix epoch.
-    fn now_micros(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_micros(&self) -> i64 {
-        crate::storage::log::now_micros()
-    }
-}
-
-/// A clock that moves only when told to (for tests and simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// A clock reading `micros`.
-    pub fn new(micros: i64) -> ManualClock {
-        ManualClock(AtomicI64::new(micros))
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_micros() as i64, Ordering::SeqCst);
-    }
-
-    /// Sets the clock to `micros`.
-    pub fn set(&self, micros: i64) {
-        self.0.store(micros, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_micros(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// Settings of a [`Queue`]. Start from `QueueConfig::default()` and set fields.
 #[derive(Debug, Clone)]
@@ -159,6 +115,16 @@ impl QueueConfig {
                 "dlq alert window",
                 "must be longer than zero",
             ));
+        }
+        use crate::clock::{DAY, HOUR, check_duration};
+        // SQS's limit: a message invisible for longer is a lost message.
+        check_duration(
+            "queue visibility_timeout",
+            self.visibility_timeout,
+            12 * HOUR,
+        )?;
+        if let Some(a) = &self.dlq_alert {
+            check_duration("dlq alert window", a.window, 7 * DAY)?;
         }
         Ok(())
     }
@@ -353,14 +319,14 @@ impl fmt::Debug for State {
 
 struct Inner {
     name: String,
-    fabric: Fabric,
+    source: Arc<dyn PartitionSource>,
     topic: Arc<TopicHandle>,
     config: QueueConfig,
     state: Mutex<State>,
     /// Fetchers blocked now: acks and nacks wake them only when non-zero.
     waiters: AtomicUsize,
     /// Keeps `Fabric::close` from closing the fabric under this queue.
-    _open: crate::fabric::OpenHandle,
+    _open: crate::topic::OpenHandle,
 }
 
 impl fmt::Debug for Inner {
@@ -394,7 +360,7 @@ fn queue_error(name: &str, reason: impl Into<String>) -> Error {
 
 impl Queue {
     pub(crate) fn open(
-        fabric: &Fabric,
+        source: &Arc<dyn PartitionSource>,
         name: &str,
         topic: &str,
         config: QueueConfig,
@@ -402,7 +368,7 @@ impl Queue {
         crate::topic::validate_topic_name(name)
             .map_err(|e| queue_error(name, format!("bad name: {e}")))?;
         config.validate()?;
-        if fabric.is_read_only() {
+        if source.is_read_only() {
             return Err(queue_error(
                 name,
                 "queues write their state and dead letters: open the data directory as writer",
@@ -417,9 +383,9 @@ impl Queue {
                 ),
             ));
         }
-        let handle = fabric.handle(topic)?;
-        let dir = fabric.path().join(QUEUES_DIR).join(name);
-        let opened = StateLog::open(&fabric.state_io(), &dir, STATE_FILE)?;
+        let handle = source.handle(topic)?;
+        let dir = source.path().join(QUEUES_DIR).join(name);
+        let opened = StateLog::open(&source.state_io(), &dir, STATE_FILE)?;
         let mut persisted = queue_state::fold(&opened.records, opened.log.path())?;
         let mut log = opened.log;
         match &persisted.topic {
@@ -440,7 +406,7 @@ impl Queue {
         let mut starts = BTreeMap::new();
         for (p, l) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = crate::consume::group::retained_range(fabric, topic, p, l);
+            let (earliest, end) = source.retained_range(topic, p, l);
             let part = persisted.partitions.entry(p).or_default();
             // Done offsets past the end: records the queue counted as acked
             // are gone (acks are never persisted past the durable offset, so
@@ -469,7 +435,7 @@ impl Queue {
             }
             starts.insert(p, part.floor);
         }
-        let reader = Reader::new(fabric.clone(), handle.clone(), StartFrom::Offsets(starts))?
+        let reader = Reader::new(source.clone(), handle.clone(), StartFrom::Offsets(starts))?
             .durable_only(config.durable_only);
         let compact_at = config.compact_after_bytes.max(2 * log.len());
         let state = State {
@@ -492,12 +458,12 @@ impl Queue {
         Ok(Queue {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                fabric: fabric.clone(),
+                source: source.clone(),
                 topic: handle,
                 config,
                 state: Mutex::new(state),
                 waiters: AtomicUsize::new(0),
-                _open: fabric.track(format!("queue {name:?} on topic {topic:?}")),
+                _open: source.track(format!("queue {name:?} on topic {topic:?}")),
             }),
         })
     }
@@ -530,7 +496,7 @@ impl Queue {
     /// woken by appends to the topic, by acks and nacks of other consumers,
     /// and at the next visibility deadline or retry time — never polling.
     pub fn fetch(&self, max: usize, timeout: Duration) -> Result<Vec<QueueMessage>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         let signal = self.inner.topic.append_signal.clone();
         loop {
             // Counted before the look: an ack after it sees the waiter and
@@ -553,7 +519,7 @@ impl Queue {
             let wake = match next_due {
                 Some(due) => {
                     let until = due.saturating_sub(self.now()).max(0) as u64;
-                    deadline.min(now + Duration::from_micros(until))
+                    deadline.min(crate::clock::deadline(now, Duration::from_micros(until)))
                 }
                 None => deadline,
             };
@@ -614,7 +580,7 @@ impl Queue {
     }
 
     fn now(&self) -> i64 {
-        self.inner.config.clock.now_micros()
+        self.inner.config.clock.wall_micros()
     }
 
     fn wake_fetchers(&self) {
@@ -1014,7 +980,7 @@ impl State {
             reason,
             now,
         );
-        match dlq::dead_letter(&inner.fabric, &letter) {
+        match dlq::dead_letter(&inner.source, &letter) {
             Ok((partition, offset)) => {
                 self.outstanding.remove(&key);
                 self.after_dead_letter(inner, key, now);
@@ -1052,7 +1018,7 @@ impl State {
             reason,
             now,
         );
-        if let Err(e) = dlq::dead_letter(&inner.fabric, &letter) {
+        if let Err(e) = dlq::dead_letter(&inner.source, &letter) {
             // Keep it as a message waiting for another try at dead-lettering.
             let delay = inner
                 .config
@@ -1233,6 +1199,7 @@ fn make_durable(inner: &Inner, ends: impl Iterator<Item = (u32, u64)>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Fabric;
     use crate::{Draft, FabricConfig, FsyncPolicy, TopicConfig};
 
     #[test]

@@ -14,9 +14,9 @@ use jiff::Timestamp;
 
 use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
-use crate::fabric::{Fabric, TopicHandle};
 use crate::storage::log::{Log, Record};
-use crate::tier::{PartitionView, TierRecords};
+use crate::storage::warm::{PartitionView, TierRecords};
+use crate::topic::{PartitionSource, TopicHandle};
 
 /// Where a [`Reader`] starts in each partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +185,7 @@ impl Cursor {
 /// decoded and validated; a record that is not a valid envelope is an error.
 #[derive(Debug)]
 pub struct Reader {
-    fabric: Fabric,
+    source: Arc<dyn PartitionSource>,
     topic: Arc<TopicHandle>,
     from: StartFrom,
     cursors: Vec<Cursor>,
@@ -196,16 +196,20 @@ pub struct Reader {
     seen: usize,
     last_topic_refresh: Instant,
     /// Registered with the fabric when made by [`Fabric::reader`].
-    _open: Option<crate::fabric::OpenHandle>,
+    _open: Option<crate::topic::OpenHandle>,
     /// Stop each partition at its log's durable offset.
     durable_only: bool,
 }
 
 impl Reader {
-    pub(crate) fn new(fabric: Fabric, topic: Arc<TopicHandle>, from: StartFrom) -> Result<Reader> {
+    pub(crate) fn new(
+        source: Arc<dyn PartitionSource>,
+        topic: Arc<TopicHandle>,
+        from: StartFrom,
+    ) -> Result<Reader> {
         topic.check_live()?;
         let mut reader = Reader {
-            fabric,
+            source,
             topic,
             from,
             cursors: Vec::new(),
@@ -238,7 +242,18 @@ impl Reader {
     }
 
     /// Counts this reader among the handles that keep its fabric open.
-    pub(crate) fn tracked(mut self, open: crate::fabric::OpenHandle) -> Reader {
+    /// A reader of `topic` from `from`, registered as keeping the data
+    /// directory open while it lives.
+    pub(crate) fn open(
+        source: &Arc<dyn PartitionSource>,
+        topic: &str,
+        from: StartFrom,
+    ) -> Result<Reader> {
+        let reader = Reader::new(source.clone(), source.handle(topic)?, from)?;
+        Ok(reader.tracked(source.track(format!("a Reader of topic {topic:?}"))))
+    }
+
+    pub(crate) fn tracked(mut self, open: crate::topic::OpenHandle) -> Reader {
         self._open = Some(open);
         self
     }
@@ -291,7 +306,7 @@ impl Reader {
             } else {
                 StartFrom::Earliest
             };
-            let tiers = self.fabric.partition_view(&self.topic.name, p)?;
+            let tiers = self.source.partition_view(&self.topic.name, p)?;
             debug_assert!(Arc::ptr_eq(&tiers.log, log));
             self.cursors.push(Cursor::new(tiers, &from)?);
         }
@@ -333,14 +348,14 @@ impl Reader {
     /// polling); on a read-only fabric, where the writer is another process,
     /// it polls the files (every 10 ms), picking up new partitions as well.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         loop {
             // Taken before looking at the logs: an append after the look
             // changes it, so the wait below cannot miss that append.
             let generation = self.topic.append_signal.generation();
-            if self.fabric.is_read_only() {
+            if self.source.is_read_only() {
                 if self.last_topic_refresh.elapsed() > Duration::from_millis(500) {
-                    self.fabric.refresh()?;
+                    self.source.refresh()?;
                     self.last_topic_refresh = Instant::now();
                 } else {
                     for c in &self.cursors {
@@ -362,7 +377,7 @@ impl Reader {
             if now >= deadline {
                 return Ok(false);
             }
-            if self.fabric.is_read_only() {
+            if self.source.is_read_only() {
                 std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
             } else {
                 self.topic.append_signal.wait_past(generation, deadline);
@@ -420,6 +435,7 @@ impl Iterator for Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Fabric;
     use crate::{FabricConfig, FsyncPolicy, TopicConfig};
 
     #[test]

@@ -90,6 +90,7 @@ impl RetryPolicy {
                         format!("{max:?} is below the initial delay {initial:?}"),
                     ));
                 }
+                crate::clock::check_duration("retry backoff max", *max, 7 * crate::clock::DAY)?;
             }
             Backoff::List(list) if list.is_empty() => {
                 return Err(Error::invalid(
@@ -97,7 +98,15 @@ impl RetryPolicy {
                     "must name at least one delay",
                 ));
             }
-            Backoff::List(_) => {}
+            Backoff::List(list) => {
+                for delay in list {
+                    crate::clock::check_duration(
+                        "retry backoff list delay",
+                        *delay,
+                        7 * crate::clock::DAY,
+                    )?;
+                }
+            }
         }
         Ok(())
     }

@@ -17,18 +17,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::consume::reader::{Reader, StartFrom};
 use crate::error::{Error, Result};
+use crate::produce::guards::PublishGuards;
+use crate::produce::producer::Producer;
 use crate::storage::lock::DirLock;
 use crate::storage::log::Log;
 use crate::storage::notify::AppendSignal;
-use crate::produce::producer::Producer;
-use crate::consume::reader::{Reader, StartFrom};
+use crate::storage::verify::{RepairReport, VerifyReport};
+use crate::storage::warm::PartitionView;
 use crate::tier::Tiers;
 use crate::topic::{
-    self, FsyncPolicy, TOPIC_FILE, TopicConfig, TopicInfo, partition_dir, read_topic_file,
-    sync_dir, validate_topic_name, write_topic_file,
+    self, FsyncPolicy, OpenHandle, OpenHandles, PartitionSource, TOPIC_FILE, TopicConfig,
+    TopicHandle, TopicInfo, WeakSource, partition_dir, read_topic_file, sync_dir,
+    validate_topic_name, write_topic_file,
 };
-use crate::ops::verify::{RepairReport, VerifyReport};
+
+mod groups;
+mod tiering;
 
 /// Name of the data-directory lock file.
 pub const LOCK_FILE: &str = "fabric.lock";
@@ -68,41 +74,6 @@ impl FabricConfig {
     }
 }
 
-/// One topic's open partitions, shared by the fabric, producers and readers.
-#[derive(Debug)]
-pub(crate) struct TopicHandle {
-    pub(crate) name: String,
-    pub(crate) dir: PathBuf,
-    pub(crate) config: RwLock<TopicConfig>,
-    pub(crate) partitions: RwLock<Arc<Vec<Arc<Log>>>>,
-    pub(crate) deleted: AtomicBool,
-    /// Bumped after an append to any partition (see [`AppendSignal`]), so a
-    /// consumer of many partitions sleeps until one of them grows.
-    pub(crate) append_signal: Arc<AppendSignal>,
-    /// The producer-side dedup cache (writer only, when the topic's window is on).
-    pub(crate) dedup: Option<crate::produce::dedup::LazyDedup>,
-    /// Sampling of `system.` events (when the topic sets a rate).
-    pub(crate) sampler: Option<crate::produce::sampling::SystemSampler>,
-}
-
-impl TopicHandle {
-    /// The current partitions (a snapshot; grows when partitions are added).
-    pub(crate) fn partitions(&self) -> Arc<Vec<Arc<Log>>> {
-        self.partitions.read().clone()
-    }
-
-    /// Fails when the topic was deleted after this handle was taken.
-    pub(crate) fn check_live(&self) -> Result<()> {
-        if self.deleted.load(Ordering::Acquire) {
-            return Err(Error::invalid(
-                format!("topic {:?}", self.name),
-                "it was deleted; create it again before producing or reading",
-            ));
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
@@ -114,7 +85,9 @@ struct Inner {
     /// The data directory's writer lock (`fabric.lock`).
     _lock: Option<DirLock>,
     /// Coordinators of the consumer groups live in this handle (issue 4).
-    groups: crate::consume::group::Registry,
+    groups: Arc<crate::consume::group::Registry>,
+    /// Dedup caches and samplers shared by each topic's producers.
+    guards: PublishGuards,
     /// Warm and cold tiers (see [`crate::tier`]).
     tiers: Tiers,
     /// Readers, queues and consumer-group members alive on this fabric.
@@ -122,27 +95,6 @@ struct Inner {
     /// Test seam: faults injected into the state logs opened from now on
     /// (queue state, group cursors, DLQ replay ledgers).
     state_faults: RwLock<Option<Arc<dyn crate::storage::io::FaultInjector>>>,
-}
-
-/// The handles that keep a fabric (and so its directory lock) open, by what
-/// they are, so that [`Fabric::close`] can name them.
-#[derive(Debug, Default)]
-struct OpenHandles {
-    next: std::sync::atomic::AtomicU64,
-    live: Mutex<BTreeMap<u64, String>>,
-}
-
-/// One registered handle; unregisters when dropped.
-#[derive(Debug)]
-pub(crate) struct OpenHandle {
-    handles: Arc<OpenHandles>,
-    id: u64,
-}
-
-impl Drop for OpenHandle {
-    fn drop(&mut self) {
-        self.handles.live.lock().remove(&self.id);
-    }
 }
 
 /// A fabric handle that does not keep the fabric open (for background threads).
@@ -246,12 +198,13 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: Some(lock),
                 groups: Default::default(),
+                guards: Default::default(),
                 handles: Default::default(),
                 state_faults: RwLock::new(None),
             }),
         };
         fabric.load_topics()?;
-        crate::tier::recover_all(&fabric)?;
+        crate::tier::recover_all(&fabric.inner.tiers, &fabric.topic_handles())?;
         Ok(fabric)
     }
 
@@ -286,6 +239,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                guards: Default::default(),
                 handles: Default::default(),
                 state_faults: RwLock::new(None),
             }),
@@ -295,7 +249,7 @@ impl Fabric {
     }
 
     /// The consumer-group coordinators of this handle.
-    pub(crate) fn group_registry(&self) -> &crate::consume::group::Registry {
+    pub(crate) fn group_registry(&self) -> &Arc<crate::consume::group::Registry> {
         &self.inner.groups
     }
 
@@ -370,8 +324,6 @@ impl Fabric {
         for p in 0..config.partitions {
             logs.push(self.open_partition(&partition_dir(&dir, p), &config, &append_signal)?);
         }
-        let (dedup, sampler) =
-            crate::produce::dedup::topic_guards(self, name, &config, self.inner.read_only);
         Ok(Arc::new(TopicHandle {
             name: name.to_string(),
             dir,
@@ -379,8 +331,6 @@ impl Fabric {
             partitions: RwLock::new(Arc::new(logs)),
             deleted: AtomicBool::new(false),
             append_signal,
-            dedup,
-            sampler,
         }))
     }
 
@@ -606,14 +556,30 @@ impl Fabric {
     /// A producer for `topic` that stamps `source` on events lacking one.
     pub fn producer(&self, topic: &str, source: &str) -> Result<Producer> {
         self.check_writable("produce")?;
-        Producer::new(self.handle(topic)?, source)
+        let handle = self.handle(topic)?;
+        let guard = self.inner.guards.for_topic(self, &handle);
+        Producer::new(handle, guard, source)
+    }
+
+    /// What every producer of `topic` shares (dedup cache, sampler).
+    pub(crate) fn publish_guard(
+        &self,
+        topic: &Arc<TopicHandle>,
+    ) -> Arc<crate::produce::guards::TopicGuard> {
+        self.inner.guards.for_topic(self, topic)
+    }
+
+    /// This fabric as the narrow view the layers below the facade are given.
+    pub(crate) fn source(&self) -> Arc<dyn PartitionSource> {
+        Arc::new(self.clone())
     }
 
     /// Size of `topic`'s dedup cache (`None` when its dedup window is off or
     /// this handle is read-only); builds the cache if no producer did yet.
     pub fn dedup_stats(&self, topic: &str) -> Result<Option<crate::produce::dedup::DedupStats>> {
         let handle = self.handle(topic)?;
-        match &handle.dedup {
+        let guard = self.inner.guards.for_topic(self, &handle);
+        match &guard.dedup {
             None => Ok(None),
             Some(lazy) => Ok(Some(lazy.get(&handle.partitions())?.stats())),
         }
@@ -621,26 +587,25 @@ impl Fabric {
 
     /// `system.` events of `topic` dropped by sampling since it was opened.
     pub fn system_events_dropped(&self, topic: &str) -> Result<u64> {
+        let handle = self.handle(topic)?;
         Ok(self
-            .handle(topic)?
-            .sampler
-            .as_ref()
-            .map_or(0, |s| s.dropped()))
+            .inner
+            .guards
+            .existing(&handle)
+            .and_then(|g| g.sampler.as_ref().map(|s| s.dropped()))
+            .unwrap_or(0))
     }
 
     /// A reader of `topic` starting at `from`.
     pub fn reader(&self, topic: &str, from: StartFrom) -> Result<Reader> {
-        let reader = Reader::new(self.clone(), self.handle(topic)?, from)?;
+        let reader = Reader::new(self.source(), self.handle(topic)?, from)?;
         Ok(reader.tracked(self.track(format!("a Reader of topic {topic:?}"))))
     }
 
     /// Registers a handle that keeps this fabric open, described by `what`
     /// in [`Fabric::close`]'s refusal while it lives.
     pub(crate) fn track(&self, what: String) -> OpenHandle {
-        let handles = self.inner.handles.clone();
-        let id = handles.next.fetch_add(1, Ordering::Relaxed);
-        handles.live.lock().insert(id, what);
-        OpenHandle { handles, id }
+        self.inner.handles.track(what)
     }
 
     /// Opens (creating on first use) queue `name` on `topic`: see
@@ -651,13 +616,13 @@ impl Fabric {
         topic: &str,
         config: crate::consume::queue::QueueConfig,
     ) -> Result<crate::consume::queue::Queue> {
-        crate::consume::queue::Queue::open(self, name, topic, config)
+        crate::consume::queue::Queue::open(&self.source(), name, topic, config)
     }
 
     /// The dead letters of `topic`: an empty DLQ until the first one lands
     /// (see [`crate::consume::dlq::DeadLetters::open`]).
     pub fn dead_letters(&self, topic: &str) -> Result<crate::consume::dlq::DeadLetters> {
-        crate::consume::dlq::DeadLetters::open(self, topic)
+        crate::consume::dlq::DeadLetters::open(&self.source(), self.producers(), topic)
     }
 
     /// Makes everything appended to every partition durable.
@@ -739,7 +704,7 @@ impl Fabric {
         for (name, dir, config) in fabric {
             for p in 0..config.partitions {
                 let pd = partition_dir(&dir, p);
-                let report = crate::ops::verify::verify(&pd)?;
+                let report = crate::storage::verify::verify(&pd)?;
                 out.push(PartitionCheck {
                     topic: name.clone(),
                     partition: p,
@@ -761,7 +726,7 @@ impl Fabric {
         for (name, dir, config) in Fabric::open_read_only_config(root)? {
             for p in 0..config.partitions {
                 let pd = partition_dir(&dir, p);
-                let report = crate::ops::verify::repair(&pd, config.log_config(None))?;
+                let report = crate::storage::verify::repair(&pd, config.log_config(None))?;
                 out.push(PartitionRepair {
                     topic: name.clone(),
                     partition: p,
@@ -782,6 +747,7 @@ impl Fabric {
     /// now on: queue state files, consumer-group cursor logs and DLQ replay
     /// ledgers (a test seam, like [`Fabric::set_tier_fault_injector`];
     /// `None` turns it off).
+    #[cfg(any(test, feature = "failpoints"))]
     pub fn set_state_fault_injector(
         &self,
         faults: Option<Arc<dyn crate::storage::io::FaultInjector>>,
@@ -802,6 +768,11 @@ impl Fabric {
     /// A handle that does not keep the fabric open.
     pub(crate) fn downgrade(&self) -> WeakFabric {
         WeakFabric(Arc::downgrade(&self.inner))
+    }
+
+    /// What the DLQ replay publishes through.
+    pub(crate) fn producers(&self) -> Arc<dyn crate::produce::ProducerFactory> {
+        Arc::new(self.clone())
     }
 
     /// Every topic's name, directory and settings, read from disk only.
@@ -825,6 +796,7 @@ impl Fabric {
                 admin: Mutex::new(()),
                 _lock: None,
                 groups: Default::default(),
+                guards: Default::default(),
                 handles: Default::default(),
                 state_faults: RwLock::new(None),
             }),
@@ -836,5 +808,65 @@ impl Fabric {
             out.push((name, dir, config));
         }
         Ok(out)
+    }
+}
+
+impl PartitionSource for Fabric {
+    fn path(&self) -> &Path {
+        Fabric::path(self)
+    }
+
+    fn is_read_only(&self) -> bool {
+        Fabric::is_read_only(self)
+    }
+
+    fn refresh(&self) -> Result<()> {
+        Fabric::refresh(self)
+    }
+
+    fn handle(&self, topic: &str) -> Result<Arc<TopicHandle>> {
+        Fabric::handle(self, topic)
+    }
+
+    fn topic_info(&self, topic: &str) -> Result<TopicInfo> {
+        Fabric::topic_info(self, topic)
+    }
+
+    fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Log>> {
+        Fabric::partition(self, topic, partition)
+    }
+
+    fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {
+        Fabric::partition_view(self, topic, partition)
+    }
+
+    fn known_earliest(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.inner.tiers.known_earliest(topic, partition)
+    }
+
+    fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        Fabric::create_topic(self, name, config)
+    }
+
+    fn state_io(&self) -> crate::storage::io::Io {
+        Fabric::state_io(self)
+    }
+
+    fn track(&self, what: String) -> OpenHandle {
+        Fabric::track(self, what)
+    }
+
+    fn downgrade(&self) -> WeakSource {
+        let weak = Fabric::downgrade(self);
+        WeakSource(Arc::new(move || {
+            weak.upgrade()
+                .map(|fabric| Arc::new(fabric) as Arc<dyn PartitionSource>)
+        }))
+    }
+}
+
+impl crate::produce::ProducerFactory for Fabric {
+    fn producer(&self, topic: &str, source: &str) -> Result<Producer> {
+        Fabric::producer(self, topic, source)
     }
 }

@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::produce::dedup::event_id_of;
+use crate::consume::reader::StartFrom;
 use crate::error::{Error, Result};
 use crate::fabric::Fabric;
+use crate::produce::dedup::event_id_of;
 use crate::produce::producer::{Item, PublishOutcome, append_items};
-use crate::consume::reader::StartFrom;
+use crate::topic::PartitionSource;
 use crate::topic::TopicConfig;
 
 /// First bytes of every snapshot file.
@@ -296,7 +297,7 @@ pub fn export_with_progress(
         partitions: partitions.clone(),
         from: options.from,
         to: options.to,
-        exported_at: crate::storage::log::now_micros(),
+        exported_at: crate::clock::now_micros(),
     };
     let meta = json_bytes(&header_meta)?;
     let file_name = path.file_name().ok_or_else(|| {
@@ -338,8 +339,7 @@ pub fn export_with_progress(
         for &p in &partitions {
             // Every readable tier: retention may have moved the start to warm.
             let view = fabric.partition_view(topic, p)?;
-            let (earliest, end) =
-                crate::consume::group::retained_range_checked(fabric, topic, p, &view.log)?;
+            let (earliest, end) = fabric.retained_range_checked(topic, p, &view.log)?;
             let start = match options.from {
                 Bound::Unbounded => earliest,
                 Bound::Offset(o) => o.clamp(earliest, end),
@@ -744,6 +744,7 @@ impl<R: Read> Decoder<R> {
 /// record, footer, trailer — and returns its description and records.
 /// Meant for tests and fuzzing; files go through [`inspect`] and [`import`].
 #[doc(hidden)]
+#[cfg(any(test, feature = "failpoints"))]
 pub fn decode(bytes: &[u8]) -> Result<(SnapshotInfo, Vec<SnapshotRecord>)> {
     let mut d = Decoder::open(bytes, Path::new("<memory>"))?;
     let mut all = Vec::new();
@@ -849,6 +850,7 @@ pub fn import_with_progress(
     let mut items = Vec::new();
     let mut out = Vec::new();
     let mut handled = 0u64;
+    let guard = fabric.publish_guard(&handle);
     while let Some(block) = d.next_block()? {
         let logs = handle.partitions();
         buf.clear();
@@ -887,6 +889,7 @@ pub fn import_with_progress(
             if i > chunk_start && bytes + size > limit {
                 append_items(
                     &handle,
+                    &guard,
                     &logs,
                     &buf,
                     &items[chunk_start..i],
@@ -898,7 +901,15 @@ pub fn import_with_progress(
             }
             bytes += size;
         }
-        append_items(&handle, &logs, &buf, &items[chunk_start..], false, &mut out)?;
+        append_items(
+            &handle,
+            &guard,
+            &logs,
+            &buf,
+            &items[chunk_start..],
+            false,
+            &mut out,
+        )?;
         for (item, published) in items.iter().zip(&out) {
             match published.outcome {
                 PublishOutcome::Appended => {

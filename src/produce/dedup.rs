@@ -18,7 +18,7 @@
 //! a relay, backfill or import may set months back. Append times never
 //! decrease within a partition, so the rebuild finds the window's first
 //! batch by binary search over the partition's retained range (warm + hot,
-//! [`crate::consume::group::retained_range`]). A version 1 batch (written before the
+//! [`PartitionSource::retained_range`](crate::topic::PartitionSource::retained_range)). A version 1 batch (written before the
 //! format had `appended_at`) is judged by its record timestamps, as then.
 
 use std::collections::{HashMap, VecDeque};
@@ -27,11 +27,12 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::storage::batch::{BatchHeader, BatchView, RecordIter};
+use crate::clock::now_micros;
 use crate::error::{Error, Result};
-use crate::fabric::{Fabric, WeakFabric};
-use crate::storage::log::{Log, now_micros};
-use crate::tier::{PartitionView, TierRecords};
+use crate::storage::batch::{BatchHeader, BatchView, RecordIter};
+use crate::storage::log::Log;
+use crate::storage::warm::{PartitionView, TierRecords};
+use crate::topic::{PartitionSource, WeakSource};
 
 /// Where an event was appended: its partition, offset and the time the
 /// window is measured from (its batch's `appended_at`).
@@ -159,7 +160,7 @@ impl DedupCache {
     pub(crate) fn rebuild(
         window_ms: u64,
         max_entries: u64,
-        fabric: &Fabric,
+        source: &Arc<dyn PartitionSource>,
         topic: &str,
         logs: &[Arc<Log>],
         now_us: i64,
@@ -169,7 +170,7 @@ impl DedupCache {
         let mut found: Vec<(u128, Position)> = Vec::new();
         for (partition, log) in logs.iter().enumerate() {
             let partition = partition as u32;
-            let (earliest, end) = crate::consume::group::retained_range(fabric, topic, partition, log);
+            let (earliest, end) = source.retained_range(topic, partition, log);
             // At most the newest `max_entries` records of each partition can
             // be kept, which bounds the scan (and its memory) on a busy topic.
             let floor = earliest.max(end.saturating_sub(cache.max_entries as u64));
@@ -177,7 +178,7 @@ impl DedupCache {
                 continue;
             }
             let tiers = Tiered {
-                view: fabric.partition_view(topic, partition)?,
+                view: source.partition_view(topic, partition)?,
             };
             let from = tiers.window_start(floor, end, since)?;
             found.reserve(
@@ -447,7 +448,7 @@ pub(crate) struct LazyDedup {
     max_entries: u64,
     /// The fabric and topic, to read the warm tier (weak: a topic handle
     /// must not keep its fabric open).
-    fabric: WeakFabric,
+    source: WeakSource,
     topic: String,
     cache: std::sync::OnceLock<DedupCache>,
     building: Mutex<()>,
@@ -464,11 +465,11 @@ impl LazyDedup {
         if let Some(cache) = self.cache.get() {
             return Ok(cache);
         }
-        let fabric = self.fabric()?;
+        let source = self.upgrade()?;
         let cache = DedupCache::rebuild(
             self.window_ms,
             self.max_entries,
-            &fabric,
+            &source,
             &self.topic,
             logs,
             now_micros(),
@@ -476,9 +477,9 @@ impl LazyDedup {
         Ok(self.cache.get_or_init(|| cache))
     }
 
-    /// The fabric the topic belongs to, for reads across its tiers.
-    fn fabric(&self) -> Result<Fabric> {
-        self.fabric.upgrade().ok_or_else(|| {
+    /// The data directory the topic belongs to, for reads across its tiers.
+    fn upgrade(&self) -> Result<Arc<dyn PartitionSource>> {
+        self.source.upgrade().ok_or_else(|| {
             Error::invalid(
                 format!("topic {:?}", self.topic),
                 "its fabric was closed; open it again to produce",
@@ -498,13 +499,12 @@ impl LazyDedup {
         let Some(log) = logs.get(position.partition as usize) else {
             return Ok(false);
         };
-        let fabric = &self.fabric()?;
-        let (earliest, end) =
-            crate::consume::group::retained_range(fabric, &self.topic, position.partition, log);
+        let source = self.upgrade()?;
+        let (earliest, end) = source.retained_range(&self.topic, position.partition, log);
         if position.offset < earliest || position.offset >= end {
             return Ok(false);
         }
-        let view = fabric.partition_view(&self.topic, position.partition)?;
+        let view = source.partition_view(&self.topic, position.partition)?;
         let first = match view.open(position.offset) {
             Ok(TierRecords::Hot(mut r)) => r.next(),
             Ok(TierRecords::Warm(mut w)) => w.next(),
@@ -675,26 +675,18 @@ fn moving(view: &PartitionView) -> Error {
     )
 }
 
-/// The dedup cache and sampler a topic handle carries: the cache only for a
-/// writer with the window on, the sampler when the topic sets a rate.
-pub(crate) fn topic_guards(
-    fabric: &Fabric,
-    topic: &str,
-    config: &crate::topic::TopicConfig,
-    read_only: bool,
-) -> (Option<LazyDedup>, Option<crate::produce::sampling::SystemSampler>) {
-    let dedup = (!read_only && config.dedup_window_ms > 0).then(|| LazyDedup {
-        window_ms: config.dedup_window_ms,
-        max_entries: config.dedup_max_entries,
-        fabric: fabric.downgrade(),
-        topic: topic.to_owned(),
-        cache: std::sync::OnceLock::new(),
-        building: Mutex::new(()),
-    });
-    let sampler = config
-        .system_events_per_sec
-        .map(crate::produce::sampling::SystemSampler::new);
-    (dedup, sampler)
+impl LazyDedup {
+    /// The (not yet built) cache of `topic`, reading through `source`.
+    pub(crate) fn new(source: WeakSource, topic: &str, window_ms: u64, max_entries: u64) -> Self {
+        LazyDedup {
+            window_ms,
+            max_entries,
+            source,
+            topic: topic.to_owned(),
+            cache: std::sync::OnceLock::new(),
+            building: Mutex::new(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,14 @@
 //! consume, tier-maintenance or fabric layers.
 
 pub(crate) mod dedup;
+pub(crate) mod guards;
 pub(crate) mod partitioner;
 pub(crate) mod producer;
 pub(crate) mod sampling;
+
+/// Hands out producers to the layers above produce that publish on their
+/// own (the DLQ replay republishes into the source topic).
+pub(crate) trait ProducerFactory: Send + Sync + std::fmt::Debug {
+    /// A producer for `topic` stamping `source` on events lacking one.
+    fn producer(&self, topic: &str, source: &str) -> crate::Result<producer::Producer>;
+}

@@ -19,13 +19,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::produce::dedup::{DedupCache, LazyDedup, Position};
+use crate::clock::now_micros;
 use crate::envelope::{Envelope, EnvelopeError, SchemaVersion, Ttl};
 use crate::error::{Error, Result};
-use crate::fabric::TopicHandle;
-use crate::storage::log::Log;
-use crate::storage::log::now_micros;
+use crate::produce::dedup::{DedupCache, LazyDedup, Position};
+use crate::produce::guards::TopicGuard;
 use crate::produce::partitioner::partition_for_key;
+use crate::storage::log::Log;
+use crate::topic::TopicHandle;
 
 /// Where a published event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -215,12 +216,17 @@ fn absent(members: &Map<String, Value>, key: &str) -> bool {
 #[derive(Debug)]
 pub struct Producer {
     topic: Arc<TopicHandle>,
+    guard: Arc<TopicGuard>,
     source: String,
     buf: Vec<u8>,
 }
 
 impl Producer {
-    pub(crate) fn new(topic: Arc<TopicHandle>, source: &str) -> Result<Producer> {
+    pub(crate) fn new(
+        topic: Arc<TopicHandle>,
+        guard: Arc<TopicGuard>,
+        source: &str,
+    ) -> Result<Producer> {
         if source.is_empty() {
             return Err(Error::invalid(
                 "producer source",
@@ -228,12 +234,13 @@ impl Producer {
             ));
         }
         topic.check_live()?;
-        if let Some(lazy) = &topic.dedup {
+        if let Some(lazy) = &guard.dedup {
             // The first producer of the topic pays for the cache's rebuild.
             lazy.get(&topic.partitions())?;
         }
         Ok(Producer {
             topic,
+            guard,
             source: source.to_string(),
             buf: Vec::with_capacity(1024),
         })
@@ -353,7 +360,7 @@ impl Producer {
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
         let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
-        if let Some(sampler) = &self.topic.sampler
+        if let Some(sampler) = &self.guard.sampler
             && !sampler.admit(&envelope.event_type)
         {
             return Ok(Published {
@@ -364,7 +371,7 @@ impl Producer {
         }
         let id = envelope.event_id.as_u128();
         let now = now_micros();
-        let claim = match &self.topic.dedup {
+        let claim = match &self.guard.dedup {
             None => None,
             Some(lazy) => {
                 let cache = lazy.get(&logs)?;
@@ -422,7 +429,7 @@ impl Producer {
         let ts = envelope.emitted_at.as_microsecond();
         let (offsets, appended_at) =
             logs[partition as usize].append_stamped(&[(ts, &self.buf[..])])?;
-        if let Some(lazy) = &self.topic.dedup {
+        if let Some(lazy) = &self.guard.dedup {
             let cache = lazy.get(&logs)?;
             let position = Position {
                 partition,
@@ -439,7 +446,7 @@ impl Producer {
     /// against the partition as [`Producer::publish`] does before trusting it.
     pub fn dedup_lookup(&self, event_id: Uuid) -> Option<(u32, u64)> {
         let cache = self
-            .topic
+            .guard
             .dedup
             .as_ref()?
             .get(&self.topic.partitions())
@@ -452,7 +459,7 @@ impl Producer {
     /// `system.` events this topic dropped by sampling since it was opened
     /// in this process (all producers of the topic together).
     pub fn system_events_dropped(&self) -> u64 {
-        self.topic.sampler.as_ref().map_or(0, |s| s.dropped())
+        self.guard.sampler.as_ref().map_or(0, |s| s.dropped())
     }
 
     /// [`Producer::prepare`] then [`Producer::publish`]; returns the stored
@@ -510,7 +517,15 @@ impl Producer {
             });
         }
         let mut out = Vec::new();
-        append_items(&self.topic, &logs, &self.buf, &items, true, &mut out)?;
+        append_items(
+            &self.topic,
+            &self.guard,
+            &logs,
+            &self.buf,
+            &items,
+            true,
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -567,6 +582,7 @@ impl Drop for Claims<'_> {
 /// (when `sample`) and the topic's dedup cache; fills `out` in input order.
 pub(crate) fn append_items(
     topic: &TopicHandle,
+    guard: &TopicGuard,
     logs: &[Arc<Log>],
     buf: &[u8],
     items: &[Item],
@@ -580,7 +596,7 @@ pub(crate) fn append_items(
         outcome: PublishOutcome::Dropped,
     };
     let mut plan: Vec<Plan> = Vec::with_capacity(items.len());
-    let mut claims = match &topic.dedup {
+    let mut claims = match &guard.dedup {
         Some(lazy) => Some(Claims {
             lazy,
             cache: lazy.get(logs)?,
@@ -607,7 +623,7 @@ pub(crate) fn append_items(
         }
         let admitted = !sample
             || !item.system
-            || topic
+            || guard
                 .sampler
                 .as_ref()
                 .is_none_or(|s| s.admit_at(std::time::Instant::now()));
@@ -742,9 +758,4 @@ fn append_chunk(
         claims.cache.commit_many(appended, now_micros());
     }
     Ok(())
-}
-
-/// A fresh correlation id (a UUIDv7 as text), for callers starting a flow.
-pub fn new_correlation_id() -> String {
-    Uuid::now_v7().hyphenated().to_string()
 }

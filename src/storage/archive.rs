@@ -38,9 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::storage::batch::{self, BatchView};
 use crate::envelope::EnvelopeRef;
 use crate::error::{Error, Result};
+use crate::storage::batch::{self, BatchView};
 use crate::storage::io::Io;
 
 /// First bytes of every archive segment.
@@ -551,6 +551,14 @@ pub(crate) trait BlockFetcher: Send + Sync + std::fmt::Debug {
     /// Removes the bytes held elsewhere, once the archive's local record is
     /// gone (warm retention), and forgets any cached blocks of `archive`.
     fn remove_source(&self, archive: &Archive) -> Result<()>;
+}
+
+/// Opens archives recorded locally by a marker file but held elsewhere
+/// (the remote warm tier, which implements it: the storage layer knows no
+/// object store).
+pub(crate) trait RemoteArchives: Send + Sync + std::fmt::Debug {
+    /// Opens the archive the marker file at `path` records (no request).
+    fn open_marker(&self, path: &Path) -> Result<Archive>;
 }
 
 /// An archive known by its header and its tail (index, footer, trailer)

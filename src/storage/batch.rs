@@ -319,6 +319,7 @@ impl<'a> BatchView<'a> {
     }
 
     /// The whole batch, header included.
+    #[cfg(any(test, feature = "failpoints"))]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -440,6 +441,7 @@ pub struct BatchEncoder {
 
 impl BatchEncoder {
     /// Encoded size of a (version 2) batch holding records with these value lengths.
+    #[cfg(any(test, feature = "failpoints"))]
     pub fn encoded_len(value_lens: impl IntoIterator<Item = usize>) -> usize {
         HEADER_LEN
             + value_lens
@@ -508,6 +510,7 @@ impl BatchEncoder {
     }
 
     /// Number of records pushed since [`begin`](Self::begin).
+    #[cfg(any(test, feature = "failpoints"))]
     pub fn count(&self) -> u32 {
         self.count
     }

@@ -18,8 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::batch::{u32_at, u64_at};
 use crate::error::Result;
+use crate::storage::batch::{u32_at, u64_at};
 use crate::storage::io::Io;
 
 const MAGIC: [u8; 4] = [0xEF, b'F', b'C', b'P'];

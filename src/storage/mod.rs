@@ -21,3 +21,5 @@ pub(crate) mod mmap;
 pub(crate) mod notify;
 pub(crate) mod segment;
 pub(crate) mod statelog;
+pub(crate) mod verify;
+pub(crate) mod warm;

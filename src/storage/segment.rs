@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::storage::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
 use crate::error::{Error, Result};
+use crate::storage::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
 use crate::storage::index::{IndexBuilder, IndexView};
 use crate::storage::io::Io;
 use crate::storage::mmap;

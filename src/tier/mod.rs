@@ -19,32 +19,28 @@ pub(crate) mod objstore;
 #[cfg(feature = "tier-s3")]
 pub(crate) mod remote;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
-use crate::storage::batch::{self, BatchView};
+use crate::clock::now_micros;
 use crate::error::{Error, Result};
-use crate::fabric::{Fabric, TopicHandle, WeakFabric};
+use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
 use crate::storage::io::{FaultInjector, Io};
-use crate::storage::log::{Log, Record, Records, SegmentInfo, now_micros};
+use crate::storage::log::{Log, SegmentInfo};
 use crate::storage::segment::Segment;
+use crate::storage::warm::{BlockCache, WarmPartition, archive_name, parse_archive_name};
+use crate::topic::TopicHandle;
 use crate::topic::{ColdAction, TopicConfig};
 
 /// Default name of the warm directory inside the data directory.
 pub const WARM_DIR: &str = "warm";
 /// Default name of the cold directory inside the data directory.
 pub const COLD_DIR: &str = "cold";
-/// Decompressed blocks kept for reuse, shared by all partitions (each at most
-/// a block, ~256 KiB): bounds the memory warm reads hold besides each
-/// reader's current block.
-const BLOCK_CACHE_ENTRIES: usize = 16;
 
 /// The remote warm tier, when the fabric has one (feature `tier-s3`).
 #[cfg(feature = "tier-s3")]
@@ -163,507 +159,6 @@ pub struct PartitionTiers {
     pub cold: Vec<ArchiveInfo>,
 }
 
-fn archive_name(base: u64) -> String {
-    format!("{base:020}.{ARCHIVE_EXTENSION}")
-}
-
-/// Name of the local marker of a remote archive (`<base:020>.remote`).
-fn marker_name(base: u64) -> String {
-    format!("{base:020}.remote")
-}
-
-fn parse_marker_name(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(".remote")?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
-}
-
-/// Opens the remote archive a marker records, through the fabric's remote tier.
-fn open_remote(remote: Option<&RemoteHandle>, path: &Path) -> Result<Archive> {
-    match remote {
-        #[cfg(feature = "tier-s3")]
-        Some(r) => r.open_marker(path),
-        #[cfg(not(feature = "tier-s3"))]
-        Some(never) => match *never {},
-        None => Err(Error::invalid(
-            format!("remote archive {}", path.display()),
-            "it lives in an object store, but this fabric has no remote warm tier (FabricConfig::remote_warm, feature tier-s3)",
-        )),
-    }
-}
-
-fn parse_archive_name(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(ARCHIVE_EXTENSION)?.strip_suffix('.')?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
-}
-
-/// Decompressed blocks shared by every warm partition of a fabric, keyed by
-/// the archive's identity ([`Archive::id`], unique to one opening of one
-/// file) and block number. Never by path or address: a topic deleted and
-/// created again reuses both, and must never be served the old blocks.
-#[derive(Debug, Default)]
-struct BlockCache {
-    entries: Mutex<VecDeque<((u64, usize), Bytes)>>,
-}
-
-impl BlockCache {
-    fn get_or_load(&self, archive: &Archive, i: usize) -> Result<Bytes> {
-        let key = (archive.id, i);
-        if let Some((_, b)) = self.entries.lock().iter().find(|(k, _)| *k == key) {
-            return Ok(b.clone());
-        }
-        let block = archive.read_block(i)?;
-        let mut entries = self.entries.lock();
-        if !entries.iter().any(|(k, _)| *k == key) {
-            if entries.len() >= BLOCK_CACHE_ENTRIES {
-                entries.pop_front();
-            }
-            entries.push_back((key, block.clone()));
-        }
-        Ok(block)
-    }
-
-    /// Drops the blocks of `archives` (no longer listed). A reader still
-    /// holding one of them may cache a block again: harmless, as no other
-    /// archive shares its identity, and evicted like any other entry.
-    fn forget(&self, archives: &[Arc<Archive>]) {
-        if archives.is_empty() {
-            return;
-        }
-        self.entries
-            .lock()
-            .retain(|((id, _), _)| archives.iter().all(|a| a.id != *id));
-    }
-}
-
-/// The warm tier of one partition: its archive segments, oldest first,
-/// contiguous in offsets.
-#[derive(Debug)]
-pub(crate) struct WarmPartition {
-    topic: String,
-    partition: u32,
-    dir: PathBuf,
-    read_only: bool,
-    archives: RwLock<Arc<Vec<Arc<Archive>>>>,
-    cache: Arc<BlockCache>,
-    /// The remote warm tier new archives go to, and remote ones are read through.
-    remote: Option<RemoteHandle>,
-}
-
-impl WarmPartition {
-    pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Archive>>> {
-        self.archives.read().clone()
-    }
-
-    /// First warm offset, if the warm tier holds anything.
-    pub(crate) fn earliest(&self) -> Option<u64> {
-        self.archives.read().first().map(|a| a.base())
-    }
-
-    fn block(&self, archive: &Arc<Archive>, i: usize) -> Result<Bytes> {
-        self.cache.get_or_load(archive, i)
-    }
-
-    /// Lists and opens the archive segments in `dir`. A writer removes
-    /// leftover temporary files and archives that fail validation while the
-    /// hot log still holds their records (an interrupted tiering); any other
-    /// invalid archive is an error naming file and byte.
-    #[allow(clippy::too_many_arguments)]
-    fn load(
-        dir: &Path,
-        topic: &str,
-        partition: u32,
-        log: &Log,
-        io: Option<&Io>,
-        cache: Arc<BlockCache>,
-        known: &[Arc<Archive>],
-        remote: Option<RemoteHandle>,
-    ) -> Result<WarmPartition> {
-        let mut bases = Vec::new();
-        let mut markers = HashSet::new();
-        match fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if let Some(base) = parse_archive_name(&name) {
-                        bases.push(base);
-                    } else if let Some(base) = parse_marker_name(&name) {
-                        bases.push(base);
-                        markers.insert(base);
-                    } else if name.ends_with(".tmp")
-                        && let Some(io) = io
-                    {
-                        io.remove(&entry.path())?;
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("list", dir, e)),
-        }
-        bases.sort_unstable();
-        if let Some(w) = bases.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::corrupted(
-                dir.join(marker_name(w[0])),
-                0,
-                format!(
-                    "both a local archive and a remote-archive marker start at offset {}: one of them must go",
-                    w[0]
-                ),
-            ));
-        }
-        let hot_earliest = log.earliest_offset();
-        let mut archives: Vec<Arc<Archive>> = Vec::new();
-        for base in bases {
-            let is_remote = markers.contains(&base);
-            let path = dir.join(if is_remote {
-                marker_name(base)
-            } else {
-                archive_name(base)
-            });
-            if let Some(a) = known.iter().find(|a| a.base() == base) {
-                // Already validated (a read-only view looking again).
-                archives.push(a.clone());
-                continue;
-            }
-            let opened = if is_remote {
-                open_remote(remote.as_ref(), &path)
-            } else {
-                Archive::open(&path)
-            }
-            .and_then(|a| {
-                let s = &a.summary;
-                if s.topic != topic || s.partition != partition || s.base_offset != base {
-                    return Err(Error::corrupted(
-                        &path,
-                        0,
-                        format!(
-                            "archive holds topic {:?} partition {} from offset {}, not what its place says ({topic:?} partition {partition} from {base})",
-                            s.topic, s.partition, s.base_offset
-                        ),
-                    ));
-                }
-                Ok(a)
-            });
-            match opened {
-                Ok(a) => {
-                    if let Some(prev) = archives.last()
-                        && prev.next() != a.base()
-                    {
-                        return Err(Error::corrupted(
-                            &path,
-                            0,
-                            format!(
-                                "archive starts at offset {} but the previous one ends before {}",
-                                a.base(),
-                                prev.next()
-                            ),
-                        ));
-                    }
-                    archives.push(Arc::new(a));
-                }
-                // Deleted by the writer's retention between listing and opening.
-                Err(Error::Io { source, .. })
-                    if io.is_none() && source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if io.is_some() && hot_earliest <= base => {
-                    // The hot log still holds these records: the archive is
-                    // the unfinished half of a tiering, and the hot copy wins.
-                    log::warn!("tiering recovery: removing {} ({e})", path.display());
-                    if let Some(io) = io {
-                        io.remove(&path)?;
-                        io.sync_dir(dir)?;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(last) = archives.last()
-            && last.next() < hot_earliest
-        {
-            return Err(Error::corrupted(
-                &last.path,
-                0,
-                format!(
-                    "warm tier ends before offset {} but the hot log {} starts at {hot_earliest}: offsets in between are missing",
-                    last.next(),
-                    log.dir().display()
-                ),
-            ));
-        }
-        Ok(WarmPartition {
-            topic: topic.to_owned(),
-            partition,
-            dir: dir.to_path_buf(),
-            read_only: io.is_none(),
-            archives: RwLock::new(Arc::new(archives)),
-            cache,
-            remote,
-        })
-    }
-
-    /// Read-only views: picks up archives the writer added or removed.
-    fn reload(&self, log: &Log) -> Result<()> {
-        if !self.read_only {
-            return Ok(());
-        }
-        // Archives already known are kept (with their cached blocks); only
-        // new files are opened and validated.
-        let old = self.snapshot();
-        let fresh = WarmPartition::load(
-            &self.dir,
-            &self.topic,
-            self.partition,
-            log,
-            None,
-            self.cache.clone(),
-            &old,
-            self.remote.clone(),
-        )?
-        .snapshot();
-        let gone: Vec<Arc<Archive>> = old
-            .iter()
-            .filter(|a| !fresh.iter().any(|f| f.id == a.id))
-            .cloned()
-            .collect();
-        *self.archives.write() = fresh;
-        self.cache.forget(&gone);
-        Ok(())
-    }
-
-    fn push(&self, archive: Arc<Archive>) {
-        let mut list = self.archives.write();
-        let mut next = Vec::clone(&list);
-        next.push(archive);
-        *list = Arc::new(next);
-    }
-
-    fn pop_first(&self) {
-        let mut list = self.archives.write();
-        let next: Vec<_> = list.iter().skip(1).cloned().collect();
-        *list = Arc::new(next);
-    }
-
-    /// The first offset whose record timestamp is at or after `ts`, if a warm record is that recent.
-    fn offset_for_time(&self, ts: i64) -> Result<Option<u64>> {
-        for a in self.snapshot().iter() {
-            if a.summary.max_timestamp < ts {
-                continue;
-            }
-            for (i, b) in a.blocks.iter().enumerate() {
-                if b.max_timestamp < ts {
-                    continue;
-                }
-                let block = self.block(a, i)?;
-                let mut pos = 0usize;
-                while pos < block.len() {
-                    let view = BatchView::parse(&block[pos..])
-                        .map_err(|e| Error::corrupted(&a.path, b.position, e.to_string()))?;
-                    if view.header.max_timestamp >= ts
-                        && let Some(r) = view.records().find(|r| r.timestamp >= ts)
-                    {
-                        return Ok(Some(r.offset));
-                    }
-                    pos += view.header.length as usize;
-                }
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// Streams records out of the warm tier, one decompressed block at a time.
-#[derive(Debug)]
-pub(crate) struct WarmRecords {
-    warm: Arc<WarmPartition>,
-    archives: Arc<Vec<Arc<Archive>>>,
-    archive: usize,
-    block: usize,
-    /// The current decompressed block and the position of the batch being read.
-    current: Option<(Bytes, usize)>,
-    next: u64,
-}
-
-impl WarmRecords {
-    fn new(warm: Arc<WarmPartition>, archives: Arc<Vec<Arc<Archive>>>, from: u64) -> WarmRecords {
-        let archive = archives.partition_point(|a| a.next() <= from);
-        let block = archives
-            .get(archive)
-            .map_or(0, |a| a.block_for_offset(from));
-        WarmRecords {
-            warm,
-            archives,
-            archive,
-            block,
-            current: None,
-            next: from,
-        }
-    }
-
-    fn advance(&mut self) -> Result<Option<Record>> {
-        loop {
-            if let Some((block, pos)) = &mut self.current {
-                while *pos < block.len() {
-                    // The block passed `decode_block`: every batch in it is whole and verified.
-                    let header = batch::parse_header(&block[*pos..]).map_err(|e| {
-                        Error::corrupted(&self.archives[self.archive].path, 0, e.to_string())
-                    })?;
-                    let len = header.length as usize;
-                    if header.next_offset() > self.next {
-                        let view = BatchView::trusted(&block[*pos..*pos + len], header);
-                        if let Some(r) = view.records_from(self.next).next() {
-                            self.next = r.offset + 1;
-                            let start = *pos + r.value_start;
-                            return Ok(Some(Record {
-                                offset: r.offset,
-                                timestamp: r.timestamp,
-                                value: block.slice(start..start + r.value.len()),
-                            }));
-                        }
-                    }
-                    *pos += len;
-                }
-                self.current = None;
-                self.block += 1;
-            }
-            let Some(archive) = self.archives.get(self.archive) else {
-                return Ok(None);
-            };
-            if self.block >= archive.blocks.len() || archive.next() <= self.next {
-                self.archive += 1;
-                self.block = self
-                    .archives
-                    .get(self.archive)
-                    .map_or(0, |a| a.block_for_offset(self.next));
-                continue;
-            }
-            if archive.blocks[self.block].last_offset < self.next {
-                self.block += 1;
-                continue;
-            }
-            let archive = archive.clone();
-            self.current = Some((self.warm.block(&archive, self.block)?, 0));
-        }
-    }
-}
-
-impl Iterator for WarmRecords {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Result<Record>> {
-        self.advance().transpose()
-    }
-}
-
-/// Where a cursor reads from: the warm tier or the hot log.
-#[derive(Debug)]
-pub(crate) enum TierRecords {
-    Warm(WarmRecords),
-    Hot(Records),
-}
-
-/// The tiers one partition is read through.
-#[derive(Debug, Clone)]
-pub(crate) struct PartitionView {
-    pub(crate) topic: String,
-    pub(crate) partition: u32,
-    pub(crate) log: Arc<Log>,
-    pub(crate) warm: Arc<WarmPartition>,
-}
-
-impl PartitionView {
-    /// The earliest readable offset: the warm tier's first, else the hot log's.
-    pub(crate) fn earliest(&self) -> Result<u64> {
-        if self.warm.read_only {
-            self.warm.reload(&self.log)?;
-        }
-        // The hot log first: maintenance lists an archive before it takes
-        // the segment out of the hot log, so a move between the two reads is
-        // seen by the second (the other order could miss both copies).
-        let hot = self.log.earliest_offset();
-        let warm = self.warm.earliest();
-        Ok(warm.map_or(hot, |w| w.min(hot)))
-    }
-
-    /// An iterator from `from`, in whichever tier holds it. Offsets that
-    /// retention removed are [`Error::OffsetExpired`].
-    pub(crate) fn open(&self, from: u64) -> Result<TierRecords> {
-        let mut reloaded = false;
-        for _ in 0..8 {
-            let hot_before = self.log.earliest_offset();
-            let snap = self.warm.snapshot();
-            if let (Some(first), Some(last)) = (snap.first(), snap.last())
-                && from >= first.base()
-                && from < last.next()
-            {
-                return Ok(TierRecords::Warm(WarmRecords::new(
-                    self.warm.clone(),
-                    snap,
-                    from,
-                )));
-            }
-            if from >= hot_before {
-                match self.log.iter(from) {
-                    Ok(r) => return Ok(TierRecords::Hot(r)),
-                    Err(Error::OffsetOutOfRange { .. }) if self.log.earliest_offset() > from => {
-                        continue; // tiered away meanwhile: look again
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.log.earliest_offset() != hot_before {
-                continue; // raced with maintenance
-            }
-            if self.warm.read_only && !reloaded {
-                self.warm.reload(&self.log)?;
-                reloaded = true;
-                continue;
-            }
-            let earliest = snap.first().map_or(hot_before, |a| a.base());
-            return Err(Error::OffsetExpired {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                requested: from,
-                earliest,
-            });
-        }
-        Err(Error::invalid(
-            format!(
-                "read of topic {:?} partition {}",
-                self.topic, self.partition
-            ),
-            "maintenance kept moving segments under it; retry",
-        ))
-    }
-
-    /// The first offset whose record timestamp is at or after `ts` in any
-    /// readable tier, or `None` when no record is that recent.
-    pub(crate) fn offset_for_time(&self, ts: i64) -> Result<Option<u64>> {
-        if self.warm.read_only {
-            self.warm.reload(&self.log)?;
-        }
-        for _ in 0..8 {
-            let hot_before = self.log.earliest_offset();
-            if let Some(o) = self.warm.offset_for_time(ts)? {
-                return Ok(Some(o));
-            }
-            let found = self.log.offset_for_time(ts);
-            if self.log.earliest_offset() == hot_before {
-                return found;
-            }
-        }
-        Err(Error::invalid(
-            format!(
-                "time lookup in topic {:?} partition {}",
-                self.topic, self.partition
-            ),
-            "maintenance kept moving segments under it; retry",
-        ))
-    }
-}
-
 /// The warm tiers of one topic's partitions, loaded on first use.
 type TopicWarm = RwLock<HashMap<u32, Arc<WarmPartition>>>;
 
@@ -681,7 +176,7 @@ pub(crate) struct Tiers {
     /// made durable.
     durable_dirs: Mutex<HashSet<PathBuf>>,
     /// The warm tier's object store, when configured: new archives go there.
-    remote: Option<RemoteHandle>,
+    pub(crate) remote: Option<RemoteHandle>,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -698,6 +193,19 @@ impl std::fmt::Debug for Tiers {
 /// their warm directory (see [`Fabric::preset_tier_fault_injector`]).
 type PresetFaults = Vec<(PathBuf, Arc<dyn FaultInjector>)>;
 static PRESET_FAULTS: std::sync::Mutex<PresetFaults> = std::sync::Mutex::new(Vec::new());
+
+/// Test support: the tier fault injector the next [`Tiers`] made for
+/// `warm_dir` starts with (once; `None` withdraws it).
+#[cfg(any(test, feature = "failpoints"))]
+pub(crate) fn preset_faults(warm_dir: &Path, faults: Option<Arc<dyn FaultInjector>>) {
+    let mut preset = PRESET_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    preset.retain(|(dir, _)| dir != warm_dir);
+    if let Some(f) = faults {
+        preset.push((warm_dir.to_path_buf(), f));
+    }
+}
 
 impl Tiers {
     pub(crate) fn new(warm_root: PathBuf, cold_root: PathBuf, read_only: bool) -> Tiers {
@@ -732,10 +240,22 @@ impl Tiers {
         }
     }
 
+    /// What opens the archives that markers record, if the fabric has a remote tier.
+    fn remote_archives(&self) -> Option<Arc<dyn archive::RemoteArchives>> {
+        #[cfg(feature = "tier-s3")]
+        return self
+            .remote
+            .clone()
+            .map(|r| r as Arc<dyn archive::RemoteArchives>);
+        #[cfg(not(feature = "tier-s3"))]
+        return self.remote.map(|never| match never {});
+    }
+
     fn io(&self) -> Io {
         Io::new(self.faults.read().clone())
     }
 
+    #[cfg(any(test, feature = "failpoints"))]
     pub(crate) fn set_faults(&self, faults: Option<Arc<dyn FaultInjector>>) {
         *self.faults.write() = faults;
     }
@@ -744,7 +264,7 @@ impl Tiers {
         self.warm_root.join(topic).join(partition.to_string())
     }
 
-    fn cold_dir(&self, topic: &str, partition: u32) -> PathBuf {
+    pub(crate) fn cold_dir(&self, topic: &str, partition: u32) -> PathBuf {
         self.cold_root.join(topic).join(partition.to_string())
     }
 
@@ -787,7 +307,7 @@ impl Tiers {
             (!self.read_only).then_some(&io),
             self.cache.clone(),
             &[],
-            self.remote.clone(),
+            self.remote_archives(),
         )?;
         if !self.read_only {
             // A crash after the archive was renamed into place but before the
@@ -981,7 +501,7 @@ impl PartitionJob<'_> {
         let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
         #[cfg(feature = "tier-s3")]
         if archive.fetcher.is_some()
-            && let Some(remote) = &self.warm.remote
+            && let Some(remote) = &self.tiers.remote
         {
             return self.export_remote(remote, archive, &dir, &tmp, &target);
         }
@@ -1058,7 +578,7 @@ impl PartitionJob<'_> {
                 .last()
                 .is_some_and(|a| a.next() >= next);
         #[cfg(feature = "tier-s3")]
-        let uploaded = match &self.warm.remote {
+        let uploaded = match &self.tiers.remote {
             Some(remote) if to == Tier::Warm && !archived => {
                 Some(self.move_to_remote(remote, seg, base)?)
             }
@@ -1149,22 +669,19 @@ impl PartitionJob<'_> {
     }
 }
 
-fn maintain_topics(
-    fabric: &Fabric,
-    only: Option<&str>,
+/// Applies retention to every partition of `handles` (the fabric's topics,
+/// or the one asked for) as if the time were `now` (µs).
+pub(crate) fn maintain_topics(
+    tiers: &Tiers,
+    handles: Vec<Arc<TopicHandle>>,
     now: i64,
     progress: &mut dyn FnMut(&TierMove),
 ) -> Result<MaintainReport> {
     let started = Instant::now();
-    let tiers = fabric.tiers();
     let _one_at_a_time = tiers.maintain_lock.lock();
     let io = tiers.io();
     let mut report = MaintainReport::default();
     let mut first_error = None;
-    let handles: Vec<Arc<TopicHandle>> = match only {
-        Some(name) => vec![fabric.handle(name)?],
-        None => fabric.topic_handles(),
-    };
     for handle in handles {
         if handle.check_live().is_err() {
             continue;
@@ -1213,9 +730,9 @@ fn maintain_topics(
 /// stops and joins the thread.
 #[derive(Debug)]
 pub struct MaintenanceHandle {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    last: Arc<Mutex<Option<std::result::Result<MaintainReport, String>>>>,
+    pub(crate) stop: Arc<(Mutex<bool>, Condvar)>,
+    pub(crate) thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) last: Arc<Mutex<Option<std::result::Result<MaintainReport, String>>>>,
 }
 
 impl MaintenanceHandle {
@@ -1244,163 +761,6 @@ impl MaintenanceHandle {
 impl Drop for MaintenanceHandle {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-impl Fabric {
-    /// Applies every topic's retention now: sealed hot segments past hot
-    /// retention (by time or bytes) become warm archive segments, or get the
-    /// cold action when the topic has no warm tier; warm archives past warm
-    /// retention get the cold action (`delete`, or `export` to the cold
-    /// directory). Never touches an active segment; appends and reads are
-    /// never blocked for longer than an in-memory list swap. Crash-safe at
-    /// every step (see `docs/FORMAT.md`, "Retention tiers"). A partition that
-    /// fails (a damaged segment, a full disk) does not stop the others: the
-    /// first error is returned once every partition was tried.
-    pub fn maintain(&self) -> Result<MaintainReport> {
-        self.maintain_at(jiff::Timestamp::now())
-    }
-
-    /// [`Fabric::maintain`] as if the time were `now` (tests, replays of a schedule).
-    pub fn maintain_at(&self, now: jiff::Timestamp) -> Result<MaintainReport> {
-        self.check_tier_writable()?;
-        maintain_topics(self, None, now.as_microsecond(), &mut |_| {})
-    }
-
-    /// Maintains one topic as if the time were `now`, calling `progress`
-    /// after each segment moved (for long runs, e.g. `fabric retention run`).
-    pub fn maintain_topic(
-        &self,
-        topic: &str,
-        now: jiff::Timestamp,
-        progress: &mut dyn FnMut(&TierMove),
-    ) -> Result<MaintainReport> {
-        self.check_tier_writable()?;
-        maintain_topics(self, Some(topic), now.as_microsecond(), progress)
-    }
-
-    fn check_tier_writable(&self) -> Result<()> {
-        if self.is_read_only() {
-            return Err(Error::invalid(
-                "maintain",
-                format!(
-                    "the data directory {} is open read-only; open it as the writer",
-                    self.path().display()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Starts a thread that runs [`Fabric::maintain`] every `interval` until
-    /// the returned handle is stopped or dropped. The thread holds no strong
-    /// reference: once every other handle of the fabric is gone it ends.
-    pub fn start_maintenance(&self, interval: Duration) -> Result<MaintenanceHandle> {
-        self.check_tier_writable()?;
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let last = Arc::new(Mutex::new(None));
-        let weak: WeakFabric = self.downgrade();
-        let (stop2, last2) = (stop.clone(), last.clone());
-        let thread = std::thread::Builder::new()
-            .name("eventfabric-maintain".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let (flag, cv) = &*stop2;
-                        let mut stopped = flag.lock();
-                        if !*stopped {
-                            cv.wait_for(&mut stopped, interval);
-                        }
-                        if *stopped {
-                            return;
-                        }
-                    }
-                    let Some(fabric) = weak.upgrade() else { return };
-                    let outcome = fabric.maintain().map_err(|e| {
-                        log::warn!("background maintenance: {e}");
-                        e.to_string()
-                    });
-                    *last2.lock() = Some(outcome);
-                }
-            })
-            .map_err(|e| Error::io("spawn maintenance thread", self.path(), e))?;
-        Ok(MaintenanceHandle {
-            stop,
-            thread: Some(thread),
-            last,
-        })
-    }
-
-    /// The earliest offset of `partition` still readable (warm or hot).
-    /// Everything below it was deleted or exported by retention: a dedup
-    /// cache may evict ids recorded below it.
-    pub fn earliest_available(&self, topic: &str, partition: u32) -> Result<u64> {
-        self.partition_view(topic, partition)?.earliest()
-    }
-
-    /// Every tier of every partition of `topic`: hot segments, warm and cold
-    /// archive segments with their offset and time ranges.
-    pub fn tier_summary(&self, topic: &str) -> Result<Vec<PartitionTiers>> {
-        let handle = self.handle(topic)?;
-        let mut out = Vec::new();
-        for (p, log) in handle.partitions().iter().enumerate() {
-            let view = self.partition_view(topic, p as u32)?;
-            if view.warm.read_only {
-                view.warm.reload(log)?;
-            }
-            let warm = view
-                .warm
-                .snapshot()
-                .iter()
-                .map(|a| ArchiveInfo {
-                    path: a.path.clone(),
-                    summary: a.summary.clone(),
-                    remote: a.fetcher.as_ref().map(|f| f.location()),
-                })
-                .collect();
-            out.push(PartitionTiers {
-                partition: p as u32,
-                earliest_offset: view.earliest()?,
-                next_offset: log.next_offset(),
-                hot: log.segments(),
-                warm,
-                cold: list_cold(&self.tiers().cold_dir(topic, p as u32))?,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Test support: fails chosen file operations of tiering (archive writes,
-    /// renames, removals, directory syncs) from now on.
-    #[doc(hidden)]
-    pub fn set_tier_fault_injector(&self, faults: Option<Arc<dyn FaultInjector>>) {
-        self.tiers().set_faults(faults);
-    }
-
-    /// Test support: the tier fault injector that the next fabric opened
-    /// with `warm_dir` as its warm directory starts with, so the tiering
-    /// recovery of [`Fabric::open`] goes through it too (once; `None`
-    /// withdraws it).
-    #[doc(hidden)]
-    pub fn preset_tier_fault_injector(warm_dir: &Path, faults: Option<Arc<dyn FaultInjector>>) {
-        let mut preset = PRESET_FAULTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        preset.retain(|(dir, _)| dir != warm_dir);
-        if let Some(f) = faults {
-            preset.push((warm_dir.to_path_buf(), f));
-        }
-    }
-
-    pub(crate) fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {
-        let log = self.partition(topic, partition)?;
-        let warm = self.tiers().partition(topic, partition, &log)?;
-        Ok(PartitionView {
-            topic: topic.to_owned(),
-            partition,
-            log,
-            warm,
-        })
     }
 }
 
@@ -1444,7 +804,7 @@ fn remove_orphan_indexes(io: &Io, log: &Log) -> Result<()> {
     Ok(())
 }
 
-fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
+pub(crate) fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -1470,10 +830,10 @@ fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
 
 /// Opens every partition's warm tier of a writable fabric, resolving what an
 /// interrupted tiering left behind (called by `Fabric::open`).
-pub(crate) fn recover_all(fabric: &Fabric) -> Result<()> {
-    for handle in fabric.topic_handles() {
+pub(crate) fn recover_all(tiers: &Tiers, handles: &[Arc<TopicHandle>]) -> Result<()> {
+    for handle in handles {
         for (p, log) in handle.partitions().iter().enumerate() {
-            fabric.tiers().partition(&handle.name, p as u32, log)?;
+            tiers.partition(&handle.name, p as u32, log)?;
         }
     }
     Ok(())

@@ -24,12 +24,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::clock::now_micros;
 use crate::error::{Error, Result};
-use crate::storage::archive::{self, Archive, ArchiveMeta, BlockFetcher, HEADER_LEN};
-use crate::storage::log::now_micros;
+use crate::storage::archive::{
+    self, Archive, ArchiveMeta, BlockFetcher, HEADER_LEN, RemoteArchives,
+};
 use crate::storage::segment::Segment;
+use crate::storage::warm::{archive_name, marker_name};
 use crate::tier::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
-use crate::tier::{PartitionJob, RemoteHandle, archive_name, marker_name};
+use crate::tier::{PartitionJob, RemoteHandle};
 
 /// First bytes of a marker file.
 pub const MARKER_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'M'];
@@ -462,6 +465,12 @@ impl RemoteTier {
 
     /// Opens the remote archive a marker file records (no request sent).
     pub(crate) fn open_marker(&self, path: &Path) -> Result<Archive> {
+        RemoteArchives::open_marker(self, path)
+    }
+}
+
+impl RemoteArchives for RemoteTier {
+    fn open_marker(&self, path: &Path) -> Result<Archive> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
         let marker = Marker::decode(&bytes, path)?;
         if marker.bucket != self.store.config().bucket {
@@ -488,7 +497,9 @@ impl RemoteTier {
             fetcher,
         )
     }
+}
 
+impl RemoteTier {
     /// Downloads a remote archive whole and checks it: size, CRC-32, then
     /// header, footer, index and every block (what `fabric verify --remote`
     /// does). Returns the bytes.

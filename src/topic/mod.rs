@@ -9,4 +9,9 @@
 //! import the produce, consume, tier or fabric layers.
 
 mod config;
+pub(crate) mod handle;
+pub(crate) mod source;
+
 pub use config::*;
+pub(crate) use handle::{OpenHandle, OpenHandles, TopicHandle};
+pub(crate) use source::{PartitionSource, WeakSource};

@@ -35,8 +35,6 @@ mod replay;
 pub(crate) mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,11 +42,12 @@ use jiff::Timestamp;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::envelope::{peek_event_id, peek_ttl_millis};
-use crate::error::{Error, Result};
-use crate::fabric::{Fabric, TopicHandle};
+use crate::clock::{Clock, SystemClock};
 use crate::consume::idempotent::ProcessedWindow;
 use crate::consume::reader::{RawEvent, Reader, StartFrom};
+use crate::envelope::{peek_event_id, peek_ttl_millis};
+use crate::error::{Error, Result};
+use crate::topic::{PartitionSource, TopicHandle};
 
 use assign::MemberId;
 pub use replay::{ReplayBound, ReplayConfig, ReplaySession};
@@ -94,71 +93,6 @@ pub enum CursorStart {
     Earliest,
     /// The end of the partition when the member takes it over.
     Latest,
-}
-
-/// Time as a consumer group sees it: monotonic time for sessions, wall time
-/// for TTLs. Injectable so tests can expire sessions without sleeping.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Monotonic time since an arbitrary origin.
-    fn monotonic(&self) -> Duration;
-    /// Wall-clock time in µs since the Unix epoch.
-    fn wall_micros(&self) -> i64;
-}
-
-/// The real clocks.
-#[derive(Debug)]
-pub struct SystemClock {
-    origin: Instant,
-}
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-        }
-    }
-}
-
-impl Clock for SystemClock {
-    fn monotonic(&self) -> Duration {
-        self.origin.elapsed()
-    }
-    fn wall_micros(&self) -> i64 {
-        crate::storage::log::now_micros()
-    }
-}
-
-/// A clock that moves only when told to (tests).
-#[derive(Debug)]
-pub struct ManualClock {
-    elapsed_nanos: AtomicU64,
-    wall_origin_micros: i64,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock {
-            elapsed_nanos: AtomicU64::new(0),
-            wall_origin_micros: crate::storage::log::now_micros(),
-        }
-    }
-}
-
-impl ManualClock {
-    /// Moves both clocks forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.elapsed_nanos
-            .fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn monotonic(&self) -> Duration {
-        Duration::from_nanos(self.elapsed_nanos.load(Ordering::SeqCst))
-    }
-    fn wall_micros(&self) -> i64 {
-        self.wall_origin_micros + (self.elapsed_nanos.load(Ordering::SeqCst) / 1000) as i64
-    }
 }
 
 /// Settings of one group member.
@@ -210,7 +144,7 @@ impl Default for ConsumerConfig {
             processed_window_ids: 100_000,
             processed_window_age: Duration::from_secs(24 * 3600),
             durable_only: false,
-            clock: Arc::new(SystemClock::default()),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -231,6 +165,12 @@ impl ConsumerConfig {
         if self.session_timeout.is_zero() {
             return Err(Error::invalid("session_timeout", "must be positive"));
         }
+        use crate::clock::{DAY, check_duration};
+        check_duration("session_timeout", self.session_timeout, DAY)?;
+        if let Some(every) = self.auto_commit_interval {
+            check_duration("auto_commit_interval", every, DAY)?;
+        }
+        check_duration("processed_window_age", self.processed_window_age, 365 * DAY)?;
         Ok(())
     }
 }
@@ -340,7 +280,7 @@ impl GroupState {
 }
 
 impl Coordinator {
-    fn status(&self, fabric: &Fabric) -> GroupStatus {
+    fn status(&self, source: &Arc<dyn PartitionSource>) -> GroupStatus {
         let state = self.state.lock();
         let logs = self.topic.partitions();
         let partitions = logs
@@ -348,7 +288,7 @@ impl Coordinator {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.store.state().committed.get(&(p as u32)).copied();
-                let (earliest, end) = retained_range(fabric, &self.topic.name, p as u32, log);
+                let (earliest, end) = source.retained_range(&self.topic.name, p as u32, log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
@@ -381,7 +321,8 @@ impl Coordinator {
 /// delivery guarantees); [`Consumer::close`] commits first.
 #[derive(Debug)]
 pub struct Consumer {
-    fabric: Fabric,
+    source: Arc<dyn PartitionSource>,
+    registry: Arc<Registry>,
     coord: Option<Arc<Coordinator>>,
     id: MemberId,
     config: ConsumerConfig,
@@ -404,36 +345,33 @@ pub struct Consumer {
     duplicates: u64,
     last_commit: Duration,
     /// Keeps `Fabric::close` from closing the fabric under this member.
-    _open: crate::fabric::OpenHandle,
+    _open: crate::topic::OpenHandle,
 }
 
 /// How often a durable-only consumer looks for a sync it is waiting for.
 const DURABLE_POLL: Duration = Duration::from_millis(5);
 
-impl Fabric {
-    /// Joins consumer group `group` on `topic` as a new member (see
-    /// [`Consumer`]). The group's cursor log is locked while any member in
-    /// this process is live; a member in another process meanwhile gets
-    /// [`Error::Locked`] naming this process.
-    pub fn consumer(&self, group: &str, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
-        Consumer::join(self, group, topic, config)
-    }
-}
-
 impl Consumer {
-    fn join(fabric: &Fabric, group: &str, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
+    /// Joins `group` on `topic` as a new member (see [`Fabric::consumer`](crate::Fabric::consumer)).
+    pub(crate) fn join(
+        source: &Arc<dyn PartitionSource>,
+        registry: &Arc<Registry>,
+        group: &str,
+        topic: &str,
+        config: ConsumerConfig,
+    ) -> Result<Consumer> {
         validate_group_name(group)?;
         config.validate()?;
-        if config.durable_only && fabric.is_read_only() {
+        if config.durable_only && source.is_read_only() {
             return Err(Error::invalid(
                 "consumer durable_only",
                 "a read-only view cannot see the writer's syncs: consume in the writer's process",
             ));
         }
-        let handle = fabric.handle(topic)?;
+        let handle = source.handle(topic)?;
         handle.check_live()?;
         let coord = {
-            let mut map = fabric.group_registry().coordinators.lock();
+            let mut map = registry.coordinators.lock();
             let key = (group.to_string(), topic.to_string());
             match map.get(&key).and_then(Weak::upgrade) {
                 Some(c) => c,
@@ -443,8 +381,8 @@ impl Consumer {
                         config.processed_window_age.as_micros() as i64,
                     );
                     let store = CursorStore::open_with(
-                        &fabric.state_io(),
-                        fabric.path(),
+                        &source.state_io(),
+                        source.path(),
                         group,
                         topic,
                         window,
@@ -489,7 +427,8 @@ impl Consumer {
             id
         };
         let mut consumer = Consumer {
-            fabric: fabric.clone(),
+            source: source.clone(),
+            registry: registry.clone(),
             coord: Some(coord),
             id,
             config,
@@ -506,7 +445,7 @@ impl Consumer {
             expired_uncommitted: 0,
             duplicates: 0,
             last_commit: now,
-            _open: fabric.track(format!(
+            _open: source.track(format!(
                 "member {id} of consumer group {group:?} on topic {topic:?}"
             )),
         };
@@ -612,7 +551,7 @@ impl Consumer {
             if self.next[p as usize].is_none() {
                 let log = &partitions[p as usize];
                 let topic = &self.coord().topic.name;
-                let (earliest, end) = retained_range(&self.fabric, topic, p, log);
+                let (earliest, end) = self.source.retained_range(topic, p, log);
                 let start = match state.store.state().committed.get(&p) {
                     // Past the end: records the group counted as consumed
                     // are gone (a commit is never persisted past the durable
@@ -667,7 +606,7 @@ impl Consumer {
             .map(|&p| (p, self.next[p as usize].unwrap_or(0)))
             .collect();
         let reader = Reader::new(
-            self.fabric.clone(),
+            self.source.clone(),
             self.coord().topic.clone(),
             StartFrom::Offsets(offsets),
         )?
@@ -692,7 +631,7 @@ impl Consumer {
     }
 
     pub(crate) fn poll_up_to(&mut self, timeout: Duration, max: usize) -> Result<Vec<RawEvent>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         self.sync()?;
         self.maybe_auto_commit()?;
         let mut batch = Vec::new();
@@ -737,7 +676,7 @@ impl Consumer {
                 // signals it, so look again shortly.
                 slice = slice.min(DURABLE_POLL);
             }
-            if self.fabric.is_read_only() {
+            if self.source.is_read_only() {
                 match self.reader.as_mut() {
                     Some(reader) => {
                         reader.wait(slice.min(Duration::from_millis(100)))?;
@@ -745,7 +684,7 @@ impl Consumer {
                     None => {
                         // Nothing assigned or everything paused: still notice
                         // partitions the writer adds.
-                        self.fabric.refresh()?;
+                        self.source.refresh()?;
                         std::thread::sleep(slice.min(Duration::from_millis(10)));
                     }
                 }
@@ -824,7 +763,7 @@ impl Consumer {
     /// re-delivers rather than loses it: at-least-once into the DLQ).
     fn on_expired(&mut self, event: &RawEvent) -> Result<()> {
         if self.config.expired_to_dlq {
-            let now = crate::storage::log::now_micros();
+            let now = crate::clock::now_micros();
             let letter = crate::consume::dlq::DeadLetter {
                 reason: crate::consume::dlq::DlqReason::Expired,
                 error: "emitted_at + ttl passed before delivery".to_owned(),
@@ -838,7 +777,7 @@ impl Consumer {
                 consumer: self.coord().group.clone(),
                 envelope: event.value.clone(),
             };
-            crate::consume::dlq::dead_letter(&self.fabric, &letter)?;
+            crate::consume::dlq::dead_letter(&self.source, &letter)?;
         }
         self.expired += 1;
         self.expired_uncommitted += 1;
@@ -906,7 +845,7 @@ impl Consumer {
         // for the log's sync (only when it is behind) keeps at-least-once.
         // A read-only view cannot sync the writer's log; its commits rely on
         // the writer's fsync policy (see `durable_only`).
-        if !self.fabric.is_read_only() {
+        if !self.source.is_read_only() {
             let logs = coord.topic.partitions();
             for &(p, n) in &positions {
                 if let Some(log) = logs.get(p as usize)
@@ -936,8 +875,8 @@ impl Consumer {
         self.sync()?;
         self.check_owned(partition)?;
         let topic = &self.coord().topic.name;
-        let log = self.fabric.partition(topic, partition)?;
-        let (earliest, end) = retained_range(&self.fabric, topic, partition, &log);
+        let log = self.source.partition(topic, partition)?;
+        let (earliest, end) = self.source.retained_range(topic, partition, &log);
         if offset < earliest || offset > end {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -953,7 +892,7 @@ impl Consumer {
     /// `emitted_at` is at or after `time` (the end when none is).
     pub fn seek_to_time(&mut self, partition: u32, time: Timestamp) -> Result<()> {
         self.check_owned(partition)?;
-        let offset = offset_for_time(&self.fabric, &self.coord().topic, partition, time)?;
+        let offset = offset_for_time(&self.source, &self.coord().topic, partition, time)?;
         self.seek(partition, offset)
     }
 
@@ -996,7 +935,7 @@ impl Consumer {
 
     /// Committed cursors, log ends, lag and members of the group on this topic.
     pub fn status(&self) -> GroupStatus {
-        self.coord().status(&self.fabric)
+        self.coord().status(&self.source)
     }
 
     /// Records `event` as processed at entity `version` (effectively-once):
@@ -1043,7 +982,7 @@ impl Consumer {
         let Some(coord) = self.coord.take() else {
             return;
         };
-        let registry = self.fabric.group_registry();
+        let registry = &self.registry;
         // Held while the coordinator may drop, so a concurrent join never
         // finds the cursor log still locked by a coordinator on its way out.
         let _map = registry.coordinators.lock();
@@ -1067,8 +1006,8 @@ impl Consumer {
         &self.coord().topic
     }
 
-    pub(crate) fn fabric(&self) -> &Fabric {
-        &self.fabric
+    pub(crate) fn fabric(&self) -> &Arc<dyn PartitionSource> {
+        &self.source
     }
 
     /// Whether every owned partition reached its limit.
@@ -1085,65 +1024,22 @@ impl Drop for Consumer {
     }
 }
 
-/// The offsets a partition can be read from: the earliest available in
-/// any readable tier (warm or hot) and the end. The one place groups ask a
-/// partition for its range, so a cursor in the warm tier is never clamped up
-/// to the hot log's start (which would skip events).
-///
-/// When the warm tier cannot be listed (see [`retained_range_checked`], which
-/// callers that can fail should use) the error is logged and the range starts
-/// at the warm tier this process last listed, else the hot log's start.
-pub(crate) fn retained_range(
-    fabric: &Fabric,
-    topic: &str,
-    partition: u32,
-    log: &crate::storage::log::Log,
-) -> (u64, u64) {
-    match retained_range_checked(fabric, topic, partition, log) {
-        Ok(range) => range,
-        Err(e) => {
-            let hot = log.earliest_offset();
-            let earliest = fabric
-                .tiers()
-                .known_earliest(topic, partition)
-                .map_or(hot, |w| w.min(hot));
-            log::warn!(
-                "retained range of topic {topic:?} partition {partition}: {e}; using earliest offset {earliest}"
-            );
-            (earliest, log.next_offset())
-        }
-    }
-}
-
-/// [`retained_range`], returning the error when the warm tier cannot be
-/// listed (a read-only view's reload meeting a damaged archive, an I/O
-/// error) instead of guessing.
-pub(crate) fn retained_range_checked(
-    fabric: &Fabric,
-    topic: &str,
-    partition: u32,
-    log: &crate::storage::log::Log,
-) -> Result<(u64, u64)> {
-    let earliest = fabric.earliest_available(topic, partition)?;
-    Ok((earliest, log.next_offset()))
-}
-
 /// The first offset of `partition` at or after `time` (its end when none).
 pub(crate) fn offset_for_time(
-    fabric: &Fabric,
+    source: &Arc<dyn PartitionSource>,
     topic: &Arc<TopicHandle>,
     partition: u32,
     time: Timestamp,
 ) -> Result<u64> {
-    let reader = Reader::new(fabric.clone(), topic.clone(), StartFrom::Time(time))?
+    let reader = Reader::new(source.clone(), topic.clone(), StartFrom::Time(time))?
         .with_partitions(&[partition])?;
     Ok(reader.positions().get(&partition).copied().unwrap_or(0))
 }
 
 /// Every consumer group with a cursor log under the data directory, with the
 /// topics it has cursors for, sorted.
-pub fn list(fabric: &Fabric) -> Result<Vec<(String, Vec<String>)>> {
-    let dir = fabric.path().join(store::GROUPS_DIR);
+pub(crate) fn list(source: &Arc<dyn PartitionSource>) -> Result<Vec<(String, Vec<String>)>> {
+    let dir = source.path().join(store::GROUPS_DIR);
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -1156,7 +1052,7 @@ pub fn list(fabric: &Fabric) -> Result<Vec<(String, Vec<String>)>> {
         if validate_group_name(&group).is_err() || !entry.path().is_dir() {
             continue;
         }
-        let mut topics = group_topics(fabric, &group)?;
+        let mut topics = group_topics(source, &group)?;
         topics.sort();
         out.push((group, topics));
     }
@@ -1164,8 +1060,8 @@ pub fn list(fabric: &Fabric) -> Result<Vec<(String, Vec<String>)>> {
     Ok(out)
 }
 
-fn group_topics(fabric: &Fabric, group: &str) -> Result<Vec<String>> {
-    let dir = store::group_dir(fabric.path(), group);
+fn group_topics(source: &Arc<dyn PartitionSource>, group: &str) -> Result<Vec<String>> {
+    let dir = store::group_dir(source.path(), group);
     let mut topics = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
@@ -1181,23 +1077,27 @@ fn group_topics(fabric: &Fabric, group: &str) -> Result<Vec<String>> {
 /// The group's status on every topic it has cursors for: from the live
 /// coordinator when a member is in this process (members included), else
 /// read from the cursor logs without locking them.
-pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
+pub(crate) fn describe(
+    source: &Arc<dyn PartitionSource>,
+    registry: &Registry,
+    group: &str,
+) -> Result<Vec<GroupStatus>> {
     validate_group_name(group)?;
-    let dir = store::group_dir(fabric.path(), group);
+    let dir = store::group_dir(source.path(), group);
     if !dir.is_dir() {
         return Err(Error::invalid(
             format!("consumer group {group:?}"),
-            format!("it has no cursors in {}", fabric.path().display()),
+            format!("it has no cursors in {}", source.path().display()),
         ));
     }
     let mut out = Vec::new();
-    for topic in group_topics(fabric, group)? {
-        if let Some(live) = fabric.group_registry().live(group, &topic) {
-            out.push(live.status(fabric));
+    for topic in group_topics(source, group)? {
+        if let Some(live) = registry.live(group, &topic) {
+            out.push(live.status(source));
             continue;
         }
-        let state = store::read_state(fabric.path(), group, &topic)?;
-        let logs = match fabric.handle(&topic) {
+        let state = store::read_state(source.path(), group, &topic)?;
+        let logs = match source.handle(&topic) {
             Ok(handle) => handle.partitions(),
             Err(_) => Arc::new(Vec::new()), // the topic was deleted since
         };
@@ -1206,7 +1106,7 @@ pub fn describe(fabric: &Fabric, group: &str) -> Result<Vec<GroupStatus>> {
             .enumerate()
             .map(|(p, log)| {
                 let committed = state.committed.get(&(p as u32)).copied();
-                let (earliest, end) = retained_range(fabric, &topic, p as u32, log);
+                let (earliest, end) = source.retained_range(&topic, p as u32, log);
                 PartitionStatus {
                     partition: p as u32,
                     committed,
@@ -1244,24 +1144,29 @@ pub enum ResetTo {
 /// Rewrites the group's committed cursors on `topic` (every partition);
 /// returns them. Refused with [`Error::Locked`] while a member of the group
 /// is live on that topic, in this process or another.
-pub fn reset(fabric: &Fabric, group: &str, topic: &str, to: ResetTo) -> Result<BTreeMap<u32, u64>> {
+pub(crate) fn reset(
+    source: &Arc<dyn PartitionSource>,
+    group: &str,
+    topic: &str,
+    to: ResetTo,
+) -> Result<BTreeMap<u32, u64>> {
     validate_group_name(group)?;
-    let handle = fabric.handle(topic)?;
+    let handle = source.handle(topic)?;
     let mut store = CursorStore::open_with(
-        &fabric.state_io(),
-        fabric.path(),
+        &source.state_io(),
+        source.path(),
         group,
         topic,
         ProcessedWindow::new(usize::MAX, i64::MAX),
     )?;
     let mut positions = BTreeMap::new();
     for (p, log) in handle.partitions().iter().enumerate() {
-        let (earliest, end) = retained_range(fabric, topic, p as u32, log);
+        let (earliest, end) = source.retained_range(topic, p as u32, log);
         let offset = match to {
             ResetTo::Earliest => earliest,
             ResetTo::Latest => end,
             ResetTo::Offset(o) => o.clamp(earliest, end),
-            ResetTo::Time(t) => offset_for_time(fabric, &handle, p as u32, t)?,
+            ResetTo::Time(t) => offset_for_time(source, &handle, p as u32, t)?,
         };
         positions.insert(p as u32, offset);
     }

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::{Clock, Consumer, ConsumerConfig, offset_for_time, retained_range};
-use crate::error::{Error, Result};
-use crate::fabric::Fabric;
+use super::{Consumer, ConsumerConfig, Registry, offset_for_time};
+use crate::clock::Clock;
 use crate::consume::reader::RawEvent;
+use crate::error::{Error, Result};
+use crate::topic::PartitionSource;
 
 /// One end of a replay range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ impl TokenBucket {
 
     /// Takes up to `want` whole tokens, waiting up to `timeout` for the first.
     fn take_up_to(&mut self, want: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         loop {
             self.refill();
             if self.tokens >= 1.0 {
@@ -124,9 +125,10 @@ pub struct ReplaySession {
 }
 
 impl ReplaySession {
-    /// Starts replaying `topic` into `group`.
-    pub fn start(
-        fabric: &Fabric,
+    /// Starts replaying `topic` into `group` (see [`Fabric::replay`](crate::Fabric::replay)).
+    pub(crate) fn start(
+        source: &Arc<dyn PartitionSource>,
+        registry: &Arc<Registry>,
         topic: &str,
         group: &str,
         config: ReplayConfig,
@@ -140,7 +142,7 @@ impl ReplaySession {
             ));
         }
         let clock = config.consumer.clock.clone();
-        let mut consumer = fabric.consumer(group, topic, config.consumer)?;
+        let mut consumer = Consumer::join(source, registry, group, topic, config.consumer)?;
         let handle = consumer.topic_handle().clone();
         let logs = handle.partitions();
         if consumer.assignment().len() != logs.len() {
@@ -153,7 +155,7 @@ impl ReplaySession {
         let mut range = BTreeMap::new();
         for (p, log) in logs.iter().enumerate() {
             let p = p as u32;
-            let (earliest, end) = retained_range(fabric, topic, p, log);
+            let (earliest, end) = source.retained_range(topic, p, log);
             let at = |bound: ReplayBound| -> Result<u64> {
                 Ok(match bound {
                     ReplayBound::Offset(o) => o.clamp(earliest, end),

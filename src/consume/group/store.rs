@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::consume::idempotent::ProcessedWindow;
+use crate::error::{Error, Result};
 use crate::storage::io::Io;
 use crate::storage::statelog::StateLog;
 
@@ -147,6 +147,7 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
 }
 
 /// [`apply_all`] for the fuzz target: how many partitions end up committed.
+#[cfg(any(test, feature = "failpoints"))]
 pub(crate) fn replay_for_fuzzing(records: &[Vec<u8>], path: &Path) -> Result<usize> {
     let mut window = ProcessedWindow::new(1 << 16, i64::MAX);
     Ok(apply_all(records, path, Some(&mut window))?.committed.len())

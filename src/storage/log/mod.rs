@@ -11,14 +11,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::error::{Error, Result};
 use crate::storage::batch::{self, BatchEncoder, BatchHeader, BatchView, RecordRef};
 use crate::storage::checkpoint::{self, Checkpoint};
-use crate::error::{Error, Result};
 mod flusher;
 use crate::storage::index::IndexBuilder;
 use crate::storage::io::{FaultInjector, Io};
@@ -97,7 +97,8 @@ pub struct LogConfig {
     pub checkpoint_interval_bytes: u64,
     /// What recovery does with damage.
     pub recovery: RecoveryMode,
-    /// Test hook: fail chosen file operations.
+    /// Test hook (feature `failpoints`): fail chosen file operations.
+    #[cfg(feature = "failpoints")]
     pub fault_injector: Option<Arc<dyn FaultInjector>>,
 }
 
@@ -113,12 +114,22 @@ impl Default for LogConfig {
             preallocate_bytes: 8 << 20,
             checkpoint_interval_bytes: 32 << 20,
             recovery: RecoveryMode::default(),
+            #[cfg(feature = "failpoints")]
             fault_injector: None,
         }
     }
 }
 
 impl LogConfig {
+    /// The faults to inject into this log's file operations (a test seam,
+    /// compiled in with the `failpoints` feature only).
+    pub(crate) fn faults(&self) -> Option<Arc<dyn FaultInjector>> {
+        #[cfg(feature = "failpoints")]
+        return self.fault_injector.clone();
+        #[cfg(not(feature = "failpoints"))]
+        None
+    }
+
     /// Checks every setting against its limits, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
         if self.segment_bytes < 1024 || self.segment_bytes > 2 << 30 {
@@ -137,6 +148,9 @@ impl LogConfig {
         }
         if self.index_interval_bytes == 0 {
             return Err(Error::invalid("index_interval_bytes", "must be positive"));
+        }
+        if let Durability::GroupCommit { max_delay, .. } = self.durability {
+            crate::clock::check_duration("group commit max_delay", max_delay, crate::clock::HOUR)?;
         }
         Ok(())
     }
@@ -314,12 +328,7 @@ struct DurableState {
 
 /// Wall-clock now in µs since the Unix epoch (the unit of every record
 /// timestamp); 0 if the clock reads before 1970. The crate's one reading of it.
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now_micros;
 
 impl Log {
     /// Opens (creating if needed) the log in `dir` as its only writer,
@@ -330,7 +339,7 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
-        let io = Io::new(config.fault_injector.clone());
+        let io = Io::new(config.faults());
         remove_temporaries(&io, &dir)?;
         let recovered = recover(&dir, &config, &io, true)?;
         let mut segments = recovered.segments;
@@ -516,6 +525,7 @@ impl Log {
     /// Test support: drops the handle the way a killed process would, with no
     /// final sync and no checkpoint, releasing the directory lock.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "failpoints"))]
     pub fn simulate_crash(self) {
         self.shared.crashed.store(true, Ordering::Release);
         *self.shared.writer.lock() = None;
@@ -674,7 +684,7 @@ impl Log {
     /// passes; returns whether it does. Wakes on appends of this handle's
     /// writer (no polling).
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         let mut guard = self.shared.appended_lock.lock();
         self.shared.waiters.fetch_add(1, Ordering::SeqCst);
         let reached = loop {
@@ -932,7 +942,7 @@ impl Shared {
                 if before < max_bytes && before + encoded as u64 >= max_bytes {
                     flusher::schedule(self, Instant::now());
                 } else if !self.flush_scheduled.swap(true, Ordering::AcqRel) {
-                    flusher::schedule(self, Instant::now() + max_delay);
+                    flusher::schedule(self, crate::clock::deadline(Instant::now(), max_delay));
                 }
             }
             Durability::Os => {}
@@ -1069,7 +1079,7 @@ impl Shared {
     fn gather_concurrent_appends(&self) {
         let last_sync = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed));
         let window = (last_sync / 4).min(Duration::from_micros(250));
-        let deadline = Instant::now() + window;
+        let deadline = crate::clock::deadline(Instant::now(), window);
         let mut seen = self.next_offset.load(Ordering::Acquire);
         let mut quiet = 0;
         while quiet < 3 && Instant::now() < deadline {
