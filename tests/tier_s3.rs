@@ -600,3 +600,85 @@ fn past_the_local_disk_ceiling_appends_are_refused_until_an_upload_succeeds() {
     log.append(b"accepted again").unwrap();
     assert_eq!(read_all(&fabric).unwrap().len(), all.len() + 2);
 }
+
+/// `fabric` with the warm tier's bucket named on the command line and the
+/// credentials in the environment (as an operator runs it).
+fn fabric_cli(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fabric"))
+        .arg("--data")
+        .arg(dir)
+        .args([
+            "--s3-bucket",
+            "warm",
+            "--s3-prefix",
+            "cli",
+            "--s3-endpoint",
+            endpoint,
+        ])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing-key-id")
+        .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+        .output()
+        .expect("run fabric")
+}
+
+#[test]
+fn the_cli_shows_where_each_range_lives_and_verifies_remote_archives() {
+    let moto = Moto::start();
+    moto.create_bucket("warm");
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, _) = setup(
+        dir.path(),
+        fabric_config(remote_config(&moto.endpoint(), "warm", "cli")),
+    );
+    fabric.maintain_at(at(NOW)).unwrap();
+    drop(fabric);
+    let out = fabric_cli(dir.path(), &moto.endpoint(), &["retention", "show", TOPIC]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let p = &lines[1];
+    assert_eq!(
+        p["warm_remote"]["location"],
+        "s3://warm/cli/audit.trail.v1/0/"
+    );
+    assert_eq!(
+        (
+            &p["warm_remote"]["base_offset"],
+            &p["warm_remote"]["next_offset"]
+        ),
+        (&serde_json::json!(0), &serde_json::json!(30))
+    );
+    assert_eq!(p["hot"]["base_offset"], 30);
+
+    let out = fabric_cli(dir.path(), &moto.endpoint(), &["verify", "--remote"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("verified 3 remote warm archives: 0 with problems"),
+        "{stderr}"
+    );
+    // The last object loses its tail: verify names it and exits 1.
+    let s = store(&moto.endpoint(), "warm", "cli");
+    let key = s.key("audit.trail.v1/0/00000000000000000020.archive");
+    let size = s.head(&key).unwrap().unwrap().size;
+    let cut = s.get_range(&key, 0..size - 1).unwrap();
+    s.put_plain(&key, cut).unwrap();
+    let out = fabric_cli(dir.path(), &moto.endpoint(), &["verify", "--remote"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}: audit.trail.v1 partition 0 offsets 20..30:",
+            s.location(&key)
+        )),
+        "{stdout}"
+    );
+}
