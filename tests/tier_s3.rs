@@ -682,3 +682,37 @@ fn the_cli_shows_where_each_range_lives_and_verifies_remote_archives() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_topic_named_in_topic_stores_tiers_to_its_own_bucket() {
+    let moto = Moto::start();
+    moto.create_bucket("warm");
+    moto.create_bucket("audit-archive");
+    let dir = tempfile::tempdir().unwrap();
+    let mut rc = remote_config(&moto.endpoint(), "warm", "shared");
+    rc.topic_stores.insert(
+        TOPIC.to_owned(),
+        config(&moto.endpoint(), "audit-archive", "audit"),
+    );
+    let (fabric, all) = setup(dir.path(), fabric_config(rc.clone()));
+    // A second topic, on the fabric's default store.
+    let mut other = topic_config();
+    other.partitions = 1;
+    fabric.create_topic("other.v1", other).unwrap();
+    let log = fabric.partition("other.v1", 0).unwrap();
+    log.append_batch_with_timestamps(&[(T0, b"x".to_vec())])
+        .unwrap();
+    log.roll().unwrap();
+    log.append_batch_with_timestamps(&[(T0 + 40 * DAY_US, b"y".to_vec())])
+        .unwrap();
+    fabric.maintain_at(at(NOW)).unwrap();
+    let own = store(&moto.endpoint(), "audit-archive", "audit");
+    assert_eq!(own.list(&own.key(TOPIC)).unwrap().len(), 3);
+    let shared = store(&moto.endpoint(), "warm", "shared");
+    assert!(shared.list(&shared.key(TOPIC)).unwrap().is_empty());
+    assert_eq!(shared.list(&shared.key("other.v1")).unwrap().len(), 1);
+    drop(log);
+    drop(fabric);
+    let fabric = Fabric::open(dir.path(), fabric_config(rc)).unwrap();
+    assert_eq!(assert_exactly_once(&fabric, &all, &own), 3);
+}

@@ -557,8 +557,9 @@ pub(crate) trait BlockFetcher: Send + Sync + std::fmt::Debug {
 /// (the remote warm tier, which implements it: the storage layer knows no
 /// object store).
 pub(crate) trait RemoteArchives: Send + Sync + std::fmt::Debug {
-    /// Opens the archive the marker file at `path` records (no request).
-    fn open_marker(&self, path: &Path) -> Result<Archive>;
+    /// Opens the archive the marker file at `path` records for `topic`
+    /// (no request).
+    fn open_marker(&self, topic: &str, path: &Path) -> Result<Archive>;
 }
 
 /// An archive known by its header and its tail (index, footer, trailer)

@@ -44,9 +44,13 @@ fn parse_marker_name(name: &str) -> Option<u64> {
 }
 
 /// Opens the remote archive a marker records, through the fabric's remote tier.
-fn open_remote(remote: Option<&Arc<dyn RemoteArchives>>, path: &Path) -> Result<Archive> {
+fn open_remote(
+    remote: Option<&Arc<dyn RemoteArchives>>,
+    topic: &str,
+    path: &Path,
+) -> Result<Archive> {
     match remote {
-        Some(r) => r.open_marker(path),
+        Some(r) => r.open_marker(topic, path),
         None => Err(Error::invalid(
             format!("remote archive {}", path.display()),
             "it lives in an object store, but this fabric has no remote warm tier (FabricConfig::remote_warm, feature tier-s3)",
@@ -192,7 +196,7 @@ impl WarmPartition {
                 continue;
             }
             let opened = if is_remote {
-                open_remote(remote.as_ref(), &path)
+                open_remote(remote.as_ref(), topic, &path)
             } else {
                 Archive::open(&path)
             }

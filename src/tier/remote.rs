@@ -52,6 +52,10 @@ const MAX_MARKER_LEN: usize = 64 << 20;
 pub struct RemoteWarmConfig {
     /// Bucket, prefix, endpoint, region and client limits.
     pub store: ObjectStoreConfig,
+    /// Topics whose warm tier lives elsewhere (another bucket, prefix,
+    /// endpoint or region), by topic name; every other topic uses `store`.
+    /// Credentials are the same for all.
+    pub topic_stores: BTreeMap<String, ObjectStoreConfig>,
     /// Credentials; `None`: from the environment (`AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) at open.
     pub credentials: Option<S3Credentials>,
@@ -78,6 +82,7 @@ impl RemoteWarmConfig {
     pub fn new(store: ObjectStoreConfig) -> RemoteWarmConfig {
         RemoteWarmConfig {
             store,
+            topic_stores: BTreeMap::new(),
             credentials: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             read_ahead_bytes: DEFAULT_READ_AHEAD_BYTES,
@@ -347,6 +352,8 @@ struct Retry {
 pub(crate) struct RemoteTier {
     pub(crate) config: RemoteWarmConfig,
     pub(crate) store: Arc<RemoteStore>,
+    /// The stores of the topics `RemoteWarmConfig::topic_stores` names.
+    topic_stores: HashMap<String, Arc<RemoteStore>>,
     pub(crate) cache: Arc<RemoteBlockCache>,
     retries: Mutex<HashMap<(String, u32), Retry>>,
 }
@@ -359,18 +366,29 @@ impl RemoteTier {
             Some(c) => c.clone(),
             None => S3Credentials::from_env()?,
         };
-        let store = RemoteStore::connect(config.store.clone(), credentials)?;
+        let store = RemoteStore::connect(config.store.clone(), credentials.clone())?;
+        let mut topic_stores = HashMap::new();
+        for (topic, c) in &config.topic_stores {
+            let s = RemoteStore::connect(c.clone(), credentials.clone())?;
+            topic_stores.insert(topic.clone(), Arc::new(s));
+        }
         Ok(RemoteTier {
             cache: Arc::new(RemoteBlockCache::new(config.cache_bytes)),
             store: Arc::new(store),
+            topic_stores,
             config,
             retries: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The store holding `topic`'s warm tier.
+    pub(crate) fn store_for(&self, topic: &str) -> &Arc<RemoteStore> {
+        self.topic_stores.get(topic).unwrap_or(&self.store)
+    }
+
     /// The key of the archive of `topic`'s `partition` from `base`.
     pub(crate) fn object_key(&self, topic: &str, partition: u32, base: u64) -> String {
-        self.store
+        self.store_for(topic)
             .key(&format!("{topic}/{partition}/{base:020}.archive"))
     }
 
@@ -383,8 +401,8 @@ impl RemoteTier {
         (r.next_try > now).then(|| Error::ObjectStore {
             op: "upload (deferred)",
             location: self
-                .store
-                .location(&self.store.key(&format!("{topic}/{partition}"))),
+                .store_for(topic)
+                .location(&self.store_for(topic).key(&format!("{topic}/{partition}"))),
             reason: format!(
                 "{} failed attempt(s), retrying in {} ms; last: {}",
                 r.failures,
@@ -423,15 +441,22 @@ impl RemoteTier {
     /// was sent) and returns the marker that records it. Nothing local is
     /// changed; nothing is readable from the store until the marker is in
     /// place.
-    pub(crate) fn upload(&self, archive_path: &Path, key: &str, now: i64) -> Result<Marker> {
+    pub(crate) fn upload(
+        &self,
+        topic: &str,
+        archive_path: &Path,
+        key: &str,
+        now: i64,
+    ) -> Result<Marker> {
+        let store = self.store_for(topic);
         let data = Bytes::from(
             std::fs::read(archive_path).map_err(|e| Error::io("read", archive_path, e))?,
         );
         // Parse what is sent: the marker keeps its header and tail.
         let local = Archive::open(archive_path)?;
-        let sent = self.store.put(key, data.clone())?;
-        let confirmed = self.store.head(key)?;
-        let location = self.store.location(key);
+        let sent = store.put(key, data.clone())?;
+        let confirmed = store.head(key)?;
+        let location = store.location(key);
         match confirmed {
             Some(h) if h.size == sent.size && h.crc32 == Some(sent.crc32) => {}
             other => {
@@ -456,7 +481,7 @@ impl RemoteTier {
             object_size: sent.size,
             object_crc32: sent.crc32,
             uploaded_at: now,
-            bucket: self.store.config().bucket.clone(),
+            bucket: store.config().bucket.clone(),
             key: key.to_owned(),
             head: data[..HEADER_LEN].to_vec(),
             tail: data[tail_at..].to_vec(),
@@ -464,27 +489,28 @@ impl RemoteTier {
     }
 
     /// Opens the remote archive a marker file records (no request sent).
-    pub(crate) fn open_marker(&self, path: &Path) -> Result<Archive> {
-        RemoteArchives::open_marker(self, path)
+    pub(crate) fn open_marker(&self, topic: &str, path: &Path) -> Result<Archive> {
+        RemoteArchives::open_marker(self, topic, path)
     }
 }
 
 impl RemoteArchives for RemoteTier {
-    fn open_marker(&self, path: &Path) -> Result<Archive> {
+    fn open_marker(&self, topic: &str, path: &Path) -> Result<Archive> {
+        let store = self.store_for(topic);
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
         let marker = Marker::decode(&bytes, path)?;
-        if marker.bucket != self.store.config().bucket {
+        if marker.bucket != store.config().bucket {
             return Err(Error::invalid(
                 format!("remote archive {}", path.display()),
                 format!(
-                    "it was uploaded to bucket {:?}, but the fabric's warm tier is bucket {:?}",
+                    "it was uploaded to bucket {:?}, but the warm tier of topic {topic:?} is bucket {:?}",
                     marker.bucket,
-                    self.store.config().bucket
+                    store.config().bucket
                 ),
             ));
         }
         let fetcher = Arc::new(RemoteBlocks {
-            store: self.store.clone(),
+            store: store.clone(),
             key: marker.key.clone(),
             cache: self.cache.clone(),
             read_ahead: self.config.read_ahead_bytes,
@@ -503,21 +529,19 @@ impl RemoteTier {
     /// Downloads a remote archive whole and checks it: size, CRC-32, then
     /// header, footer, index and every block (what `fabric verify --remote`
     /// does). Returns the bytes.
-    pub(crate) fn download_verified(&self, marker_path: &Path) -> Result<Bytes> {
+    pub(crate) fn download_verified(&self, topic: &str, marker_path: &Path) -> Result<Bytes> {
+        let store = self.store_for(topic);
         let raw = std::fs::read(marker_path).map_err(|e| Error::io("read", marker_path, e))?;
         let marker = Marker::decode(&raw, marker_path)?;
-        let location = self.store.location(&marker.key);
-        let head = self
-            .store
-            .head(&marker.key)?
-            .ok_or_else(|| Error::ObjectStore {
-                op: "verify",
-                location: location.clone(),
-                reason: format!(
-                    "the object recorded by {} is missing",
-                    marker_path.display()
-                ),
-            })?;
+        let location = store.location(&marker.key);
+        let head = store.head(&marker.key)?.ok_or_else(|| Error::ObjectStore {
+            op: "verify",
+            location: location.clone(),
+            reason: format!(
+                "the object recorded by {} is missing",
+                marker_path.display()
+            ),
+        })?;
         if head.size != marker.object_size {
             return Err(Error::ObjectStore {
                 op: "verify",
@@ -530,7 +554,7 @@ impl RemoteTier {
                 ),
             });
         }
-        let data = self.store.get_range(&marker.key, 0..marker.object_size)?;
+        let data = store.get_range(&marker.key, 0..marker.object_size)?;
         let crc = crc32fast::hash(&data);
         if crc != marker.object_crc32 {
             return Err(Error::ObjectStore {
@@ -582,7 +606,7 @@ impl PartitionJob<'_> {
             return Err(e);
         }
         let key = remote.object_key(self.topic, self.partition, base);
-        let uploaded = remote.upload(&archive_tmp, &key, now_micros());
+        let uploaded = remote.upload(self.topic, &archive_tmp, &key, now_micros());
         remote.note_attempt(self.topic, self.partition, uploaded.as_ref().err());
         self.enforce_ceiling(remote, uploaded.is_err());
         let marker = match uploaded {
@@ -604,7 +628,8 @@ impl PartitionJob<'_> {
         self.io.sync_dir(&dir)?;
         // The marker is the record now; the local copy was only the upload's source.
         self.io.remove(&archive_tmp)?;
-        self.warm.push(Arc::new(remote.open_marker(&target)?));
+        self.warm
+            .push(Arc::new(remote.open_marker(self.topic, &target)?));
         Ok(marker.object_size)
     }
 
@@ -622,11 +647,9 @@ impl PartitionJob<'_> {
             .map(|s| s.committed_len())
             .sum();
         if failing && hot > ceiling {
-            let location = remote.store.location(
-                &remote
-                    .store
-                    .key(&format!("{}/{}", self.topic, self.partition)),
-            );
+            let store = remote.store_for(self.topic);
+            let location =
+                store.location(&store.key(&format!("{}/{}", self.topic, self.partition)));
             let reason = format!(
                 "topic {:?} partition {} holds {hot} hot bytes, over the local-disk ceiling of {ceiling}, while its uploads to the warm tier fail: appends are refused until an upload succeeds",
                 self.topic, self.partition
@@ -649,7 +672,7 @@ impl PartitionJob<'_> {
         tmp: &Path,
         target: &Path,
     ) -> Result<()> {
-        let data = remote.download_verified(&archive.path)?;
+        let data = remote.download_verified(self.topic, &archive.path)?;
         let out = self.io.open_rw(tmp, true)?;
         self.io.set_len(&out, tmp, 0)?;
         self.io.write_at(&out, tmp, &data, 0)?;
@@ -705,7 +728,7 @@ impl crate::fabric::Fabric {
             for (i, a) in archives.iter().enumerate() {
                 let Some(fetcher) = &a.fetcher else { continue };
                 let mut problem = remote
-                    .download_verified(&a.path)
+                    .download_verified(topic, &a.path)
                     .err()
                     .map(|e| e.to_string());
                 let next_base = archives.get(i + 1).map_or(hot_earliest, |n| n.base());
