@@ -148,6 +148,12 @@ pub use crate::storage::log::{
     RecoveryReport, SegmentInfo, Truncation,
 };
 pub use crate::storage::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::objstore::{
+    ObjectStoreConfig, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
+};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::remote::{RemoteArchiveCheck, RemoteWarmConfig};
 pub use crate::tier::{
     ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier,
     TierMove, WARM_DIR,
