@@ -65,6 +65,7 @@ pub mod fixtures;
 mod flusher;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod governance;
 pub mod group;
 mod idempotent;
 mod index;
