@@ -9,8 +9,15 @@
 //! field in an error, a log line or a metrics label: problems name JSON
 //! pointers, rules and schema facts only, so a field tagged `pii` cannot leak.
 
+pub mod acl;
+pub mod policy;
+pub mod quota;
 pub mod schema;
 pub mod topics_file;
+
+pub use acl::{AclRule, Acls, Effect, HOST_PRINCIPAL, Operation, PatternKind, ResourceKind};
+pub use policy::{Tenancy, TopicGovernance};
+pub use quota::{Admission, QuotaAction, QuotaRule, RateGate};
 
 pub use schema::{
     Catalog, Classification, CompatMode, CompiledSchema, Direction, PayloadViolation, Rule,

@@ -182,6 +182,17 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// An in-memory copy (same versions, never persisted): what a lint
+    /// adds to without touching the data directory.
+    pub fn detached(&self) -> Catalog {
+        Catalog {
+            path: None,
+            io: Io::default(),
+            event_types: self.event_types.clone(),
+            compiled: self.compiled.clone(),
+        }
+    }
+
     /// The catalog file of `data_dir`.
     pub fn file_path(data_dir: &Path) -> PathBuf {
         catalog_path(data_dir)
