@@ -33,7 +33,7 @@ pub enum QuotaAction {
 pub const DEFAULT_THROTTLE_DEADLINE_MS: u64 = 1_000;
 
 /// One quota rule. No tenant and no producer = the default rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaRule {
     /// The tenant it applies to (`None`: every tenant).
@@ -67,6 +67,23 @@ pub struct QuotaRule {
 
 fn default_deadline() -> u64 {
     DEFAULT_THROTTLE_DEADLINE_MS
+}
+
+impl Default for QuotaRule {
+    /// The default rule with no limit set (and the default throttle deadline).
+    fn default() -> Self {
+        QuotaRule {
+            tenant: None,
+            producer: None,
+            events_per_sec: None,
+            bytes_per_sec: None,
+            stored_bytes: None,
+            topics: None,
+            groups_per_topic: None,
+            action: QuotaAction::Throttle,
+            throttle_deadline_ms: DEFAULT_THROTTLE_DEADLINE_MS,
+        }
+    }
 }
 
 impl QuotaRule {
