@@ -163,7 +163,10 @@ fn acl_rules_persist_and_remove() {
     );
     assert!(acls.add(r.clone()).unwrap());
     assert!(!acls.add(r.clone()).unwrap(), "adding twice is a no-op");
-    assert_eq!(Acls::open(data.path()).unwrap().rules(), [r.clone()]);
+    assert_eq!(
+        Acls::open(data.path()).unwrap().rules(),
+        std::slice::from_ref(&r)
+    );
     assert!(acls.remove(&r).unwrap());
     assert!(Acls::open(data.path()).unwrap().rules().is_empty());
 }

@@ -61,12 +61,12 @@ impl CompiledSchema {
         if !(schema.is_object() || schema.is_boolean()) {
             return Err(invalid("a JSON Schema is an object or a boolean".into()));
         }
-        if let Some(dialect) = schema.get("$schema") {
-            if dialect.as_str().map(|d| d.trim_end_matches('#')) != Some(DRAFT_2020_12) {
-                return Err(invalid(format!(
-                    "`$schema` is {dialect}; only draft 2020-12 ({DRAFT_2020_12}) is accepted"
-                )));
-            }
+        if let Some(dialect) = schema.get("$schema")
+            && dialect.as_str().map(|d| d.trim_end_matches('#')) != Some(DRAFT_2020_12)
+        {
+            return Err(invalid(format!(
+                "`$schema` is {dialect}; only draft 2020-12 ({DRAFT_2020_12}) is accepted"
+            )));
         }
         if let Some(reference) = first_non_local_ref(schema) {
             return Err(invalid(format!(
