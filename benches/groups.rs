@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eventfabric::group::{CommitDurability, ConsumerConfig, DeliveryMode};
+use eventfabric::{CommitDurability, ConsumerConfig, DeliveryMode};
 use eventfabric::{Draft, Envelope, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 use serde_json::json;
 

@@ -2798,7 +2798,7 @@ mod tests {
 mod head_tests {
     use super::{EnvelopeHead, EnvelopeRef, peek_event_id, peek_ttl_millis};
     use crate::envelope::{Envelope, Ttl};
-    use crate::producer::Draft;
+    use crate::produce::producer::Draft;
     use serde_json::json;
 
     fn encoded(ttl: Option<u64>, tenant: Option<&str>, event_type: &str) -> (Envelope, Vec<u8>) {

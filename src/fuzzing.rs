@@ -20,8 +20,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
 use crate::envelope::{EnvelopeHead, EnvelopeRef};
+use crate::storage::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
 use crate::{Durability, Log, LogConfig, ReadLimit, RecoveryMode};
 
 const PATH: &str = "fuzz-input";
@@ -142,7 +142,7 @@ pub fn snapshot_decode(data: &[u8]) {
 }
 
 fn check_snapshot(data: &[u8]) {
-    let Ok((info, records)) = crate::snapshot::decode(data) else {
+    let Ok((info, records)) = crate::ops::snapshot::decode(data) else {
         return;
     };
     assert_eq!(records.len() as u64, info.records, "footer count disagrees");
@@ -226,7 +226,7 @@ pub fn archive_decode(data: &[u8]) {
         let _ = fix_archive_crcs(&mut bytes);
     }
     let name = Path::new("fuzz.archive");
-    if let Ok(s) = crate::archive::verify_bytes(&bytes, name) {
+    if let Ok(s) = crate::storage::archive::verify_bytes(&bytes, name) {
         assert_eq!(s.file_bytes, bytes.len() as u64);
         assert_eq!(
             Some(s.record_count),
@@ -332,25 +332,26 @@ fn length_prefixed(mut rest: &[u8]) -> Vec<Vec<u8>> {
 
 /// Parses `bytes` as a state-log file, as recovery does; the intact payloads.
 pub fn state_log(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    crate::statelog::parse_bytes(bytes, Path::new(PATH)).map_err(|e| e.to_string())
+    crate::storage::statelog::parse_bytes(bytes, Path::new(PATH)).map_err(|e| e.to_string())
 }
 
 /// Replays state-log payloads as a consumer group's cursor log; how many
 /// partitions end up committed.
 pub fn cursor_records(records: &[Vec<u8>]) -> Result<usize, String> {
-    crate::group::store::replay_for_fuzzing(records, Path::new(PATH)).map_err(|e| e.to_string())
+    crate::consume::group::store::replay_for_fuzzing(records, Path::new(PATH))
+        .map_err(|e| e.to_string())
 }
 
 /// Folds state-log payloads as a queue's state log.
 pub fn queue_records(records: &[Vec<u8>]) -> Result<(), String> {
-    crate::queue_state::fold(records, Path::new(PATH))
+    crate::consume::queue_state::fold(records, Path::new(PATH))
         .map(drop)
         .map_err(|e| e.to_string())
 }
 
 /// Decodes `bytes` as a dead-letter record.
 pub fn dead_letter(bytes: &[u8]) -> Result<(), String> {
-    crate::dlq::decode(&Bytes::copy_from_slice(bytes), 0, 0).map(drop)
+    crate::consume::dlq::decode(&Bytes::copy_from_slice(bytes), 0, 0).map(drop)
 }
 
 /// Runs every field peek on `bytes` and panics if one disagrees with the
@@ -364,7 +365,7 @@ pub fn record_peeks(bytes: &[u8]) {
     let peeked_id = crate::envelope::peek_event_id(bytes);
     let peeked_ttl = crate::envelope::peek_ttl_millis(bytes);
     let head = EnvelopeHead::peek(bytes);
-    let dedup_id = crate::dedup::event_id_of(bytes);
+    let dedup_id = crate::produce::dedup::event_id_of(bytes);
     match EnvelopeRef::decode(bytes) {
         Ok(full) => {
             assert_eq!(peeked_id, Some(full.event_id), "group event_id peek");

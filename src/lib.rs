@@ -52,71 +52,62 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod archive;
-pub mod batch;
-mod checkpoint;
-mod dedup;
-pub mod dlq;
-pub mod dlq_replay;
+// Layers, bottom up; a module imports only from the layers below it (see
+// docs/ARCHITECTURE.md).
+mod clock;
+mod consume;
 pub mod envelope;
 mod error;
-pub mod fabric;
-pub mod fixtures;
-mod flusher;
-#[doc(hidden)]
-pub mod fuzzing;
+mod fabric;
 pub mod governance;
-pub mod group;
-mod idempotent;
-mod index;
-pub mod io;
-mod lock;
-mod log;
-mod mmap;
-mod notify;
-pub mod partitioner;
-pub mod producer;
-pub mod queue;
-mod queue_state;
-pub mod reader;
-pub mod retry;
-mod sampling;
-mod segment;
-pub mod snapshot;
-mod statelog;
-pub mod tier;
-pub mod topic;
-mod verify;
+mod ops;
+mod produce;
+mod storage;
+mod tier;
+mod topic;
 
-pub use crate::dedup::DedupStats;
-pub use crate::dlq::{
-    DeadLetter, DeadLetters, DlqEntry, DlqFilter, DlqRateAlert, DlqRateEvent, DlqReason,
+pub mod fixtures;
+#[cfg(feature = "failpoints")]
+pub mod fuzzing;
+#[cfg(feature = "failpoints")]
+pub mod testing;
+
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::consume::dlq::{
+    DeadLetter, DeadLetters, DlqEntry, DlqFilter, DlqIter, DlqRateAlert, DlqRateEvent, DlqReason,
 };
-pub use crate::dlq_replay::{ReplayReport, Replayed};
+pub use crate::consume::dlq_replay::{ReplayReport, Replayed};
+pub use crate::consume::group::{
+    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplayBound,
+    ReplayConfig, ReplaySession, ResetTo,
+};
+pub use crate::consume::queue::{
+    Failure, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
+};
+pub use crate::consume::reader::{RawEvent, ReadEvent, Reader, StartFrom};
+pub use crate::consume::retry::{Backoff, RetryPolicy};
 pub use crate::envelope::{Envelope, EnvelopeError, EnvelopeRef, FieldProblem, SchemaVersion, Ttl};
 pub use crate::error::{Error, Result};
-pub use crate::fabric::{Fabric, FabricConfig};
-pub use crate::group::{
-    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplaySession,
+pub use crate::fabric::{Fabric, FabricConfig, PartitionCheck, PartitionRepair};
+pub use crate::ops::snapshot::{
+    Bound, ExportOptions, ExportSummary, ImportSummary, PartitionContents, SnapshotInfo,
+    SnapshotRecord, export as export_snapshot,
+    export_with_progress as export_snapshot_with_progress, import as import_snapshot,
+    import_with_progress as import_snapshot_with_progress, inspect as inspect_snapshot,
 };
-pub use crate::io::{Fault, FaultInjector, FaultPlan, IoOp};
-pub use crate::log::{
+pub use crate::ops::verify::{
+    DataDirRepair, DataDirReport, DirFinding, Severity, repair_data_dir, verify_data_dir,
+};
+pub use crate::produce::dedup::DedupStats;
+pub use crate::produce::partitioner::partition_for_key;
+pub use crate::produce::producer::{Draft, Producer, PublishOutcome, Published};
+pub use crate::storage::log::{
     Batch, Batches, Durability, Log, LogConfig, ReadLimit, Record, Records, RecoveryMode,
     RecoveryReport, SegmentInfo, Truncation,
 };
-pub use crate::producer::{Draft, Producer, PublishOutcome, Published};
-pub use crate::queue::{
-    Clock, Failure, ManualClock, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,
-    SystemClock,
-};
-pub use crate::reader::{RawEvent, ReadEvent, Reader, StartFrom};
-pub use crate::retry::{Backoff, RetryPolicy};
-pub use crate::snapshot::{Bound, ExportOptions, ExportSummary, ImportSummary};
+pub use crate::storage::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};
 pub use crate::tier::{
-    EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier, TierMove,
+    ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier,
+    TierMove, WARM_DIR,
 };
 pub use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, TopicInfo};
-pub use crate::verify::{
-    DamageCut, DataDirRepair, DataDirReport, DirFinding, Finding, RepairReport, Severity,
-    VerifyReport, repair, repair_data_dir, verify, verify_data_dir,
-};

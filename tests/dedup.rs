@@ -623,8 +623,8 @@ fn events_stored_before_the_append_time_existed_keep_their_emitted_at_window() {
                 let bytes = std::fs::read(&path).unwrap();
                 let mut v1 = Vec::new();
                 let mut pos = 0;
-                while let Ok(view) = eventfabric::batch::BatchView::parse(&bytes[pos..]) {
-                    let mut enc = eventfabric::batch::BatchEncoder::default();
+                while let Ok(view) = eventfabric::testing::batch::BatchView::parse(&bytes[pos..]) {
+                    let mut enc = eventfabric::testing::batch::BatchEncoder::default();
                     enc.begin(view.header.base_offset, view.header.durable_offset, None);
                     for r in view.records() {
                         enc.push(r.timestamp, r.value);

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use eventfabric::envelope::{Envelope, EnvelopeRef, MAX_NESTING, SchemaVersion, Ttl};
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
-use eventfabric::partitioner::partition_for_key;
+use eventfabric::partition_for_key;
 
 const SEEDS: [(&str, &str); 3] = [
     (

@@ -8,7 +8,7 @@ use std::fs;
 use std::time::Duration;
 
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
-use eventfabric::partitioner::partition_for_key;
+use eventfabric::partition_for_key;
 use eventfabric::{
     Draft, Envelope, Error, Fabric, FabricConfig, FsyncPolicy, StartFrom, TopicConfig,
 };

@@ -5,7 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{read_all, tiny_config, value_for};
-use eventfabric::{Durability, Error, Fault, FaultPlan, IoOp, Log};
+use eventfabric::testing::{Fault, FaultPlan, IoOp};
+use eventfabric::{Durability, Error, Log};
 
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{read_all, value_for};
-use eventfabric::batch::{BatchEncoder, BatchView, parse_header};
+use eventfabric::testing::batch::{BatchEncoder, BatchView, parse_header};
 use eventfabric::{Durability, Error, Log, LogConfig, ReadLimit};
 
 const RECORDS: u64 = 60;

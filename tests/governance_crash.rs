@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use eventfabric::Error;
 use eventfabric::governance::{
     AclRule, Acls, Catalog, Effect, Operation, PatternKind, ResourceKind, SchemaCandidate,
 };
-use eventfabric::{Error, FaultPlan};
+use eventfabric::testing::FaultPlan;
 use serde_json::json;
 
 fn candidate(version: &str, extra_field: &str) -> SchemaCandidate {

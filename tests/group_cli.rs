@@ -9,7 +9,7 @@ use common::fabric;
 use std::path::Path;
 use std::process::Command;
 
-use eventfabric::group::ConsumerConfig;
+use eventfabric::ConsumerConfig;
 use eventfabric::{Fabric, FabricConfig, FsyncPolicy};
 use serde_json::Value;
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventfabric::group::{CommitDurability, ConsumerConfig, DeliveryMode, ManualClock};
+use eventfabric::{CommitDurability, ConsumerConfig, DeliveryMode, ManualClock};
 use eventfabric::{Consumer, Draft, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 use proptest::prelude::*;
 use serde_json::json;

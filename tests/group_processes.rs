@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use eventfabric::group::{CommitDurability, ConsumerConfig, DeliveryMode};
+use eventfabric::{CommitDurability, ConsumerConfig, DeliveryMode};
 use eventfabric::{Draft, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 use serde_json::json;
 

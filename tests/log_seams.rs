@@ -11,7 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{read_all, tiny_config, value_for};
-use eventfabric::{Durability, Error, Fault, FaultInjector, IoOp, Log};
+use eventfabric::testing::{Fault, FaultInjector, IoOp};
+use eventfabric::{Durability, Error, Log};
 
 const EIO: i32 = 5;
 /// Longest any step of these tests may block before it counts as a hang.
@@ -275,7 +276,7 @@ fn flip_byte(path: &Path, at: u64) {
 
 /// Bytes of one batch holding one record of `len` bytes.
 /// A batch header's length as the log writes it today.
-const HEADER: u64 = eventfabric::batch::HEADER_LEN as u64;
+const HEADER: u64 = eventfabric::testing::batch::HEADER_LEN as u64;
 
 fn batch_len(len: u64) -> u64 {
     HEADER + 16 + len

@@ -65,7 +65,7 @@ fn damage_followed_by_durable_batches_is_corruption_not_a_torn_tail() {
     let active = log.segments().last().cloned().expect("segment");
     log.simulate_crash();
     // Rot one bit in the middle of the second batch's payload.
-    let header = eventfabric::batch::HEADER_LEN as u64;
+    let header = eventfabric::testing::batch::HEADER_LEN as u64;
     let batch_len = header + 2 * (12 + 40 + 4);
     let second_batch_payload = batch_len + header + 30;
     flip_byte(&active.path, second_batch_payload);
@@ -107,7 +107,10 @@ fn corruption_inside_a_sealed_segment_is_an_error_naming_file_and_position() {
     let sealed = log.segments()[1].clone();
     assert!(sealed.sealed);
     log.close().expect("close");
-    flip_byte(&sealed.path, eventfabric::batch::HEADER_LEN as u64 + 10);
+    flip_byte(
+        &sealed.path,
+        eventfabric::testing::batch::HEADER_LEN as u64 + 10,
+    );
     let log = Log::open(dir.path(), config).expect("open trusts sealed segments by footer");
     let err = read_all(&log).expect_err("the damaged batch fails its checksum");
     match err {
@@ -262,7 +265,7 @@ fn damage_below_a_checkpoint_is_corruption_even_when_the_index_it_names_is_gone(
     fs::remove_file(&index).expect("remove index");
     // Rot a bit in the last batch: no later batch vouches for it, only the
     // checkpoint does.
-    let header = eventfabric::batch::HEADER_LEN as u64;
+    let header = eventfabric::testing::batch::HEADER_LEN as u64;
     let batch_len = header + 2 * (12 + 40 + 4);
     let last_batch = 5 * batch_len;
     flip_byte(&active.path, last_batch + header + 30);
@@ -334,15 +337,15 @@ fn a_lost_active_index_is_rewritten_so_later_reopens_scan_nothing() {
 
 /// Records every file operation.
 #[derive(Debug, Default)]
-struct Recorder(std::sync::Mutex<Vec<(eventfabric::IoOp, std::path::PathBuf)>>);
+struct Recorder(std::sync::Mutex<Vec<(eventfabric::testing::IoOp, std::path::PathBuf)>>);
 
-impl eventfabric::FaultInjector for Recorder {
+impl eventfabric::testing::FaultInjector for Recorder {
     fn check(
         &self,
-        op: eventfabric::IoOp,
+        op: eventfabric::testing::IoOp,
         path: &std::path::Path,
         _len: usize,
-    ) -> Option<eventfabric::Fault> {
+    ) -> Option<eventfabric::testing::Fault> {
         self.0.lock().expect("lock").push((op, path.to_path_buf()));
         None
     }
@@ -350,7 +353,7 @@ impl eventfabric::FaultInjector for Recorder {
 
 #[test]
 fn a_new_index_file_is_durable_in_its_directory_before_a_checkpoint_names_it() {
-    use eventfabric::IoOp;
+    use eventfabric::testing::IoOp;
     let dir = tempfile::tempdir().expect("tempdir");
     let recorder = std::sync::Arc::new(Recorder::default());
     let mut config = tiny_config();

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
-use eventfabric::snapshot::{self, Bound, ExportOptions};
+use eventfabric::testing::snapshot::decode as decode_snapshot;
+use eventfabric::{Bound, ExportOptions, export_snapshot, import_snapshot, inspect_snapshot};
 use eventfabric::{Envelope, Error, Fabric, FabricConfig, FsyncPolicy, TopicConfig};
 
 const TOPIC: &str = "billing.snap.v1";
@@ -62,7 +63,7 @@ fn a_round_trip_keeps_every_record_bit_for_bit() {
     let src = tempfile::tempdir().unwrap();
     let (fabric, _) = filled(src.path(), 1500);
     let file = src.path().join("billing.snap");
-    let summary = snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    let summary = export_snapshot(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
     assert_eq!(summary.records, 1500);
     let expected_versions: BTreeSet<String> = FixtureKind::all()
         .iter()
@@ -77,14 +78,14 @@ fn a_round_trip_keeps_every_record_bit_for_bit() {
         expected_versions
     );
     assert!(!src.path().join("billing.snap.tmp").exists());
-    let info = snapshot::inspect(&file).unwrap();
+    let info = inspect_snapshot(&file).unwrap();
     assert_eq!(info.topic, TOPIC);
     assert_eq!(info.config, fabric.topic_info(TOPIC).unwrap().config);
     assert_eq!(info.records, 1500);
 
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
-    let imported = snapshot::import(&target, &file, None).unwrap();
+    let imported = import_snapshot(&target, &file, None).unwrap();
     assert!(imported.created);
     assert_eq!((imported.appended, imported.duplicates_skipped), (1500, 0));
     assert_eq!(target.topic_info(TOPIC).unwrap().config, info.config);
@@ -96,7 +97,7 @@ fn a_round_trip_keeps_every_record_bit_for_bit() {
         );
     }
     // Renamed, into the same data directory.
-    let again = snapshot::import(&fabric, &file, Some("billing.copy.v1")).unwrap();
+    let again = import_snapshot(&fabric, &file, Some("billing.copy.v1")).unwrap();
     assert_eq!(again.appended, 1500);
     for p in 0..3 {
         assert_eq!(raw(&fabric, "billing.copy.v1", p), raw(&fabric, TOPIC, p));
@@ -112,9 +113,9 @@ fn partition_subsets_and_ranges_export_exactly_what_they_name() {
     options.partitions = Some(vec![2, 0]);
     options.from = Bound::Offset(10);
     options.to = Bound::Offset(50);
-    snapshot::export(&fabric, TOPIC, &file, &options).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &options).unwrap();
     let bytes = std::fs::read(&file).unwrap();
-    let (info, records) = snapshot::decode(&bytes).unwrap();
+    let (info, records) = decode_snapshot(&bytes).unwrap();
     assert_eq!(info.partitions, vec![0, 2]);
     for p in [0u32, 2] {
         let got: Vec<_> = records
@@ -141,8 +142,8 @@ fn partition_subsets_and_ranges_export_exactly_what_they_name() {
     let mut options = ExportOptions::default();
     options.from = Bound::Time(t1);
     options.to = Bound::Time(t2);
-    snapshot::export(&fabric, TOPIC, &file, &options).unwrap();
-    let (_, records) = snapshot::decode(&std::fs::read(&file).unwrap()).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &options).unwrap();
+    let (_, records) = decode_snapshot(&std::fs::read(&file).unwrap()).unwrap();
     let want = all.iter().filter(|&&t| t >= t1 && t < t2).count();
     assert_eq!(records.len(), want);
     assert!(
@@ -154,7 +155,7 @@ fn partition_subsets_and_ranges_export_exactly_what_they_name() {
     // A partition the topic lacks is refused.
     let mut options = ExportOptions::default();
     options.partitions = Some(vec![3]);
-    assert!(snapshot::export(&fabric, TOPIC, &file, &options).is_err());
+    assert!(export_snapshot(&fabric, TOPIC, &file, &options).is_err());
 }
 
 #[test]
@@ -162,11 +163,11 @@ fn importing_into_an_existing_topic_skips_the_ids_it_holds() {
     let src = tempfile::tempdir().unwrap();
     let (fabric, evs) = filled(src.path(), 600);
     let file = src.path().join("all.snap");
-    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
 
     // The same topic: everything is already there.
     let before = counts(&fabric, TOPIC);
-    let s = snapshot::import(&fabric, &file, None).unwrap();
+    let s = import_snapshot(&fabric, &file, None).unwrap();
     assert_eq!(
         (s.appended, s.duplicates_skipped, s.created),
         (0, 600, false)
@@ -181,9 +182,9 @@ fn importing_into_an_existing_topic_skips_the_ids_it_holds() {
     let mut producer = target.producer(TOPIC, "test").unwrap();
     let half: Vec<Envelope> = evs.iter().step_by(2).cloned().collect();
     producer.publish_batch(&half).unwrap();
-    let s = snapshot::import(&target, &file, None).unwrap();
+    let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (300, 300));
-    let s = snapshot::import(&target, &file, None).unwrap();
+    let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (0, 600));
     let mut ids = BTreeSet::new();
     for r in target
@@ -199,7 +200,7 @@ fn importing_into_an_existing_topic_skips_the_ids_it_holds() {
 
     // Fewer partitions than the snapshot needs: refused, nothing imported.
     target.create_topic("billing.small.v1", config(2)).unwrap();
-    let err = snapshot::import(&target, &file, Some("billing.small.v1")).unwrap_err();
+    let err = import_snapshot(&target, &file, Some("billing.small.v1")).unwrap_err();
     assert!(err.to_string().contains("partition 2"), "{err}");
     assert_eq!(counts(&target, "billing.small.v1"), vec![(0, 0), (0, 0)]);
 }
@@ -209,17 +210,17 @@ fn an_import_cut_short_completes_when_run_again() {
     let src = tempfile::tempdir().unwrap();
     let (fabric, _) = filled(src.path(), 700);
     let file = src.path().join("all.snap");
-    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
-    snapshot::import(&target, &file, None).unwrap();
+    import_snapshot(&target, &file, None).unwrap();
     // What a crash in the middle leaves: a prefix of each partition.
     for p in 0..3 {
         let log = target.partition(TOPIC, p).unwrap();
         log.truncate(log.next_offset() / 3 * (p as u64)).unwrap();
     }
     let kept: u64 = counts(&target, TOPIC).iter().map(|(e, n)| n - e).sum();
-    let s = snapshot::import(&target, &file, None).unwrap();
+    let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (700 - kept, kept));
     for p in 0..3 {
         assert_eq!(
@@ -234,7 +235,7 @@ fn assert_refused(file: &Path, bytes: &[u8], what: &str) {
     std::fs::write(file, bytes).unwrap();
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
-    let Err(err) = snapshot::import(&target, file, None) else {
+    let Err(err) = import_snapshot(&target, file, None) else {
         panic!("{what}: imported");
     };
     match &err {
@@ -244,7 +245,7 @@ fn assert_refused(file: &Path, bytes: &[u8], what: &str) {
     assert!(err.to_string().contains("nothing was imported"), "{err}");
     assert!(target.topics().is_empty(), "{what}: a topic was created");
     assert!(
-        snapshot::decode(bytes).is_err(),
+        decode_snapshot(bytes).is_err(),
         "{what}: decode accepted it"
     );
 }
@@ -254,9 +255,9 @@ fn truncated_flipped_or_wrong_version_files_are_refused_and_import_nothing() {
     let src = tempfile::tempdir().unwrap();
     let (fabric, _) = filled(src.path(), 120);
     let good = src.path().join("good.snap");
-    snapshot::export(&fabric, TOPIC, &good, &ExportOptions::default()).unwrap();
+    export_snapshot(&fabric, TOPIC, &good, &ExportOptions::default()).unwrap();
     let bytes = std::fs::read(&good).unwrap();
-    assert!(snapshot::decode(&bytes).is_ok());
+    assert!(decode_snapshot(&bytes).is_ok());
     let bad = src.path().join("bad.snap");
 
     // Truncated: at every length near both ends, and a spread in between.
@@ -288,7 +289,7 @@ fn truncated_flipped_or_wrong_version_files_are_refused_and_import_nothing() {
     let sum = crc32fast::hash(&b[..28]);
     b[28..32].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&bad, &b).unwrap();
-    let err = snapshot::inspect(&bad).unwrap_err().to_string();
+    let err = inspect_snapshot(&bad).unwrap_err().to_string();
     assert!(
         err.contains("unsupported snapshot version 2") && err.contains("bad.snap"),
         "{err}"
@@ -299,7 +300,7 @@ fn truncated_flipped_or_wrong_version_files_are_refused_and_import_nothing() {
     let at = len / 2;
     b[at] ^= 1;
     std::fs::write(&bad, &b).unwrap();
-    match snapshot::inspect(&bad).unwrap_err() {
+    match inspect_snapshot(&bad).unwrap_err() {
         Error::Corrupted { position, .. } => assert!(position <= at as u64, "{position} > {at}"),
         other => panic!("{other}"),
     }
@@ -532,9 +533,9 @@ fn an_export_of_a_tiered_topic_holds_every_record_of_the_warm_and_hot_tiers() {
     ];
     for (i, o) in options.iter().enumerate() {
         let file = dir.path().join(format!("tiered-{i}.snap"));
-        let summary = snapshot::export(&fabric, TOPIC, &file, o).unwrap();
+        let summary = export_snapshot(&fabric, TOPIC, &file, o).unwrap();
         assert_eq!(summary.records, 500, "export {i} ({o:?})");
-        let (_, records) = snapshot::decode(&std::fs::read(&file).unwrap()).unwrap();
+        let (_, records) = decode_snapshot(&std::fs::read(&file).unwrap()).unwrap();
         let mut got = vec![Vec::new(); 3];
         for r in records {
             got[r.partition as usize].push((r.offset, r.timestamp, r.value));
@@ -548,22 +549,19 @@ fn importing_a_file_into_a_tiered_topic_that_holds_its_events_appends_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let (fabric, _) = tiered_filled(dir.path(), 500);
     let file = dir.path().join("all.snap");
-    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
     let (_, warm) = tier_all(&fabric, TOPIC);
     assert!(warm >= 3, "only {warm} warm archives");
     let before = counts(&fabric, TOPIC);
-    let s = snapshot::import(&fabric, &file, None).unwrap();
+    let s = import_snapshot(&fabric, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (0, 500));
     assert_eq!(counts(&fabric, TOPIC), before);
     // Imported into another data directory, tiered there, imported again.
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
-    assert_eq!(
-        snapshot::import(&target, &file, None).unwrap().appended,
-        500
-    );
+    assert_eq!(import_snapshot(&target, &file, None).unwrap().appended, 500);
     tier_all(&target, TOPIC);
-    let s = snapshot::import(&target, &file, None).unwrap();
+    let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!((s.appended, s.duplicates_skipped), (0, 500));
 }
 
@@ -572,12 +570,12 @@ fn an_import_respects_the_segment_size_so_retention_can_tier_it() {
     let src = tempfile::tempdir().unwrap();
     let (fabric, _) = filled(src.path(), 1500);
     let file = src.path().join("all.snap");
-    snapshot::export(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
+    export_snapshot(&fabric, TOPIC, &file, &ExportOptions::default()).unwrap();
     let dst = tempfile::tempdir().unwrap();
     let target = Fabric::open(dst.path(), os()).unwrap();
     target.create_topic(TOPIC, tiered_config(3)).unwrap();
     let want = all_tiers(&fabric, TOPIC);
-    let s = snapshot::import(&target, &file, None).unwrap();
+    let s = import_snapshot(&target, &file, None).unwrap();
     assert_eq!(s.appended, 1500);
     let segment_bytes = tiered_config(3).segment_bytes;
     for p in target.tier_summary(TOPIC).unwrap() {

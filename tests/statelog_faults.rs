@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventfabric::group::{self, CommitDurability, ConsumerConfig, ResetTo};
-use eventfabric::{
-    Draft, Fabric, FabricConfig, Fault, FaultInjector, FsyncPolicy, IoOp, QueueConfig, TopicConfig,
-};
+use eventfabric::testing::{Fault, FaultInjector, IoOp};
+use eventfabric::{CommitDurability, ConsumerConfig, ResetTo};
+use eventfabric::{Draft, Fabric, FabricConfig, FsyncPolicy, QueueConfig, TopicConfig};
 use serde_json::json;
 
 const TOPIC: &str = "billing.domain.v1";
@@ -278,7 +277,8 @@ fn consumer_config() -> ConsumerConfig {
 /// The committed position of partition 0 as a fresh reader of the cursor
 /// log sees it (0 when nothing was committed).
 fn committed(fabric: &Fabric) -> u64 {
-    group::describe(fabric, "g")
+    fabric
+        .describe_group("g")
         .unwrap()
         .iter()
         .find(|s| s.topic == TOPIC)
@@ -337,7 +337,7 @@ fn group_workload(fabric: &Fabric, fault: &FailOnce, what: &str) -> BTreeSet<u64
         if round == 0 {
             // A reset rewrites the cursor log (a compaction).
             let to = 2;
-            let result = group::reset(fabric, "g", TOPIC, ResetTo::Offset(to));
+            let result = fabric.reset_group("g", TOPIC, ResetTo::Offset(to));
             if let Err(e) = &result {
                 assert!(fault.fired(), "{what}: reset failed without a fault: {e}");
             }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use eventfabric::batch::BatchEncoder;
-use eventfabric::{
-    ColdAction, Error, Fabric, FabricConfig, FaultPlan, FsyncPolicy, StartFrom, TopicConfig,
-};
+use eventfabric::testing::FaultPlan;
+use eventfabric::testing::batch::BatchEncoder;
+use eventfabric::{ColdAction, Error, Fabric, FabricConfig, FsyncPolicy, StartFrom, TopicConfig};
 use jiff::Timestamp;
 use proptest::prelude::*;
 
@@ -433,7 +432,7 @@ fn cold_files(dir: &Path) -> Vec<(u64, u64)> {
             assert!(!name.ends_with(".tmp"), "leftover {name}");
             if name.ends_with(".archive") {
                 let bytes = std::fs::read(e.path()).unwrap();
-                let s = eventfabric::archive::verify_bytes(&bytes, &e.path()).unwrap();
+                let s = eventfabric::testing::archive::verify_bytes(&bytes, &e.path()).unwrap();
                 out.push((s.base_offset, s.next_offset));
             }
         }
@@ -567,7 +566,7 @@ fn archive_footer_catalogs_topic_range_and_schema_versions() {
         // Self-describing: the file alone says the same.
         let bytes = std::fs::read(&a.path).unwrap();
         assert_eq!(
-            &eventfabric::archive::verify_bytes(&bytes, &a.path).unwrap(),
+            &eventfabric::testing::archive::verify_bytes(&bytes, &a.path).unwrap(),
             s
         );
     }
@@ -657,7 +656,7 @@ fn a_corrupted_block_is_an_error_when_read_never_a_silent_skip() {
         Some(Err(Error::Corrupted { .. }))
     ));
     // Verification of the bytes alone agrees.
-    assert!(eventfabric::archive::verify_bytes(&bytes, &path).is_err());
+    assert!(eventfabric::testing::archive::verify_bytes(&bytes, &path).is_err());
     drop(all);
 }
 
@@ -1116,7 +1115,7 @@ mod power {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use eventfabric::{Fault, FaultInjector, IoOp};
+    use eventfabric::testing::{Fault, FaultInjector, IoOp};
 
     /// What became of the changes made after the last sync.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

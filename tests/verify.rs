@@ -621,7 +621,7 @@ fn verify_reads_a_state_log_in_use_without_its_lock_and_says_so() {
     ok(data, &["produce", topic], &generate(5, 7));
     let fabric_w = Fabric::open(data, FabricConfig::with_fsync(FsyncPolicy::Os)).expect("open");
     let mut member = fabric_w
-        .consumer("g", topic, eventfabric::group::ConsumerConfig::default())
+        .consumer("g", topic, eventfabric::ConsumerConfig::default())
         .expect("consumer");
     member.poll(std::time::Duration::ZERO).expect("poll");
     member.commit().expect("commit");

@@ -9,13 +9,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::schema::catalog::{GOVERNANCE_DIR, ensure_dir};
 use crate::error::{Error, Result};
-use crate::io::{FaultInjector, Io};
+use crate::storage::io::Io;
 
 /// The principal of the unbound API (a host that opened the fabric without
 /// naming one); ACLs can name it like any other.
@@ -203,14 +202,19 @@ impl Acls {
 
     /// Opens `<data>/governance/acls.json` (no rules when it does not exist).
     pub fn open(data_dir: &Path) -> Result<Acls> {
-        Acls::open_with_faults(data_dir, None)
+        Acls::open_with_io(data_dir, Io::default())
     }
 
     /// [`Acls::open`] with a fault injector on every file operation (tests).
+    #[cfg(feature = "failpoints")]
     pub fn open_with_faults(
         data_dir: &Path,
-        faults: Option<Arc<dyn FaultInjector>>,
+        faults: Option<std::sync::Arc<dyn crate::storage::io::FaultInjector>>,
     ) -> Result<Acls> {
+        Acls::open_with_io(data_dir, Io::new(faults))
+    }
+
+    fn open_with_io(data_dir: &Path, io: Io) -> Result<Acls> {
         let path = data_dir.join(GOVERNANCE_DIR).join(ACL_FILE);
         let rules = if path.exists() {
             read_acl_file(&path)?
@@ -219,7 +223,7 @@ impl Acls {
         };
         Ok(Acls {
             path: Some(path),
-            io: Io::new(faults),
+            io,
             rules,
         })
     }

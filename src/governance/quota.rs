@@ -4,7 +4,7 @@
 //! Owns the quota rules, their precedence (tenant+producer > tenant >
 //! default), and the rate decision: one GCRA token bucket per bound handle,
 //! a lock-free compare-and-swap on one atomic, so the check costs tens of
-//! nanoseconds. Time comes from a [`Clock`] so tests drive it by hand. It
+//! nanoseconds. Time is the monotonic reading of a [`Clock`], so tests drive it by hand. It
 //! must never sleep itself (a `throttle` verdict says how long the caller
 //! may wait) and never refuse a `system.*` event for rate: beyond its quota
 //! such an event is dropped (at-most-once sampling) and counted instead.
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::queue::Clock;
 
 /// What a rate quota does when exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -236,7 +236,7 @@ impl RateGate {
         let Some(rule) = &self.rule else {
             return Ok(Admission::Admit);
         };
-        let now = self.clock.now_micros();
+        let now = i64::try_from(self.clock.monotonic().as_micros()).unwrap_or(i64::MAX);
         let mut wait = Duration::ZERO;
         let mut which = "";
         if let Some(g) = &self.events

@@ -27,7 +27,7 @@ use super::validate::{CompiledSchema, PayloadViolation};
 use super::{Classification, CompatMode, Rule, SchemaVersionRecord, Violation};
 use crate::envelope::SchemaVersion;
 use crate::error::{Error, Result};
-use crate::io::{FaultInjector, Io};
+use crate::storage::io::Io;
 
 /// Directory of governance files inside a data directory.
 pub const GOVERNANCE_DIR: &str = "governance";
@@ -158,14 +158,19 @@ impl Catalog {
     /// Opens the catalog of `data_dir` (empty when it has none yet; nothing
     /// is created until the first version is added).
     pub fn open(data_dir: &Path) -> Result<Catalog> {
-        Catalog::open_with_faults(data_dir, None)
+        Catalog::open_with_io(data_dir, Io::default())
     }
 
     /// [`Catalog::open`] with a fault injector on every file operation (tests).
+    #[cfg(feature = "failpoints")]
     pub fn open_with_faults(
         data_dir: &Path,
-        faults: Option<Arc<dyn FaultInjector>>,
+        faults: Option<std::sync::Arc<dyn crate::storage::io::FaultInjector>>,
     ) -> Result<Catalog> {
+        Catalog::open_with_io(data_dir, Io::new(faults))
+    }
+
+    fn open_with_io(data_dir: &Path, io: Io) -> Result<Catalog> {
         let path = catalog_path(data_dir);
         let event_types = if path.exists() {
             read_catalog_file(&path)?
@@ -174,7 +179,7 @@ impl Catalog {
         };
         let mut catalog = Catalog {
             path: Some(path),
-            io: Io::new(faults),
+            io,
             event_types,
             compiled: HashMap::new(),
         };
@@ -422,7 +427,7 @@ impl Catalog {
             owner: candidate.owner,
             changelog: candidate.changelog,
             migration: candidate.migration,
-            registered_at_us: crate::log::now_micros(),
+            registered_at_us: crate::clock::now_micros(),
         });
         if let Some(path) = &self.path {
             write_catalog_file(&self.io, path, &next)?;

@@ -1,0 +1,130 @@
+//! `fabric`: the command line of eventfabric — topics, produce, consume,
+//! inspect, verify, fixtures and benchmarks on one data directory.
+//!
+//! This binary owns argument parsing, NDJSON in and out and exit statuses.
+//! It must never hold the data directory as writer for a read-only command
+//! (`consume`, `inspect`, `verify` without `--repair`, `topic list`), so those
+//! work while another process writes.
+//!
+//! This file owns the top of the clap tree (global flags, the list of
+//! subcommands) and the dispatch to one module per subcommand family; it must
+//! never hold a subcommand's logic. What several subcommands share (the
+//! failure type and exit statuses, event and archive JSON, position parsing)
+//! is in `shared`, written once.
+
+mod bench;
+mod consume;
+mod dlq;
+mod generate;
+mod group;
+mod inspect;
+mod produce;
+mod replay;
+mod retention;
+mod shared;
+mod snapshot;
+mod topic;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use eventfabric::FabricConfig;
+
+use crate::shared::{CliResult, data_dir};
+
+/// eventfabric's command line: topics, produce, consume, inspect, verify, gen, bench.
+#[derive(Parser, Debug)]
+#[command(name = "fabric", version, about, long_about = None)]
+struct Cli {
+    /// The data directory (created by the first writing command).
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Where warm archive segments live (default: DATA/warm); give the same
+    /// directory the host configures.
+    #[arg(long, global = true, value_name = "DIR")]
+    warm_dir: Option<PathBuf>,
+    /// Where exported cold archive segments go (default: DATA/cold).
+    #[arg(long, global = true, value_name = "DIR")]
+    cold_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands, in the order `--help` lists them.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list, delete topics and add partitions.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Append newline-delimited JSON envelopes from stdin to TOPIC.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's envelopes as newline-delimited JSON (read-only).
+    Consume(consume::ConsumeArgs),
+    /// Show topics, partitions, segments, offset and time ranges (read-only).
+    Inspect(inspect::InspectArgs),
+    /// Check every segment, index and footer, the checkpoints, warm and cold
+    /// archives and state logs; exit 1 when damage is found.
+    Verify(verify::VerifyArgs),
+    /// Print deterministic fixture events as newline-delimited JSON.
+    Gen(generate::GenArgs),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Export a topic (or some partitions, over a range) into one snapshot file.
+    Export(snapshot::ExportArgs),
+    /// Import a snapshot file as a new topic or into an existing one.
+    Import(snapshot::ImportArgs),
+    /// Show or apply a topic's retention policy (hot, warm and cold tiers).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// List, describe and reset consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Re-read a range of TOPIC into a consumer group, printing the events.
+    Replay(replay::ReplayArgs),
+    /// List, show and replay dead letters of a topic (`<topic>.dlq`).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+}
+
+/// Parses the arguments, runs the command, and prints a failure as one
+/// `fabric: error:` line on stderr with its exit status.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("fabric: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Runs the parsed command; a failure carries its message and exit status.
+fn run(cli: Cli) -> CliResult {
+    let mut tiers = FabricConfig::default();
+    tiers.warm_dir = cli.warm_dir.clone();
+    tiers.cold_dir = cli.cold_dir.clone();
+    match cli.command {
+        Command::Topic(cmd) => topic::run(data_dir(&cli.data)?, cmd, &tiers),
+        Command::Produce(args) => produce::run(data_dir(&cli.data)?, args),
+        Command::Consume(args) => consume::run(data_dir(&cli.data)?, args),
+        Command::Inspect(args) => inspect::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Verify(args) => verify::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Gen(args) => generate::run(args),
+        Command::Bench(bench::BenchCommand::Produce(args)) => {
+            bench::produce(data_dir(&cli.data)?, args)
+        }
+        Command::Export(args) => snapshot::export(data_dir(&cli.data)?, args),
+        Command::Import(args) => snapshot::import(data_dir(&cli.data)?, args),
+        Command::Bench(bench::BenchCommand::Consume(args)) => {
+            bench::consume(data_dir(&cli.data)?, args)
+        }
+        Command::Retention(cmd) => retention::run(data_dir(&cli.data)?, tiers, cmd),
+        Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd),
+        Command::Replay(args) => replay::run(data_dir(&cli.data)?, args),
+        Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
+    }
+}

@@ -1,0 +1,838 @@
+//! Archive segments: the warm (and cold) tier's self-describing file format.
+//!
+//! Owns the byte layout of an archive segment (format version 1, see
+//! `docs/FORMAT.md`), its writer (from a sealed hot segment's batches) and its
+//! validating reader (footer, block index, one block at a time). The original
+//! record batches are kept byte for byte — they carry offsets, timestamps and
+//! their own CRCs — and grouped into zstd-compressed blocks, each indexed by
+//! offset range, largest timestamp and position. The footer names the topic,
+//! partition, offset and time range and the schema versions present, so a
+//! file alone says what it holds.
+//!
+//! It never decides *when* a segment is archived or deleted (that is
+//! [`crate::tier`]) and never renames files into place: it writes the bytes
+//! it is given a path for. The decoder accepts any input without panicking
+//! and allocates in proportion to bytes actually present, never to a length
+//! field alone.
+//!
+//! ```text
+//! archive := header block* index footer trailer
+//! header  := magic[4]="\xEFFAR" version:u8=1 codec:u8=1(zstd) reserved:u16=0     (8 bytes)
+//! block   := zstd frame of whole record batches, concatenated
+//! index   := entry{block_count}                                                (48 bytes each)
+//! entry   := first_offset:u64 last_offset:u64 max_ts:i64 position:u64
+//!            compressed_len:u32 raw_len:u32 crc:u32 reserved:u32=0              -- crc: CRC-32 of the compressed bytes
+//! footer  := topic_len:u16 topic[topic_len] partition:u32
+//!            base_offset:u64 next_offset:u64 min_ts:i64 max_ts:i64
+//!            record_count:u64 raw_bytes:u64 block_count:u32
+//!            index_position:u64 index_len:u32 index_crc:u32 created_at:i64
+//!            undecoded_records:u64 schema_count:u16 (len:u8 version[len]){schema_count}
+//! trailer := footer_len:u32 footer_crc:u32 version:u8=1 codec:u8=1 reserved:u16=0 magic[4]="\xEFFAE"  (16 bytes)
+//! ```
+//! All integers are little-endian; timestamps are µs since the Unix epoch.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::envelope::EnvelopeRef;
+use crate::error::{Error, Result};
+use crate::storage::batch::{self, BatchView};
+use crate::storage::io::Io;
+
+/// First bytes of every archive segment.
+pub const ARCHIVE_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'R'];
+/// Last bytes of every complete archive segment.
+pub const TRAILER_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'E'];
+/// The archive format version this code writes and reads.
+pub const ARCHIVE_VERSION: u8 = 1;
+/// Codec id of zstd, the only codec of version 1.
+pub const CODEC_ZSTD: u8 = 1;
+/// File-name extension of archive segments (`<base:020>.archive`).
+pub const ARCHIVE_EXTENSION: &str = "archive";
+/// zstd level used for blocks: the fast mode, chosen by measurement
+/// (docs/PERFORMANCE.md "Tiering"): ≥ 3× on seed-like events at the highest speed.
+pub(crate) const ZSTD_LEVEL: i32 = -1;
+/// A block is closed once it holds at least this many raw bytes (whole batches).
+pub(crate) const BLOCK_TARGET_BYTES: usize = 256 << 10;
+
+/// Size of the header.
+pub const HEADER_LEN: usize = 8;
+/// Size of one index entry.
+pub const INDEX_ENTRY_LEN: usize = 48;
+/// Size of the trailer.
+pub const TRAILER_LEN: usize = 16;
+/// Largest footer accepted (topic name, 65535 schema versions of 255 bytes fit well below).
+const MAX_FOOTER_LEN: usize = 1 << 24;
+/// Largest raw block accepted: one batch may be up to 1 GiB (`max_batch_bytes`).
+const MAX_RAW_BLOCK: u32 = 1 << 30;
+/// Raw blocks up to this size are decompressed in one call into a buffer of
+/// exactly `raw_len`; larger ones stream, so memory follows the bytes present.
+const BULK_DECODE_LIMIT: usize = 4 * BLOCK_TARGET_BYTES;
+
+const E_FIRST_AT: usize = 0;
+const E_LAST_AT: usize = E_FIRST_AT + 8;
+const E_MAX_TS_AT: usize = E_LAST_AT + 8;
+const E_POSITION_AT: usize = E_MAX_TS_AT + 8;
+const E_COMPRESSED_AT: usize = E_POSITION_AT + 8;
+const E_RAW_AT: usize = E_COMPRESSED_AT + 4;
+const E_CRC_AT: usize = E_RAW_AT + 4;
+const E_RESERVED_AT: usize = E_CRC_AT + 4;
+const _: () = assert!(E_RESERVED_AT + 4 == INDEX_ENTRY_LEN);
+
+const T_FOOTER_LEN_AT: usize = 0;
+const T_FOOTER_CRC_AT: usize = T_FOOTER_LEN_AT + 4;
+const T_VERSION_AT: usize = T_FOOTER_CRC_AT + 4;
+const T_CODEC_AT: usize = T_VERSION_AT + 1;
+const T_RESERVED_AT: usize = T_CODEC_AT + 1;
+const T_MAGIC_AT: usize = T_RESERVED_AT + 2;
+const _: () = assert!(T_MAGIC_AT + 4 == TRAILER_LEN);
+
+/// One compressed block of an archive segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// Offset of the first record in the block.
+    pub first_offset: u64,
+    /// Offset of the last record in the block.
+    pub last_offset: u64,
+    /// Largest record timestamp in the block.
+    pub max_timestamp: i64,
+    /// Byte position of the compressed block in the file.
+    pub position: u64,
+    /// Compressed size.
+    pub compressed_len: u32,
+    /// Size of the batches it holds.
+    pub raw_len: u32,
+    /// CRC-32 of the compressed bytes.
+    pub crc: u32,
+}
+
+impl BlockEntry {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.first_offset.to_le_bytes());
+        out.extend_from_slice(&self.last_offset.to_le_bytes());
+        out.extend_from_slice(&self.max_timestamp.to_le_bytes());
+        out.extend_from_slice(&self.position.to_le_bytes());
+        out.extend_from_slice(&self.compressed_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.extend_from_slice(&self.crc.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+
+    fn decode(b: &[u8]) -> (BlockEntry, u32) {
+        (
+            BlockEntry {
+                first_offset: batch::u64_at(b, E_FIRST_AT),
+                last_offset: batch::u64_at(b, E_LAST_AT),
+                max_timestamp: batch::u64_at(b, E_MAX_TS_AT) as i64,
+                position: batch::u64_at(b, E_POSITION_AT),
+                compressed_len: batch::u32_at(b, E_COMPRESSED_AT),
+                raw_len: batch::u32_at(b, E_RAW_AT),
+                crc: batch::u32_at(b, E_CRC_AT),
+            },
+            batch::u32_at(b, E_RESERVED_AT),
+        )
+    }
+}
+
+/// What an archive segment holds, from its footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// Topic the records belong to.
+    pub topic: String,
+    /// Partition the records belong to.
+    pub partition: u32,
+    /// First offset held.
+    pub base_offset: u64,
+    /// One past the last offset held.
+    pub next_offset: u64,
+    /// Smallest record timestamp.
+    pub min_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Number of records.
+    pub record_count: u64,
+    /// Bytes of the original batches (the hot segment's data length).
+    pub raw_bytes: u64,
+    /// Number of compressed blocks.
+    pub block_count: u32,
+    /// When the archive was written (µs since the epoch).
+    pub created_at: i64,
+    /// Records that are not eventfabric envelopes (no schema version known).
+    pub undecoded_records: u64,
+    /// Distinct `schema_version`s of the envelopes held, sorted.
+    pub schema_versions: Vec<String>,
+    /// Size of the archive file.
+    pub file_bytes: u64,
+    index_position: u64,
+    index_len: u32,
+    index_crc: u32,
+}
+
+impl ArchiveSummary {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&(self.topic.len() as u16).to_le_bytes());
+        out.extend_from_slice(self.topic.as_bytes());
+        out.extend_from_slice(&self.partition.to_le_bytes());
+        out.extend_from_slice(&self.base_offset.to_le_bytes());
+        out.extend_from_slice(&self.next_offset.to_le_bytes());
+        out.extend_from_slice(&self.min_timestamp.to_le_bytes());
+        out.extend_from_slice(&self.max_timestamp.to_le_bytes());
+        out.extend_from_slice(&self.record_count.to_le_bytes());
+        out.extend_from_slice(&self.raw_bytes.to_le_bytes());
+        out.extend_from_slice(&self.block_count.to_le_bytes());
+        out.extend_from_slice(&self.index_position.to_le_bytes());
+        out.extend_from_slice(&self.index_len.to_le_bytes());
+        out.extend_from_slice(&self.index_crc.to_le_bytes());
+        out.extend_from_slice(&self.created_at.to_le_bytes());
+        out.extend_from_slice(&self.undecoded_records.to_le_bytes());
+        out.extend_from_slice(&(self.schema_versions.len() as u16).to_le_bytes());
+        for v in &self.schema_versions {
+            out.push(v.len() as u8);
+            out.extend_from_slice(v.as_bytes());
+        }
+        out
+    }
+
+    fn decode(b: &[u8], file_bytes: u64) -> std::result::Result<ArchiveSummary, &'static str> {
+        let mut r = Cursor { b, pos: 0 };
+        let topic_len = r.u16()? as usize;
+        let topic = std::str::from_utf8(r.take(topic_len)?)
+            .map_err(|_| "topic name is not UTF-8")?
+            .to_owned();
+        let mut s = ArchiveSummary {
+            topic,
+            partition: r.u32()?,
+            base_offset: r.u64()?,
+            next_offset: r.u64()?,
+            min_timestamp: r.u64()? as i64,
+            max_timestamp: r.u64()? as i64,
+            record_count: r.u64()?,
+            raw_bytes: r.u64()?,
+            block_count: r.u32()?,
+            index_position: r.u64()?,
+            index_len: r.u32()?,
+            index_crc: r.u32()?,
+            created_at: r.u64()? as i64,
+            undecoded_records: r.u64()?,
+            schema_versions: Vec::new(),
+            file_bytes,
+        };
+        let count = r.u16()?;
+        for _ in 0..count {
+            let len = r.take(1)?[0] as usize;
+            let v = std::str::from_utf8(r.take(len)?).map_err(|_| "schema version is not UTF-8")?;
+            s.schema_versions.push(v.to_owned());
+        }
+        if r.pos != b.len() {
+            return Err("footer has bytes after its last field");
+        }
+        if s.next_offset <= s.base_offset || s.next_offset == u64::MAX {
+            return Err("footer offset range is empty or overflows");
+        }
+        if s.record_count != s.next_offset - s.base_offset {
+            return Err("footer record count differs from its offset range");
+        }
+        if s.block_count == 0 {
+            return Err("footer names no blocks");
+        }
+        if u64::from(s.index_len) != u64::from(s.block_count) * INDEX_ENTRY_LEN as u64 {
+            return Err("footer index length differs from its block count");
+        }
+        if s.min_timestamp > s.max_timestamp {
+            return Err("footer time range is inverted");
+        }
+        Ok(s)
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], &'static str> {
+        let end = self.pos.checked_add(n).ok_or("footer field overflows")?;
+        let s = self.b.get(self.pos..end).ok_or("footer is truncated")?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u16(&mut self) -> std::result::Result<u16, &'static str> {
+        Ok(batch::u16_at(self.take(2)?, 0))
+    }
+    fn u32(&mut self) -> std::result::Result<u32, &'static str> {
+        Ok(batch::u32_at(self.take(4)?, 0))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, &'static str> {
+        Ok(batch::u64_at(self.take(8)?, 0))
+    }
+}
+
+/// Where an archive's bytes come from: a file (pread) or memory (tests, fuzzing).
+trait Source {
+    fn len(&self) -> u64;
+    fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>>;
+}
+
+struct FileSource<'a> {
+    file: &'a File,
+    path: &'a Path,
+    len: u64,
+}
+
+impl Source for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(|e| Error::io("read", self.path, e))?;
+        Ok(buf)
+    }
+}
+
+struct MemSource<'a>(&'a [u8]);
+
+impl Source for MemSource<'_> {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
+        // Callers only ask for ranges already checked against `len`.
+        let start = pos as usize;
+        Ok(self.0[start..start + len].to_vec())
+    }
+}
+
+/// Reads and checks header, trailer, footer and index; blocks are checked
+/// when read. Every failure names the file and byte.
+fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<BlockEntry>)> {
+    let len = src.len();
+    let bad = |pos: u64, why: String| Error::corrupted(path, pos, why);
+    if len < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(bad(
+            0,
+            format!(
+                "archive segment is truncated: {len} bytes, too short for a header and trailer"
+            ),
+        ));
+    }
+    let header = src.read(0, HEADER_LEN)?;
+    if header[..4] != ARCHIVE_MAGIC {
+        return Err(bad(0, "no archive segment magic".into()));
+    }
+    if header[4] != ARCHIVE_VERSION || header[5] != CODEC_ZSTD || header[6..8] != [0, 0] {
+        return Err(bad(
+            4,
+            format!(
+                "unsupported archive version {} / codec {} (this build reads version {ARCHIVE_VERSION}, codec {CODEC_ZSTD})",
+                header[4], header[5]
+            ),
+        ));
+    }
+    let trailer_at = len - TRAILER_LEN as u64;
+    let t = src.read(trailer_at, TRAILER_LEN)?;
+    if t[T_MAGIC_AT..] != TRAILER_MAGIC {
+        return Err(bad(
+            trailer_at,
+            "archive segment is truncated or damaged: no trailer magic at its end".into(),
+        ));
+    }
+    if t[T_VERSION_AT] != ARCHIVE_VERSION
+        || t[T_CODEC_AT] != CODEC_ZSTD
+        || batch::u16_at(&t, T_RESERVED_AT) != 0
+    {
+        return Err(bad(
+            trailer_at,
+            "trailer version, codec or reserved bits differ from the header".into(),
+        ));
+    }
+    let footer_len = batch::u32_at(&t, T_FOOTER_LEN_AT) as usize;
+    let footer_crc = batch::u32_at(&t, T_FOOTER_CRC_AT);
+    if footer_len > MAX_FOOTER_LEN || footer_len as u64 > trailer_at - HEADER_LEN as u64 {
+        return Err(bad(
+            trailer_at,
+            format!("footer length {footer_len} does not fit in the file"),
+        ));
+    }
+    let footer_at = trailer_at - footer_len as u64;
+    let footer = src.read(footer_at, footer_len)?;
+    let computed = crc32fast::hash(&footer);
+    if computed != footer_crc {
+        return Err(bad(
+            footer_at,
+            format!(
+                "footer checksum mismatch (stored {footer_crc:#010x}, computed {computed:#010x})"
+            ),
+        ));
+    }
+    let summary = ArchiveSummary::decode(&footer, len).map_err(|why| bad(footer_at, why.into()))?;
+    if summary
+        .index_position
+        .checked_add(u64::from(summary.index_len))
+        != Some(footer_at)
+        || summary.index_position < HEADER_LEN as u64
+    {
+        return Err(bad(
+            footer_at,
+            "footer places the block index elsewhere than right before the footer".into(),
+        ));
+    }
+    let index = src.read(summary.index_position, summary.index_len as usize)?;
+    let computed = crc32fast::hash(&index);
+    if computed != summary.index_crc {
+        return Err(bad(
+            summary.index_position,
+            format!(
+                "block index checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                summary.index_crc
+            ),
+        ));
+    }
+    let mut blocks = Vec::with_capacity(summary.block_count as usize);
+    let mut expect_pos = HEADER_LEN as u64;
+    let mut expect_offset = summary.base_offset;
+    let mut max_ts = i64::MIN;
+    let mut raw_total = 0u64;
+    for (i, chunk) in index.chunks_exact(INDEX_ENTRY_LEN).enumerate() {
+        let at = summary.index_position + (i * INDEX_ENTRY_LEN) as u64;
+        let (e, reserved) = BlockEntry::decode(chunk);
+        let why = if reserved != 0 {
+            Some("reserved bits set")
+        } else if e.position != expect_pos {
+            Some("block does not start where the previous one ends")
+        } else if e.first_offset != expect_offset
+            || e.last_offset < e.first_offset
+            || e.last_offset >= summary.next_offset
+        {
+            Some("block offsets do not continue the previous block's within the footer's range")
+        } else if e.compressed_len == 0 || e.raw_len == 0 || e.raw_len > MAX_RAW_BLOCK {
+            Some("block sizes are out of range")
+        } else if e.max_timestamp > summary.max_timestamp {
+            Some("block timestamp exceeds the footer's time range")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(bad(at, format!("block index entry {i}: {why}")));
+        }
+        expect_pos += u64::from(e.compressed_len);
+        expect_offset = e.last_offset + 1;
+        max_ts = max_ts.max(e.max_timestamp);
+        raw_total += u64::from(e.raw_len);
+        blocks.push(e);
+    }
+    if expect_pos != summary.index_position
+        || expect_offset != summary.next_offset
+        || max_ts != summary.max_timestamp
+        || raw_total != summary.raw_bytes
+    {
+        return Err(bad(
+            summary.index_position,
+            "block index does not cover the footer's byte, offset and time ranges exactly".into(),
+        ));
+    }
+    Ok((summary, blocks))
+}
+
+/// Decompresses and checks one block: CRC of the compressed bytes, exact raw
+/// size, and every batch inside parsed (batch CRC), chained from the entry's
+/// first offset to its last, with the entry's largest timestamp.
+fn decode_block(compressed: &[u8], entry: &BlockEntry, path: &Path) -> Result<Bytes> {
+    let bad = |pos: u64, why: String| Error::corrupted(path, pos, why);
+    let computed = crc32fast::hash(compressed);
+    if computed != entry.crc {
+        return Err(bad(
+            entry.position,
+            format!(
+                "block at offsets {}..={}: checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                entry.first_offset, entry.last_offset, entry.crc
+            ),
+        ));
+    }
+    let raw_len = entry.raw_len as usize;
+    let raw = if raw_len <= BULK_DECODE_LIMIT {
+        zstd::bulk::decompress(compressed, raw_len)
+    } else {
+        use std::io::Read;
+        zstd::stream::read::Decoder::with_buffer(compressed).and_then(|d| {
+            let mut out = Vec::with_capacity(BULK_DECODE_LIMIT);
+            d.take(raw_len as u64 + 1).read_to_end(&mut out)?;
+            Ok(out)
+        })
+    }
+    .map_err(|e| {
+        bad(
+            entry.position,
+            format!(
+                "block at offsets {}..={}: cannot decompress: {e}",
+                entry.first_offset, entry.last_offset
+            ),
+        )
+    })?;
+    if raw.len() != raw_len {
+        return Err(bad(
+            entry.position,
+            format!(
+                "block at offsets {}..={}: decompressed to {} bytes, the index says {raw_len}",
+                entry.first_offset,
+                entry.last_offset,
+                raw.len()
+            ),
+        ));
+    }
+    let mut pos = 0usize;
+    let mut expect = entry.first_offset;
+    let mut max_ts = i64::MIN;
+    while pos < raw.len() {
+        let view = BatchView::parse(&raw[pos..]).map_err(|e| {
+            bad(
+                entry.position,
+                format!(
+                    "block at offsets {}..={}: batch at byte {pos} of the decompressed block: {e}",
+                    entry.first_offset, entry.last_offset
+                ),
+            )
+        })?;
+        if view.header.base_offset != expect {
+            return Err(bad(
+                entry.position,
+                format!(
+                    "block at offsets {}..={}: batch at byte {pos} starts at offset {} where {expect} was expected",
+                    entry.first_offset, entry.last_offset, view.header.base_offset
+                ),
+            ));
+        }
+        expect = view.header.next_offset();
+        max_ts = max_ts.max(view.header.max_timestamp);
+        pos += view.header.length as usize;
+    }
+    if expect != entry.last_offset + 1 || max_ts != entry.max_timestamp {
+        return Err(bad(
+            entry.position,
+            format!(
+                "block at offsets {}..={}: its batches end before offset {expect} or have a different largest timestamp",
+                entry.first_offset, entry.last_offset
+            ),
+        ));
+    }
+    Ok(Bytes::from(raw))
+}
+
+/// Checks a whole archive segment held in memory — header, trailer, footer,
+/// index and every block with every batch — and returns its summary. The
+/// entry point of the `archive_decode` fuzz target; `name` is used in errors.
+pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
+    let src = MemSource(bytes);
+    let (summary, blocks) = open_source(&src, name)?;
+    for e in &blocks {
+        let compressed = src.read(e.position, e.compressed_len as usize)?;
+        decode_block(&compressed, e, name)?;
+    }
+    Ok(summary)
+}
+
+/// Identities handed to opened archives, never reused within a process.
+static NEXT_ARCHIVE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A validated archive segment: its footer and block index in memory. Blocks
+/// are read and checked on demand, each read opening the file anew, so a
+/// year of warm archives holds no file descriptors while idle.
+#[derive(Debug)]
+pub(crate) struct Archive {
+    /// This opening's identity, unique in the process (what caches key
+    /// blocks by: a path or an address can come back holding other records).
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) summary: ArchiveSummary,
+    pub(crate) blocks: Vec<BlockEntry>,
+}
+
+impl Archive {
+    /// Opens `path`, checking everything but the blocks' contents.
+    pub(crate) fn open(path: &Path) -> Result<Archive> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        let (summary, blocks) = open_source(
+            &FileSource {
+                file: &file,
+                path,
+                len,
+            },
+            path,
+        )?;
+        Ok(Archive {
+            id: NEXT_ARCHIVE_ID.fetch_add(1, Ordering::Relaxed),
+            path: path.to_path_buf(),
+            summary,
+            blocks,
+        })
+    }
+
+    pub(crate) fn base(&self) -> u64 {
+        self.summary.base_offset
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        self.summary.next_offset
+    }
+
+    /// Reads, decompresses and checks block `i`. A file that retention
+    /// removed meanwhile is an `Io` error of kind `NotFound`.
+    pub(crate) fn read_block(&self, i: usize) -> Result<Bytes> {
+        let e = &self.blocks[i];
+        let file = File::open(&self.path).map_err(|err| Error::io("open", &self.path, err))?;
+        let src = FileSource {
+            file: &file,
+            path: &self.path,
+            len: self.summary.file_bytes,
+        };
+        let compressed = src.read(e.position, e.compressed_len as usize)?;
+        decode_block(&compressed, e, &self.path)
+    }
+
+    /// The block holding `offset` (the last one if `offset` is past the end).
+    pub(crate) fn block_for_offset(&self, offset: u64) -> usize {
+        self.blocks
+            .partition_point(|b| b.last_offset < offset)
+            .min(self.blocks.len() - 1)
+    }
+}
+
+/// Everything a new archive needs to know besides the batches.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveMeta<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub created_at: i64,
+}
+
+/// Writes an archive segment of `data` (a sealed segment's batches, offsets
+/// `base..next`) to `path` through `io`, then syncs it. Every batch is
+/// verified first: damaged data is never archived. Returns the summary.
+pub(crate) fn write_archive(
+    io: &Io,
+    path: &Path,
+    data: &[u8],
+    source: &Path,
+    base: u64,
+    meta: &ArchiveMeta<'_>,
+) -> Result<ArchiveSummary> {
+    let file = io.open_rw(path, true)?;
+    io.set_len(&file, path, 0)?;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(&ARCHIVE_MAGIC);
+    header.extend_from_slice(&[ARCHIVE_VERSION, CODEC_ZSTD, 0, 0]);
+    io.write_at(&file, path, &header, 0)?;
+    let mut file_pos = HEADER_LEN as u64;
+    let mut blocks: Vec<BlockEntry> = Vec::new();
+    let mut schemas: BTreeSet<String> = BTreeSet::new();
+    let mut undecoded = 0u64;
+    let mut min_ts = i64::MAX;
+    let mut max_ts = i64::MIN;
+    let mut expect = base;
+    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
+        .map_err(|e| Error::invalid("zstd compressor", e.to_string()))?;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let block_start = pos;
+        let first_offset = expect;
+        let mut block_max = i64::MIN;
+        while pos < data.len() && pos - block_start < BLOCK_TARGET_BYTES {
+            let view = BatchView::parse(&data[pos..])
+                .map_err(|e| Error::corrupted(source, pos as u64, e.to_string()))?;
+            if view.header.base_offset != expect {
+                return Err(Error::corrupted(
+                    source,
+                    pos as u64,
+                    format!(
+                        "batch starts at offset {} where {expect} was expected",
+                        view.header.base_offset
+                    ),
+                ));
+            }
+            for r in view.records() {
+                min_ts = min_ts.min(r.timestamp);
+                match EnvelopeRef::decode(r.value) {
+                    Ok(env) => {
+                        if !schemas.contains(env.schema_version) {
+                            schemas.insert(env.schema_version.to_owned());
+                        }
+                    }
+                    Err(_) => undecoded += 1,
+                }
+            }
+            block_max = block_max.max(view.header.max_timestamp);
+            expect = view.header.next_offset();
+            pos += view.header.length as usize;
+        }
+        let raw = &data[block_start..pos];
+        let compressed = compressor
+            .compress(raw)
+            .map_err(|e| Error::invalid("zstd compression", e.to_string()))?;
+        io.write_at(&file, path, &compressed, file_pos)?;
+        blocks.push(BlockEntry {
+            first_offset,
+            last_offset: expect - 1,
+            max_timestamp: block_max,
+            position: file_pos,
+            compressed_len: compressed.len() as u32,
+            raw_len: raw.len() as u32,
+            crc: crc32fast::hash(&compressed),
+        });
+        file_pos += compressed.len() as u64;
+        max_ts = max_ts.max(block_max);
+    }
+    if blocks.is_empty() {
+        return Err(Error::invalid(
+            format!("archive of {}", source.display()),
+            "the segment holds no records",
+        ));
+    }
+    let mut index = Vec::with_capacity(blocks.len() * INDEX_ENTRY_LEN);
+    for b in &blocks {
+        b.encode(&mut index);
+    }
+    let summary = ArchiveSummary {
+        topic: meta.topic.to_owned(),
+        partition: meta.partition,
+        base_offset: base,
+        next_offset: expect,
+        min_timestamp: min_ts,
+        max_timestamp: max_ts,
+        record_count: expect - base,
+        raw_bytes: data.len() as u64,
+        block_count: blocks.len() as u32,
+        created_at: meta.created_at,
+        undecoded_records: undecoded,
+        schema_versions: schemas
+            .into_iter()
+            .filter(|v| v.len() <= u8::MAX as usize)
+            .take(u16::MAX as usize)
+            .collect(),
+        file_bytes: 0,
+        index_position: file_pos,
+        index_len: index.len() as u32,
+        index_crc: crc32fast::hash(&index),
+    };
+    let footer = summary.encode();
+    let mut tail = index;
+    tail.extend_from_slice(&footer);
+    tail.extend_from_slice(&(footer.len() as u32).to_le_bytes());
+    tail.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
+    tail.extend_from_slice(&[ARCHIVE_VERSION, CODEC_ZSTD, 0, 0]);
+    tail.extend_from_slice(&TRAILER_MAGIC);
+    io.write_at(&file, path, &tail, file_pos)?;
+    io.sync_all(&file, path)?;
+    Ok(ArchiveSummary {
+        file_bytes: file_pos + tail.len() as u64,
+        ..summary
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::BatchEncoder;
+
+    /// An archive of `batches` (offsets from 0), as bytes.
+    fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut next = 0u64;
+        for b in batches {
+            let mut enc = BatchEncoder::default();
+            enc.begin(next, next, Some(next as i64));
+            for (t, v) in b {
+                enc.push(*t, v);
+            }
+            data.extend_from_slice(enc.finish());
+            next += b.len() as u64;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.archive");
+        let meta = ArchiveMeta {
+            topic: "t.v1",
+            partition: 3,
+            created_at: 7,
+        };
+        let s = write_archive(&Io::default(), &path, &data, &path, 0, &meta).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(s.file_bytes, bytes.len() as u64);
+        bytes
+    }
+
+    fn sample() -> Vec<u8> {
+        // Two blocks: the first closes after the 300 KiB batch.
+        archive(&[
+            vec![(5, b"a".to_vec()), (3, b"bb".to_vec())],
+            vec![(9, vec![7u8; 300 << 10])],
+            vec![(4, vec![8u8; 100 << 10]), (11, Vec::new())],
+        ])
+    }
+
+    #[test]
+    fn round_trip_describes_itself() {
+        let bytes = sample();
+        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
+        assert_eq!((s.topic.as_str(), s.partition), ("t.v1", 3));
+        assert_eq!((s.base_offset, s.next_offset, s.record_count), (0, 5, 5));
+        assert_eq!((s.min_timestamp, s.max_timestamp), (3, 11));
+        assert_eq!((s.block_count, s.undecoded_records), (2, 5));
+        assert!(s.schema_versions.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_byte_is_an_error_never_a_panic() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(
+                verify_bytes(&bytes[..cut], Path::new("x")).is_err(),
+                "cut {cut}"
+            );
+        }
+        for at in (0..bytes.len()).step_by(7) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(verify_bytes(&damaged, Path::new("x")).is_err(), "byte {at}");
+        }
+    }
+
+    /// Fuzz finding: an index entry ending at offset u64::MAX (checksums
+    /// repaired) overflowed the offset chain instead of being refused.
+    #[test]
+    fn an_index_entry_at_the_top_of_the_offset_range_is_refused() {
+        let mut bytes = sample();
+        let len = bytes.len();
+        let footer_len = batch::u32_at(&bytes, len - TRAILER_LEN) as usize;
+        let footer_at = len - TRAILER_LEN - footer_len;
+        let s = ArchiveSummary::decode(&bytes[footer_at..len - TRAILER_LEN], len as u64).unwrap();
+        let entry = s.index_position as usize;
+        bytes[entry + E_LAST_AT..entry + E_LAST_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let index = &bytes[entry..entry + s.index_len as usize];
+        let repaired = ArchiveSummary {
+            index_crc: crc32fast::hash(index),
+            ..s
+        };
+        let footer = repaired.encode();
+        assert_eq!(footer.len(), footer_len);
+        bytes[footer_at..len - TRAILER_LEN].copy_from_slice(&footer);
+        let crc = crc32fast::hash(&footer).to_le_bytes();
+        bytes[len - TRAILER_LEN + T_FOOTER_CRC_AT..len - TRAILER_LEN + T_FOOTER_CRC_AT + 4]
+            .copy_from_slice(&crc);
+        let err = verify_bytes(&bytes, Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("block index entry 0"), "{err}");
+    }
+}
