@@ -10,6 +10,7 @@
 //! pointers, rules and schema facts only, so a field tagged `pii` cannot leak.
 
 pub mod acl;
+pub(crate) mod gate;
 pub mod policy;
 pub mod quota;
 pub mod schema;

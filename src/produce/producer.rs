@@ -334,6 +334,9 @@ impl Producer {
         envelope
             .validate()
             .map_err(|e| self.refused(&envelope, &e))?;
+        if let Some(gate) = &self.guard.schemas {
+            gate.check(&envelope)?;
+        }
         Ok(envelope)
     }
 

@@ -18,9 +18,11 @@ mod dlq;
 mod generate;
 mod group;
 mod inspect;
+mod plan;
 mod produce;
 mod replay;
 mod retention;
+mod schema;
 mod shared;
 mod snapshot;
 mod topic;
@@ -87,6 +89,12 @@ enum Command {
     /// List, show and replay dead letters of a topic (`<topic>.dlq`).
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Register, check, list and show event schemas (the data directory's catalog).
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+    /// Lint a topics file (no data directory needed): `FILE:LINE: RULE: message`
+    /// lines and exit 1 on findings, a one-line summary and exit 0 otherwise.
+    Check(plan::CheckArgs),
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -126,5 +134,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd),
         Command::Replay(args) => replay::run(data_dir(&cli.data)?, args),
         Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
+        Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd),
+        Command::Check(args) => plan::check(args),
     }
 }
