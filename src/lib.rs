@@ -78,8 +78,8 @@ pub use crate::consume::dlq::{
 };
 pub use crate::consume::dlq_replay::{ReplayReport, Replayed};
 pub use crate::consume::group::{
-    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, ReplayBound,
-    ReplayConfig, ReplaySession, ResetTo,
+    CommitDurability, Consumer, ConsumerConfig, DeliveryMode, GroupStatus, PartitionStatus,
+    ReplayBound, ReplayConfig, ReplaySession, ResetTo,
 };
 pub use crate::consume::queue::{
     Failure, NackOutcome, Queue, QueueConfig, QueueMessage, QueueStats,

@@ -317,7 +317,7 @@ fn expired_events_are_skipped_counted_and_committed() {
         "expired events are consumed, not lagging"
     );
     drop(c);
-    let described = &fabric.describe_group("g").unwrap();
+    let described = fabric.describe_group("g").unwrap();
     assert_eq!(described[0].expired, 5);
     // Asked to, the skip also dead-letters each expired event, bytes untouched.
     let mut cfg = config(&clock);
@@ -405,7 +405,7 @@ fn a_replay_session_respects_its_range_and_rate_and_moves_only_its_group() {
     replay.to = Some(ReplayBound::Offset(20));
     replay.rate = Some(100.0);
     replay.consumer = config(&clock);
-    let mut session = &fabric.replay(TOPIC, "replayer", replay).unwrap();
+    let mut session = fabric.replay(TOPIC, "replayer", replay).unwrap();
     assert_eq!(session.range()[&0], (5, 20));
     // The bucket starts with a tenth of a second's worth: 10 events.
     assert_eq!(session.poll(NOW).unwrap().len(), 10);
@@ -422,11 +422,11 @@ fn a_replay_session_respects_its_range_and_rate_and_moves_only_its_group() {
     assert_eq!(session.delivered(), 30);
     assert!(seen.iter().all(|e| (5..20).contains(&e.offset)));
     session.finish().unwrap();
-    let status = &fabric.describe_group("replayer").unwrap();
+    let status = fabric.describe_group("replayer").unwrap();
     assert!(status[0].partitions.iter().all(|p| p.committed == Some(20)));
-    let after = &fabric.describe_group("other").unwrap();
+    let after = fabric.describe_group("other").unwrap();
     let committed =
-        |s: &[group::PartitionStatus]| s.iter().map(|p| p.committed).collect::<Vec<_>>();
+        |s: &[eventfabric::PartitionStatus]| s.iter().map(|p| p.committed).collect::<Vec<_>>();
     assert_eq!(
         committed(&after[0].partitions),
         committed(&before.partitions)
@@ -435,7 +435,7 @@ fn a_replay_session_respects_its_range_and_rate_and_moves_only_its_group() {
     // A time range: everything emitted from the epoch on, for a new group.
     let mut by_time = ReplayConfig::new(ReplayBound::Time(jiff::Timestamp::UNIX_EPOCH));
     by_time.consumer = config(&clock);
-    let mut session = &fabric.replay(TOPIC, "fresh", by_time).unwrap();
+    let mut session = fabric.replay(TOPIC, "fresh", by_time).unwrap();
     let mut n = 0;
     while !session.is_done() {
         n += session.poll(NOW).unwrap().len();
@@ -445,7 +445,7 @@ fn a_replay_session_respects_its_range_and_rate_and_moves_only_its_group() {
     let _member = fabric.consumer("busy", TOPIC, config(&clock)).unwrap();
     let mut again = ReplayConfig::new(ReplayBound::Offset(0));
     again.consumer = config(&clock);
-    let err = &fabric.replay(TOPIC, "busy", again).unwrap_err();
+    let err = fabric.replay(TOPIC, "busy", again).unwrap_err();
     assert!(err.to_string().contains("other live members"), "{err}");
 }
 
@@ -462,24 +462,24 @@ fn the_cursor_lock_refuses_a_second_owner_and_reset_while_live() {
     let reader = Fabric::open_read_only(dir.path()).unwrap();
     let err = reader.consumer("g", TOPIC, config(&clock)).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
-    let err = &reader
+    let err = reader
         .reset_group("g", TOPIC, ResetTo::Earliest)
         .unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
     drop(c);
-    let positions = &reader.reset_group("g", TOPIC, ResetTo::Offset(3)).unwrap();
+    let positions = reader.reset_group("g", TOPIC, ResetTo::Offset(3)).unwrap();
     assert!(positions.values().all(|&o| o == 3));
     // A read-only fabric may consume and commit under the group lock.
     let mut ro = reader.consumer("g", TOPIC, config(&clock)).unwrap();
     assert_eq!(drain(&mut ro).len(), 20 - 2 * 3);
     ro.commit().unwrap();
     drop(ro);
-    assert_eq!(&fabric.describe_group("g").unwrap()[0].lag(), 0);
+    assert_eq!(fabric.describe_group("g").unwrap()[0].lag(), 0);
     assert_eq!(
-        &fabric.list_groups().unwrap(),
+        fabric.list_groups().unwrap(),
         vec![("g".to_string(), vec![TOPIC.to_string()])]
     );
-    let positions = &fabric.reset_group("g", TOPIC, ResetTo::Latest).unwrap();
+    let positions = fabric.reset_group("g", TOPIC, ResetTo::Latest).unwrap();
     assert_eq!(positions.values().sum::<u64>(), 20);
 }
 
@@ -676,7 +676,7 @@ fn concurrent_groups_members_and_producers() {
         let lags: u64 = ["g1", "g2"]
             .iter()
             .map(|g| {
-                &fabric
+                fabric
                     .describe_group(g)
                     .map(|s| s.iter().map(|t| t.lag()).sum())
                     .unwrap_or(u64::MAX)
@@ -704,7 +704,7 @@ fn concurrent_groups_members_and_producers() {
 #[derive(Debug)]
 struct WallAt(i64);
 
-impl group::Clock for WallAt {
+impl eventfabric::Clock for WallAt {
     fn monotonic(&self) -> Duration {
         Duration::ZERO
     }
@@ -854,7 +854,7 @@ fn a_cursor_past_the_recovered_log_end_is_reported_not_skipped() {
     let text = err.to_string();
     assert!(text.contains("reset"), "says how to go on: {text}");
     // After a reset the group reads on from the log as it is.
-    &fabric.reset_group("g", TOPIC, ResetTo::Latest).unwrap();
+    fabric.reset_group("g", TOPIC, ResetTo::Latest).unwrap();
     let fresh = publish(&fabric, 2, "b");
     let mut c = fabric
         .consumer("g", TOPIC, ConsumerConfig::default())

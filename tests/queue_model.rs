@@ -143,7 +143,7 @@ impl World {
 
     fn now(&self) -> i64 {
         use eventfabric::Clock;
-        self.clock.now_micros()
+        self.clock.wall_micros()
     }
 
     fn queue(&self) -> &Queue {

@@ -42,7 +42,7 @@ fn manual_config(clock: &Arc<ManualClock>) -> QueueConfig {
 }
 
 fn real_now() -> i64 {
-    eventfabric::SystemClock.now_micros()
+    eventfabric::SystemClock.wall_micros()
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn a_poison_message_retries_on_schedule_lands_in_the_dlq_and_replays_exactly_onc
             }
             assert_eq!(e.event_id, poison.event_id);
             delivered_attempts.push(m.attempt);
-            let now = clock.now_micros();
+            let now = clock.wall_micros();
             failures.push(now);
             let error = format!("amount must be positive (attempt {})", m.attempt);
             match queue.nack(&m, Failure::retry(error)).unwrap() {

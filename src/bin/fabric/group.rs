@@ -38,18 +38,17 @@ pub(crate) enum GroupCommand {
 
 /// Runs one `group` subcommand on a read-only view of `data`.
 pub(crate) fn run(data: &Path, cmd: GroupCommand) -> CliResult {
-    use eventfabric::group;
     let fabric = Fabric::open_read_only(data)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {
         GroupCommand::List => {
-            for (name, topics) in group::list(&fabric)? {
+            for (name, topics) in fabric.list_groups()? {
                 writeln!(out, "{}", json!({"group": name, "topics": topics}))?;
             }
         }
         GroupCommand::Describe { group: name } => {
-            for status in group::describe(&fabric, &name)? {
+            for status in fabric.describe_group(&name)? {
                 for p in &status.partitions {
                     let line = json!({
                         "group": status.group,
@@ -72,11 +71,13 @@ pub(crate) fn run(data: &Path, cmd: GroupCommand) -> CliResult {
             to,
         } => {
             let target = match to.as_str() {
-                "earliest" => group::ResetTo::Earliest,
-                "latest" => group::ResetTo::Latest,
-                s if s.bytes().all(|b| b.is_ascii_digit()) => group::ResetTo::Offset(s.parse()?),
+                "earliest" => eventfabric::ResetTo::Earliest,
+                "latest" => eventfabric::ResetTo::Latest,
+                s if s.bytes().all(|b| b.is_ascii_digit()) => {
+                    eventfabric::ResetTo::Offset(s.parse()?)
+                }
                 s => match s.parse::<jiff::Timestamp>() {
-                    Ok(t) => group::ResetTo::Time(t),
+                    Ok(t) => eventfabric::ResetTo::Time(t),
                     Err(e) => {
                         return fail(format!(
                             "--to {s:?} is not earliest, latest, an offset or an RFC 3339 time ({e})"
@@ -87,7 +88,8 @@ pub(crate) fn run(data: &Path, cmd: GroupCommand) -> CliResult {
             // Without --topic: every topic the group has cursors for.
             let topics = match topic {
                 Some(topic) => vec![topic],
-                None => group::list(&fabric)?
+                None => fabric
+                    .list_groups()?
                     .into_iter()
                     .find(|(g, _)| *g == name)
                     .map(|(_, topics)| topics)
@@ -99,7 +101,8 @@ pub(crate) fn run(data: &Path, cmd: GroupCommand) -> CliResult {
                 ));
             }
             for topic in topics {
-                let positions = group::reset(&fabric, &name, &topic, target)
+                let positions = fabric
+                    .reset_group(&name, &topic, target)
                     .map_err(|e| group_in_use(e, &name, &topic))?;
                 for (partition, offset) in positions {
                     let line = json!({"group": name, "topic": topic, "partition": partition, "committed": offset});

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use eventfabric::{Fabric, ReplaySession};
+use eventfabric::Fabric;
 
 use crate::shared::{CliResult, Position, fail, group_in_use, parse_position, print_raw};
 
@@ -34,8 +34,8 @@ pub(crate) struct ReplayArgs {
 }
 
 /// `--from`/`--to` of `replay`: an offset or an RFC 3339 time.
-fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::group::ReplayBound> {
-    use eventfabric::group::ReplayBound;
+fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::ReplayBound> {
+    use eventfabric::ReplayBound;
     Ok(match parse_position(flag, value, "2026-06-10T14:00:00Z")? {
         Position::Offset(offset) => ReplayBound::Offset(offset),
         Position::Time(t) => ReplayBound::Time(t),
@@ -44,7 +44,7 @@ fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::group::Replay
 
 /// Replays `args.topic` into `args.group` and prints what it replays.
 pub(crate) fn run(data: &Path, args: ReplayArgs) -> CliResult {
-    use eventfabric::group::ReplayConfig;
+    use eventfabric::ReplayConfig;
     let fabric = Fabric::open_read_only(data)?;
     let mut config = ReplayConfig::new(replay_bound("--from", &args.from)?);
     if let Some(to) = &args.to {
@@ -62,7 +62,8 @@ pub(crate) fn run(data: &Path, args: ReplayArgs) -> CliResult {
         }
     }
     config.consumer.auto_commit_interval = None;
-    let mut session = ReplaySession::start(&fabric, &args.topic, &args.group, config)
+    let mut session = fabric
+        .replay(&args.topic, &args.group, config)
         .map_err(|e| group_in_use(e, &args.group, &args.topic))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -56,11 +56,11 @@ pub(crate) fn run(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> Cl
             let warm_dir = tiers
                 .warm_dir
                 .clone()
-                .unwrap_or_else(|| data.join(eventfabric::tier::WARM_DIR));
+                .unwrap_or_else(|| data.join(eventfabric::WARM_DIR));
             let cold_dir = tiers
                 .cold_dir
                 .clone()
-                .unwrap_or_else(|| data.join(eventfabric::tier::COLD_DIR));
+                .unwrap_or_else(|| data.join(eventfabric::COLD_DIR));
             println!(
                 "{}",
                 json!({
@@ -87,7 +87,7 @@ pub(crate) fn run(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> Cl
                         )
                     })
                     .collect();
-                let archives = |list: &[eventfabric::tier::ArchiveInfo]| -> Vec<TierFile> {
+                let archives = |list: &[eventfabric::ArchiveInfo]| -> Vec<TierFile> {
                     list.iter()
                         .map(|a| {
                             let s = &a.summary;

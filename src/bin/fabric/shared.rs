@@ -86,7 +86,7 @@ pub(crate) fn print_raw(out: &mut impl Write, event: &eventfabric::RawEvent) -> 
 }
 
 /// One archive segment (warm or cold) as `inspect` and `retention show` print it.
-pub(crate) fn archive_json(a: &eventfabric::tier::ArchiveInfo) -> Value {
+pub(crate) fn archive_json(a: &eventfabric::ArchiveInfo) -> Value {
     let s = &a.summary;
     json!({
         "file": a.path.display().to_string(),

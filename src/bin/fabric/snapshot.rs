@@ -78,7 +78,7 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> CliResult {
         options.partitions = Some(args.partitions.clone());
     }
     let mut progress = snapshot_progress("exported");
-    let summary = eventfabric::snapshot::export_with_progress(
+    let summary = eventfabric::export_snapshot_with_progress(
         &fabric,
         &args.topic,
         &args.out,
@@ -98,7 +98,7 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> CliResult {
 pub(crate) fn import(data: &Path, args: ImportArgs) -> CliResult {
     let fabric = Fabric::open(data, FabricConfig::default())?;
     let mut progress = snapshot_progress("imported");
-    let summary = eventfabric::snapshot::import_with_progress(
+    let summary = eventfabric::import_snapshot_with_progress(
         &fabric,
         &args.file,
         args.topic.as_deref(),
