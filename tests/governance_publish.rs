@@ -136,7 +136,11 @@ fn a_topic_that_requires_schemas_refuses_what_its_catalog_does_not_accept() {
         .unwrap()
         .map(|r| r.unwrap().envelope.payload)
         .collect();
-    assert_eq!(stored, [ok.clone()], "only the valid event was appended");
+    assert_eq!(
+        stored,
+        std::slice::from_ref(&ok),
+        "only the valid event was appended"
+    );
 
     // A topic without the setting takes any payload.
     let mut free = fabric.producer("free.v1", "anyone").unwrap();

@@ -50,8 +50,7 @@ impl SchemaGate {
             }],
             Ok(catalog) => {
                 let mut problems = Vec::new();
-                if !self.event_types.is_empty()
-                    && !self.event_types.iter().any(|t| *t == envelope.event_type)
+                if !self.event_types.is_empty() && !self.event_types.contains(&envelope.event_type)
                 {
                     problems.push(PayloadViolation {
                         pointer: String::new(),
