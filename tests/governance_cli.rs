@@ -186,3 +186,61 @@ fn fabric_check_on_good_and_bad_example_files() {
         "{stdout}"
     );
 }
+
+#[test]
+fn produce_refuses_a_payload_that_fails_its_schema_with_line_pointer_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let schema = write_schema(
+        dir.path(),
+        "s.json",
+        json!({"type": "object", "properties": {"amount": {"type": "integer"}, "email": {"type": "string", "maxLength": 5}}, "required": ["amount"]}),
+    );
+    fabric_ok(
+        &data,
+        &[
+            "schema",
+            "add",
+            "billing.invoice.issued",
+            "1.2.0",
+            &schema,
+            "--tag",
+            "/email=pii",
+            "--tag",
+            "/amount=none",
+        ],
+        b"",
+    );
+    fabric_ok(
+        &data,
+        &[
+            "topic",
+            "create",
+            "billing.domain.v1",
+            "--partitions",
+            "2",
+            "--require-schemas",
+        ],
+        b"",
+    );
+    let line = |payload: serde_json::Value| {
+        json!({"event_type": "billing.invoice.issued", "tenant_id": "t1", "occurred_at": "2026-06-10T12:00:00Z", "schema_version": "1.2.0", "payload": payload}).to_string()
+    };
+    let input = [
+        line(json!({"amount": 5})),
+        line(json!({"amount": "five", "email": "secret.person@example.com"})),
+        line(json!({"amount": 7})),
+    ]
+    .join("\n");
+    let out = fabric(&data, &["produce", "billing.domain.v1"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("line 2 rejected")
+            && stderr.contains("/amount: type")
+            && stderr.contains("/email: maxLength"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret.person"), "PII leaked: {stderr}");
+    assert!(stderr.contains("produced 2 events"), "{stderr}");
+}

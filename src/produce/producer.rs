@@ -340,6 +340,17 @@ impl Producer {
         Ok(envelope)
     }
 
+    /// Checks `envelope` against the schema catalog when the topic requires
+    /// schemas (what every publish does), without appending: an
+    /// [`Error::SchemaViolation`] lists every problem. Ok when the topic does
+    /// not require schemas.
+    pub fn check_schema(&self, envelope: &Envelope) -> Result<()> {
+        match &self.guard.schemas {
+            Some(gate) => gate.check(envelope),
+            None => Ok(()),
+        }
+    }
+
     fn refused(&self, envelope: &Envelope, e: &EnvelopeError) -> Error {
         Error::invalid(
             format!(
