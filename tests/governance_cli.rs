@@ -244,3 +244,67 @@ fn produce_refuses_a_payload_that_fails_its_schema_with_line_pointer_and_rule() 
     assert!(!stderr.contains("secret.person"), "PII leaked: {stderr}");
     assert!(stderr.contains("produced 2 events"), "{stderr}");
 }
+
+#[test]
+fn plan_and_apply_the_example_file() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/topics.yaml");
+    let example = example.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fabric_ok(
+        &data,
+        &["topic", "create", "old.v1", "--partitions", "1"],
+        b"",
+    );
+    // The file does not list old.v1: deleting it is blocked, nothing applied.
+    let out = fabric(&data, &["plan", example], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "create topic billing.domain.v1 partitions=6 tenancy=shared require_schemas=true"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("register schema billing.invoice.issued 1.2.0"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-destructive"));
+    let out = fabric(&data, &["apply", example], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        fabric_ok(&data, &["schema", "list"], b"").is_empty(),
+        "nothing applied"
+    );
+
+    let applied = fabric_ok(&data, &["apply", example, "--allow-destructive"], b"");
+    assert!(applied.contains("delete topic old.v1"), "{applied}");
+    let list = fabric_ok(&data, &["schema", "list"], b"");
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let topics = fabric_ok(&data, &["topic", "list"], b"");
+    for name in ["billing.domain.v1", "auth.audit.v1", "workflow.events.v1"] {
+        assert!(topics.contains(name), "{topics}");
+    }
+    assert!(!topics.contains("old.v1"), "{topics}");
+    assert!(
+        data.join("governance/acls.json").exists() && data.join("governance/quotas.json").exists()
+    );
+    // Re-running converges: nothing left to change.
+    let out = fabric(&data, &["plan", example], b"");
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The applied topic requires schemas.
+    let event = json!({"event_type": "billing.invoice.issued", "tenant_id": "t1", "occurred_at": "2026-06-10T12:00:00Z", "schema_version": "1.2.0", "payload": {"invoice_id": "bad id"}});
+    let out = fabric(
+        &data,
+        &["produce", "billing.domain.v1"],
+        event.to_string().as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/invoice_id: pattern"));
+}

@@ -314,3 +314,77 @@ pub fn check_count(
         _ => Ok(()),
     }
 }
+
+/// File name of the quota rules inside the governance directory.
+pub const QUOTA_FILE: &str = "quotas.json";
+
+/// Version of the `quotas.json` layout.
+pub const QUOTA_FILE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaFile {
+    version: u32,
+    rules: Vec<QuotaRule>,
+    /// CRC-32 (IEEE) of the compact JSON of `rules`.
+    checksum: u32,
+}
+
+/// Reads `<data>/governance/quotas.json` (no rules when it does not exist).
+pub fn load(data_dir: &std::path::Path) -> Result<Vec<QuotaRule>> {
+    let path = data_dir
+        .join(super::schema::catalog::GOVERNANCE_DIR)
+        .join(QUOTA_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let bad = |reason: String| {
+        Error::corrupted(
+            &path,
+            0,
+            format!("{reason}; restore the file or re-apply the topics file"),
+        )
+    };
+    let file: QuotaFile =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("malformed quota file ({e})")))?;
+    if file.version != QUOTA_FILE_VERSION {
+        return Err(bad(format!(
+            "unsupported quota file version {}, this build reads {QUOTA_FILE_VERSION}",
+            file.version
+        )));
+    }
+    let computed = crc32fast::hash(&rules_json(&file.rules)?);
+    if computed != file.checksum {
+        return Err(bad(format!(
+            "checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+            file.checksum
+        )));
+    }
+    Ok(file.rules)
+}
+
+fn rules_json(rules: &[QuotaRule]) -> Result<Vec<u8>> {
+    serde_json::to_vec(rules)
+        .map_err(|e| Error::invalid("quotas", format!("cannot serialise: {e}")))
+}
+
+/// Replaces `<data>/governance/quotas.json` crash-safely (temporary file,
+/// fsync, rename, fsync of the directory) with `rules`.
+pub fn store(data_dir: &std::path::Path, rules: &[QuotaRule]) -> Result<()> {
+    for rule in rules {
+        rule.validate()?;
+    }
+    let io = crate::storage::io::Io::default();
+    let dir = data_dir.join(super::schema::catalog::GOVERNANCE_DIR);
+    let file = QuotaFile {
+        version: QUOTA_FILE_VERSION,
+        rules: rules.to_vec(),
+        checksum: crc32fast::hash(&rules_json(rules)?),
+    };
+    let mut text = serde_json::to_vec_pretty(&file)
+        .map_err(|e| Error::invalid("quotas", format!("cannot serialise: {e}")))?;
+    text.push(b'\n');
+    super::schema::catalog::ensure_dir(&io, &dir)?;
+    io.write_file_atomic(&dir, &dir.join(QUOTA_FILE), &text)
+}

@@ -95,6 +95,11 @@ enum Command {
     /// Lint a topics file (no data directory needed): `FILE:LINE: RULE: message`
     /// lines and exit 1 on findings, a one-line summary and exit 0 otherwise.
     Check(plan::CheckArgs),
+    /// Print what `apply` would change in the data directory for a topics file.
+    Plan(plan::PlanArgs),
+    /// Apply a topics file: register its schemas, create and grow its topics,
+    /// replace ACLs and quotas (deleting topics needs --allow-destructive).
+    Apply(plan::PlanArgs),
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -136,5 +141,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
         Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd),
         Command::Check(args) => plan::check(args),
+        Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args),
+        Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args),
     }
 }
