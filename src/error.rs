@@ -113,7 +113,114 @@ pub enum Error {
         next: u64,
     },
 
-    /// A configuration value or argument is invalid.
+    /// No topic of that name exists in the data directory.
+    #[error(
+        "topic {topic:?} does not exist in {}; create it first (fabric topic create {topic} --partitions N)",
+        data_dir.display()
+    )]
+    UnknownTopic {
+        /// The topic asked for.
+        topic: String,
+        /// The data directory looked in.
+        data_dir: PathBuf,
+    },
+
+    /// The topic was deleted after this handle (producer, reader, consumer)
+    /// was taken.
+    #[error("topic {topic:?} was deleted; create it again before producing or reading")]
+    TopicDeleted {
+        /// The deleted topic.
+        topic: String,
+    },
+
+    /// A topic of that name already exists.
+    #[error(
+        "topic {topic:?} already exists in {}; delete it first or pick another name",
+        data_dir.display()
+    )]
+    TopicExists {
+        /// The topic.
+        topic: String,
+        /// The data directory.
+        data_dir: PathBuf,
+    },
+
+    /// A partition number beyond the topic's partitions.
+    #[error(
+        "partition {partition} of topic {topic:?} does not exist: the topic has {partitions} partitions"
+    )]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many the topic has.
+        partitions: u32,
+    },
+
+    /// A consumer-group member used a partition the group's assignment gave
+    /// to another member (or to none).
+    #[error(
+        "partition {partition} is not owned by member {member} of group {group:?}: it owns {owned:?}"
+    )]
+    NotOwned {
+        /// The group.
+        group: String,
+        /// The member.
+        member: u64,
+        /// The partition used.
+        partition: u32,
+        /// The partitions the member owns.
+        owned: Vec<u32>,
+    },
+
+    /// A record that had to be an event envelope is not one.
+    #[error(
+        "record at offset {offset} of topic {topic:?} partition {partition} is not an eventfabric envelope: {reason}"
+    )]
+    NotAnEnvelope {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// Why it is not one.
+        reason: String,
+    },
+
+    /// An event failed envelope validation; every field problem is kept
+    /// (`EnvelopeError::problems`). Nothing was appended.
+    #[error("event refused, nothing was appended: {0}")]
+    Envelope(#[from] crate::envelope::EnvelopeError),
+
+    /// Compressing or decompressing an archive block failed.
+    #[error("compression failed for {}: {reason}", path.display())]
+    Compression {
+        /// The archive being written or read.
+        path: PathBuf,
+        /// What the compressor said.
+        reason: String,
+    },
+
+    /// A directory given as a data directory is not one.
+    #[error("{} is not an eventfabric data directory (no topics/ inside); check --data", path.display())]
+    NotADataDir {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// A writing operation on a data directory opened read-only.
+    #[error("the data directory {} is open read-only; open it as the writer to {op}", path.display())]
+    ReadOnlyFabric {
+        /// The data directory.
+        path: PathBuf,
+        /// The refused operation.
+        op: String,
+    },
+
+    /// A bad argument or configuration value (only that: conditions a caller
+    /// branches on have their own variants).
     #[error("invalid {what}: {reason}")]
     Invalid {
         /// The setting or argument.

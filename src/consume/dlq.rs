@@ -26,6 +26,7 @@ use crate::consume::reader::{Reader, StartFrom};
 use crate::envelope::{EnvelopeError, EnvelopeRef};
 use crate::error::{Error, Result};
 use crate::produce::ProducerFactory;
+use crate::storage::le;
 use crate::topic::PartitionSource;
 use crate::topic::TopicConfig;
 
@@ -351,9 +352,12 @@ pub(crate) fn decode(
             b[VERSION_AT]
         ));
     }
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    // Every field below lies within the header, whose length was checked;
+    // a read past the end still cannot panic (it reads as 0 and then fails
+    // the checksum or the length sum).
+    let u16_at = |at: usize| usize::from(le::u16_at(b, at).unwrap_or(0));
+    let u32_at = |at: usize| le::u32_at(b, at).unwrap_or(0);
+    let u64_at = |at: usize| le::u64_at(b, at).unwrap_or(0);
     let crc = u32_at(CRC_AT);
     if record_crc(b) != crc {
         return Err("checksum mismatch".into());

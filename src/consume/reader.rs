@@ -262,10 +262,11 @@ impl Reader {
     pub fn with_partitions(mut self, partitions: &[u32]) -> Result<Reader> {
         let count = self.topic.partitions().len() as u32;
         if let Some(&bad) = partitions.iter().find(|&&p| p >= count) {
-            return Err(Error::invalid(
-                format!("partition {bad} of topic {:?}", self.topic.name),
-                format!("the topic has partitions 0..{count}"),
-            ));
+            return Err(Error::UnknownPartition {
+                topic: self.topic.name.clone(),
+                partition: bad,
+                partitions: count,
+            });
         }
         self.cursors.retain(|c| partitions.contains(&c.partition));
         self.only = Some(partitions.to_vec());
@@ -316,23 +317,19 @@ impl Reader {
 
     fn decode(&self, raw: &RawEvent) -> Result<ReadEvent> {
         let envelope = Envelope::decode(&raw.value).map_err(|e| {
-            if crate::consume::dlq::is_dead_letter(&raw.value) {
-                return Error::invalid(
-                    format!(
-                        "record at offset {} of topic {:?} partition {}",
-                        raw.offset, self.topic.name, raw.partition
-                    ),
-                    "it is a dead letter (an envelope wrapped with DLQ metadata): read it with \
-                     `fabric dlq list|show` or eventfabric::DeadLetters",
-                );
+            let reason = if crate::consume::dlq::is_dead_letter(&raw.value) {
+                "it is a dead letter (an envelope wrapped with DLQ metadata): read it with \
+                 `fabric dlq list|show` or eventfabric::DeadLetters"
+                    .to_string()
+            } else {
+                format!("{e}; it was not written by an eventfabric producer")
+            };
+            Error::NotAnEnvelope {
+                topic: self.topic.name.clone(),
+                partition: raw.partition,
+                offset: raw.offset,
+                reason,
             }
-            Error::invalid(
-                format!(
-                    "record at offset {} of topic {:?} partition {}",
-                    raw.offset, self.topic.name, raw.partition
-                ),
-                format!("{e}; it was not written by an eventfabric producer"),
-            )
         })?;
         Ok(ReadEvent {
             partition: raw.partition,

@@ -111,7 +111,9 @@ use uuid::Uuid;
 
 pub use borrowed::EnvelopeRef;
 pub use errors::{EnvelopeError, FieldProblem, ValueError};
-pub(crate) use skim::{EnvelopeHead, is_one_value, peek_event_id, peek_ttl_millis};
+#[cfg(any(test, feature = "failpoints"))]
+pub(crate) use skim::is_one_value;
+pub(crate) use skim::{EnvelopeHead, peek_event_id, peek_ttl_millis};
 pub use ttl::Ttl;
 pub use version::SchemaVersion;
 

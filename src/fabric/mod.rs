@@ -210,14 +210,7 @@ impl Fabric {
         let root = path.as_ref().to_path_buf();
         let topics_dir = root.join(TOPICS_DIR);
         if !topics_dir.is_dir() {
-            return Err(Error::io(
-                "open",
-                &topics_dir,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "not an eventfabric data directory (no topics/ inside); check --data",
-                ),
-            ));
+            return Err(Error::NotADataDir { path: root });
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
@@ -259,13 +252,10 @@ impl Fabric {
 
     fn check_writable(&self, op: &str) -> Result<()> {
         if self.inner.read_only {
-            return Err(Error::invalid(
-                op.to_string(),
-                format!(
-                    "the data directory {} is open read-only; open it as the writer",
-                    self.inner.root.display()
-                ),
-            ));
+            return Err(Error::ReadOnlyFabric {
+                path: self.inner.root.clone(),
+                op: op.to_string(),
+            });
         }
         Ok(())
     }
@@ -383,15 +373,15 @@ impl Fabric {
     }
 
     pub(crate) fn handle(&self, topic: &str) -> Result<Arc<TopicHandle>> {
-        self.inner.topics.read().get(topic).cloned().ok_or_else(|| {
-            Error::invalid(
-                format!("topic {topic:?}"),
-                format!(
-                    "it does not exist in {}; create it first (fabric topic create {topic} --partitions N)",
-                    self.inner.root.display()
-                ),
-            )
-        })
+        self.inner
+            .topics
+            .read()
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: topic.to_string(),
+                data_dir: self.inner.root.clone(),
+            })
     }
 
     /// Creates topic `name` with `config`. Fails if the name is invalid, the
@@ -405,13 +395,10 @@ impl Fabric {
         let topics_dir = self.topics_dir();
         let dir = topics_dir.join(name);
         if self.inner.topics.read().contains_key(name) || dir.exists() {
-            return Err(Error::invalid(
-                format!("topic {name:?}"),
-                format!(
-                    "it already exists in {}; delete it first or pick another name",
-                    self.inner.root.display()
-                ),
-            ));
+            return Err(Error::TopicExists {
+                topic: name.to_string(),
+                data_dir: self.inner.root.clone(),
+            });
         }
         // Warm data a deleted topic of this name left behind is not this topic's.
         self.inner.tiers.forget_topic(name)?;
@@ -535,12 +522,13 @@ impl Fabric {
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Log>> {
         let handle = self.handle(topic)?;
         let logs = handle.partitions();
-        logs.get(partition as usize).cloned().ok_or_else(|| {
-            Error::invalid(
-                format!("partition {partition} of topic {topic:?}"),
-                format!("the topic has {} partitions", logs.len()),
-            )
-        })
+        logs.get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                partitions: u32::try_from(logs.len()).unwrap_or(u32::MAX),
+            })
     }
 
     /// A producer for `topic` that stamps `source` on events lacking one.
@@ -783,10 +771,9 @@ impl Fabric {
     ) -> Result<Vec<(String, PathBuf, TopicConfig)>> {
         let topics_dir = root.join(TOPICS_DIR);
         if !topics_dir.is_dir() {
-            return Err(Error::invalid(
-                format!("data directory {}", root.display()),
-                "it holds no topics/ directory; check --data",
-            ));
+            return Err(Error::NotADataDir {
+                path: root.to_path_buf(),
+            });
         }
         let probe = Fabric {
             inner: Arc::new(Inner {

@@ -57,13 +57,10 @@ impl Fabric {
 
     fn check_tier_writable(&self) -> Result<()> {
         if self.is_read_only() {
-            return Err(Error::invalid(
-                "maintain",
-                format!(
-                    "the data directory {} is open read-only; open it as the writer",
-                    self.path().display()
-                ),
-            ));
+            return Err(Error::ReadOnlyFabric {
+                path: self.path().to_path_buf(),
+                op: "maintain".into(),
+            });
         }
         Ok(())
     }

@@ -352,13 +352,12 @@ impl Producer {
     }
 
     fn refused(&self, envelope: &Envelope, e: &EnvelopeError) -> Error {
-        Error::invalid(
-            format!(
-                "event {} for topic {:?}",
-                envelope.event_id, self.topic.name
-            ),
-            format!("{e}; nothing was appended"),
-        )
+        log::debug!(
+            "event {} for topic {:?} refused: {e}",
+            envelope.event_id,
+            self.topic.name
+        );
+        Error::Envelope(e.clone())
     }
 
     /// Enriches, validates, encodes and appends one event; returns where it
@@ -479,12 +478,7 @@ impl Producer {
     /// [`Producer::prepare`] then [`Producer::publish`]; returns the stored
     /// envelope (with its generated `event_id`) and where it landed.
     pub fn send(&mut self, draft: Draft) -> Result<(Envelope, Published)> {
-        let envelope = self.prepare(draft).map_err(|e| {
-            Error::invalid(
-                format!("event for topic {:?}", self.topic.name),
-                format!("{e}; nothing was appended"),
-            )
-        })?;
+        let envelope = self.prepare(draft).map_err(Error::Envelope)?;
         let published = self.publish(&envelope)?;
         Ok((envelope, published))
     }
@@ -681,12 +675,13 @@ pub(crate) fn append_items(
     let mut records: Vec<(i64, &[u8])> = Vec::new();
     let mut indexes: Vec<usize> = Vec::new();
     for p in partitions {
-        let log = logs.get(p as usize).ok_or_else(|| {
-            Error::invalid(
-                format!("partition {p} of topic {:?}", topic.name),
-                format!("the topic has {} partitions", logs.len()),
-            )
-        })?;
+        let log = logs
+            .get(p as usize)
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: topic.name.clone(),
+                partition: p,
+                partitions: u32::try_from(logs.len()).unwrap_or(u32::MAX),
+            })?;
         records.clear();
         indexes.clear();
         let mut bytes = crate::storage::batch::HEADER_LEN;

@@ -642,8 +642,11 @@ pub(crate) fn write_archive(
     let mut min_ts = i64::MAX;
     let mut max_ts = i64::MIN;
     let mut expect = base;
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-        .map_err(|e| Error::invalid("zstd compressor", e.to_string()))?;
+    let mut compressor =
+        zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| Error::Compression {
+            path: path.to_path_buf(),
+            reason: format!("zstd compressor: {e}"),
+        })?;
     let mut pos = 0usize;
     while pos < data.len() {
         let block_start = pos;
@@ -678,9 +681,10 @@ pub(crate) fn write_archive(
             pos += view.header.length as usize;
         }
         let raw = &data[block_start..pos];
-        let compressed = compressor
-            .compress(raw)
-            .map_err(|e| Error::invalid("zstd compression", e.to_string()))?;
+        let compressed = compressor.compress(raw).map_err(|e| Error::Compression {
+            path: path.to_path_buf(),
+            reason: format!("zstd compression: {e}"),
+        })?;
         io.write_at(&file, path, &compressed, file_pos)?;
         blocks.push(BlockEntry {
             first_offset,

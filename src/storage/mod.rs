@@ -15,6 +15,7 @@ pub(crate) mod batch;
 pub(crate) mod checkpoint;
 pub(crate) mod index;
 pub(crate) mod io;
+pub(crate) mod le;
 pub(crate) mod lock;
 pub(crate) mod log;
 pub(crate) mod mmap;

@@ -39,10 +39,9 @@ impl TopicHandle {
     /// Fails when the topic was deleted after this handle was taken.
     pub(crate) fn check_live(&self) -> Result<()> {
         if self.deleted.load(Ordering::Acquire) {
-            return Err(Error::invalid(
-                format!("topic {:?}", self.name),
-                "it was deleted; create it again before producing or reading",
-            ));
+            return Err(Error::TopicDeleted {
+                topic: self.name.clone(),
+            });
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use eventfabric::group::ConsumerConfig;
+//! use eventfabric::ConsumerConfig;
 //! use eventfabric::{Draft, Fabric, FabricConfig, TopicConfig};
 //! use serde_json::json;
 //!
@@ -911,14 +911,12 @@ impl Consumer {
 
     fn check_owned(&self, partition: u32) -> Result<()> {
         if !self.owned.contains(&partition) {
-            return Err(Error::invalid(
-                format!(
-                    "partition {partition} for member {} of group {:?}",
-                    self.id,
-                    self.group()
-                ),
-                format!("this member owns partitions {:?}", self.owned),
-            ));
+            return Err(Error::NotOwned {
+                group: self.group().to_string(),
+                member: self.id,
+                partition,
+                owned: self.owned.clone(),
+            });
         }
         Ok(())
     }
@@ -944,14 +942,11 @@ impl Consumer {
     /// for it. Events handed out in effectively-once mode are recorded at
     /// version 0 automatically.
     pub fn record_processed(&mut self, event: &RawEvent, version: u64) -> Result<()> {
-        let id = peek_event_id(&event.value).ok_or_else(|| {
-            Error::invalid(
-                format!(
-                    "event at offset {} of partition {}",
-                    event.offset, event.partition
-                ),
-                "it is not an eventfabric envelope, so it has no event_id",
-            )
+        let id = peek_event_id(&event.value).ok_or_else(|| Error::NotAnEnvelope {
+            topic: self.coord().topic.name.clone(),
+            partition: event.partition,
+            offset: event.offset,
+            reason: "it has no event_id to record".into(),
         })?;
         self.pending_set.insert(id);
         self.pending.push((event.partition, id, version));

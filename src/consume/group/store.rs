@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::consume::idempotent::ProcessedWindow;
 use crate::error::{Error, Result};
 use crate::storage::io::Io;
+use crate::storage::le;
 use crate::storage::statelog::StateLog;
 
 /// Directory under the data directory holding one directory per group.
@@ -84,12 +85,8 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
             format!("cursor record {index} (counting from 0 after the file header): {reason}"),
         )
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
-    let u64_at = |at: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
-    };
+    let u32_at = |at: usize| le::u32_at(bytes, at);
+    let u64_at = |at: usize| le::u64_at(bytes, at);
     if bytes.len() < HEADER_LEN {
         return Err(bad(format!(
             "{} bytes, shorter than its header",
