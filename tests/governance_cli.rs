@@ -300,11 +300,95 @@ fn plan_and_apply_the_example_file() {
     );
     // The applied topic requires schemas.
     let event = json!({"event_type": "billing.invoice.issued", "tenant_id": "t1", "occurred_at": "2026-06-10T12:00:00Z", "schema_version": "1.2.0", "payload": {"invoice_id": "bad id"}});
+    // The applied ACLs: the host principal may not produce; billing-service may.
     let out = fabric(
         &data,
         &["produce", "billing.domain.v1"],
         event.to_string().as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains(
+            "access denied: principal \"host\" may not produce topic \"billing.domain.v1\""
+        ),
+        "{stderr}"
+    );
+    let args = [
+        "--principal",
+        "billing-service",
+        "produce",
+        "billing.domain.v1",
+    ];
+    let out = fabric(&data, &args, event.to_string().as_bytes());
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/invoice_id: pattern"));
+    // consume: invoice-projector is allowed, billing-service is not.
+    fabric_ok(
+        &data,
+        &[
+            "--principal",
+            "invoice-projector",
+            "consume",
+            "billing.domain.v1",
+        ],
+        b"",
+    );
+    let out = fabric(
+        &data,
+        &[
+            "--principal",
+            "billing-service",
+            "consume",
+            "billing.domain.v1",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // fabric acl / fabric quota.
+    let rule = [
+        "--principal",
+        "host",
+        "--operation",
+        "produce",
+        "--name",
+        "billing.",
+        "--prefix",
+    ];
+    fabric_ok(&data, &[&["acl", "add"][..], &rule].concat(), b"");
+    assert_eq!(
+        json_lines(&fabric_ok(&data, &["acl", "list"], b"")).len(),
+        6
+    );
+    fabric_ok(&data, &[&["acl", "remove"][..], &rule].concat(), b"");
+    assert_eq!(
+        json_lines(&fabric_ok(&data, &["acl", "list"], b"")).len(),
+        5
+    );
+    fabric_ok(
+        &data,
+        &[
+            "quota",
+            "set",
+            "--tenant",
+            "tenant-123",
+            "--events-per-sec",
+            "10",
+            "--action",
+            "reject",
+        ],
+        b"",
+    );
+    let quotas = json_lines(&fabric_ok(&data, &["quota", "list"], b""));
+    assert_eq!(quotas.len(), 3, "the tenant's rule was replaced, not added");
+    assert!(quotas.iter().any(|q| q["tenant"] == "tenant-123"
+        && q["events_per_sec"] == 10
+        && q.get("producer").is_none()));
+    assert_eq!(
+        fabric(&data, &["quota", "set", "--producer", "p"], b"")
+            .status
+            .code(),
+        Some(2)
+    );
 }

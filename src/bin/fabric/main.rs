@@ -12,6 +12,7 @@
 //! failure type and exit statuses, event and archive JSON, position parsing)
 //! is in `shared`, written once.
 
+mod acl;
 mod bench;
 mod consume;
 mod dlq;
@@ -20,6 +21,7 @@ mod group;
 mod inspect;
 mod plan;
 mod produce;
+mod quota;
 mod replay;
 mod retention;
 mod schema;
@@ -50,6 +52,10 @@ struct Cli {
     /// Where exported cold archive segments go (default: DATA/cold).
     #[arg(long, global = true, value_name = "DIR")]
     cold_dir: Option<PathBuf>,
+    /// Run `produce` and `consume` as this principal, checked against the
+    /// data directory's ACLs (default: the host principal, `host`).
+    #[arg(long, global = true, value_name = "NAME")]
+    principal: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +101,12 @@ enum Command {
     /// Lint a topics file (no data directory needed): `FILE:LINE: RULE: message`
     /// lines and exit 1 on findings, a one-line summary and exit 0 otherwise.
     Check(plan::CheckArgs),
+    /// Add, remove and list ACL rules (principal, tenant, operation, resource, allow|deny).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
+    /// Set and list quotas per tenant and per producer.
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
     /// Print what `apply` would change in the data directory for a topics file.
     Plan(plan::PlanArgs),
     /// Apply a topics file: register its schemas, create and grow its topics,
@@ -122,8 +134,18 @@ fn run(cli: Cli) -> CliResult {
     tiers.cold_dir = cli.cold_dir.clone();
     match cli.command {
         Command::Topic(cmd) => topic::run(data_dir(&cli.data)?, cmd, &tiers),
-        Command::Produce(args) => produce::run(data_dir(&cli.data)?, args),
-        Command::Consume(args) => consume::run(data_dir(&cli.data)?, args),
+        Command::Produce(args) => {
+            let data = data_dir(&cli.data)?;
+            let op = eventfabric::governance::Operation::Produce;
+            acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
+            produce::run(data, args)
+        }
+        Command::Consume(args) => {
+            let data = data_dir(&cli.data)?;
+            let op = eventfabric::governance::Operation::Consume;
+            acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
+            consume::run(data, args)
+        }
         Command::Inspect(args) => inspect::run(data_dir(&cli.data)?, args, &tiers),
         Command::Verify(args) => verify::run(data_dir(&cli.data)?, args, &tiers),
         Command::Gen(args) => generate::run(args),
@@ -141,6 +163,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
         Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd),
         Command::Check(args) => plan::check(args),
+        Command::Acl(cmd) => acl::run(data_dir(&cli.data)?, cmd),
+        Command::Quota(cmd) => quota::run(data_dir(&cli.data)?, cmd),
         Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args),
         Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args),
     }

@@ -18,7 +18,7 @@ use crate::shared::CliResult;
 #[derive(Args, Debug)]
 pub(crate) struct ProduceArgs {
     /// The topic (must exist).
-    topic: String,
+    pub(crate) topic: String,
     /// Override the topic's fsync policy for this run: always, group or os.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
