@@ -229,8 +229,8 @@ impl CheckReport {
     }
 }
 
-/// Reads and parses a topics file (YAML, or JSON when the name ends in
-/// `.json`); a parse error names the file and line.
+/// Reads and parses a topics file (YAML with the `yaml` feature, or JSON
+/// when the name ends in `.json`); a parse error names the file and line.
 pub fn parse(path: &Path) -> std::result::Result<(TopicsFile, String), Finding> {
     let text = fs::read_to_string(path).map_err(|e| Finding {
         file: path.to_path_buf(),
@@ -242,10 +242,7 @@ pub fn parse(path: &Path) -> std::result::Result<(TopicsFile, String), Finding> 
     let parsed: std::result::Result<TopicsFile, (usize, String)> = if is_json {
         serde_json::from_str(&text).map_err(|e| (e.line(), e.to_string()))
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| {
-            let line = e.location().map_or(0, |l| l.line() as usize);
-            (line, first_line(&e.to_string()))
-        })
+        parse_yaml(&text)
     };
     match parsed {
         Ok(file) if file.version != TOPICS_FILE_VERSION => Err(Finding {
@@ -267,6 +264,23 @@ pub fn parse(path: &Path) -> std::result::Result<(TopicsFile, String), Finding> 
     }
 }
 
+#[cfg(feature = "yaml")]
+fn parse_yaml(text: &str) -> std::result::Result<TopicsFile, (usize, String)> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map_or(0, |l| l.line() as usize);
+        (line, first_line(&e.to_string()))
+    })
+}
+
+#[cfg(not(feature = "yaml"))]
+fn parse_yaml(_text: &str) -> std::result::Result<TopicsFile, (usize, String)> {
+    Err((
+        1,
+        "YAML topics files need the `yaml` cargo feature (on with `cli`); name a JSON file `*.json`".into(),
+    ))
+}
+
+#[cfg(feature = "yaml")]
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
