@@ -279,6 +279,51 @@ pub enum Error {
         open: Vec<String>,
     },
 
+    /// A principal is not allowed an operation on a resource by the ACLs
+    /// (`<data>/governance/acls.json`). Nothing was done.
+    #[error(
+        "access denied: principal {principal:?}{} may not {operation} {resource}: {reason}",
+        tenant.as_deref().map(|t| format!(" (tenant {t:?})")).unwrap_or_default()
+    )]
+    AccessDenied {
+        /// Who asked.
+        principal: String,
+        /// The tenant the handle is bound to, if any.
+        tenant: Option<String>,
+        /// The refused operation (`produce`, `consume`, ...).
+        operation: &'static str,
+        /// The resource, e.g. `topic "billing.domain.v1"`.
+        resource: String,
+        /// Which rule decided (a deny, or no allow under default deny).
+        reason: String,
+    },
+
+    /// A quota refused the operation (or a throttle's deadline passed). Nothing was written.
+    #[error("quota exceeded for {subject}: {limit}; {advice}")]
+    QuotaExceeded {
+        /// Whose quota: `tenant "t"`, `tenant "t" producer "p"` or `default`.
+        subject: String,
+        /// Which limit, with its value, e.g. `events_per_sec 1000`.
+        limit: String,
+        /// What to do about it.
+        advice: String,
+    },
+
+    /// A payload does not match the catalog schema of its event type and
+    /// version (or none is registered) on a topic that requires schemas.
+    /// Lists every problem; never contains payload values.
+    #[error(
+        "payload of {event_type} {version} refused by the schema catalog: {}",
+        problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    SchemaViolation {
+        /// The event type.
+        event_type: String,
+        /// The event's schema version.
+        version: String,
+        /// Every problem: JSON pointer, failed keyword, message.
+        problems: Vec<crate::governance::PayloadViolation>,
+    },
     /// A request to the object store holding the remote warm tier failed or
     /// was refused: the store is unreachable, the bucket does not exist,
     /// credentials are missing or rejected, or an object is not what was

@@ -102,6 +102,7 @@ mod consume;
 pub mod envelope;
 mod error;
 mod fabric;
+pub mod governance;
 mod ops;
 mod produce;
 mod storage;

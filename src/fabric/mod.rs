@@ -327,6 +327,18 @@ impl Fabric {
             .unwrap_or(0))
     }
 
+    /// Events of `topic` refused by the schema catalog (topics with
+    /// `require_schemas`) since its first producer opened in this process.
+    pub fn schema_violations(&self, topic: &str) -> Result<u64> {
+        let handle = self.handle(topic)?;
+        Ok(self
+            .inner
+            .guards
+            .existing(&handle)
+            .and_then(|g| g.schemas.as_ref().map(|s| s.refused()))
+            .unwrap_or(0))
+    }
+
     /// A reader of `topic` starting at `from`.
     pub fn reader(&self, topic: &str, from: StartFrom) -> Result<Reader> {
         let reader = Reader::new(self.source(), self.handle(topic)?, from)?;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use crate::governance::gate::SchemaGate;
 use crate::produce::dedup::LazyDedup;
 use crate::produce::sampling::SystemSampler;
 use crate::topic::{PartitionSource, TopicHandle};
@@ -21,6 +22,8 @@ pub(crate) struct TopicGuard {
     pub(crate) dedup: Option<LazyDedup>,
     /// Sampling of `system.` events (when the topic sets a rate).
     pub(crate) sampler: Option<SystemSampler>,
+    /// Payload validation against the schema catalog (when the topic requires schemas).
+    pub(crate) schemas: Option<SchemaGate>,
 }
 
 /// A topic's guard and the open handle it was made for.
@@ -58,6 +61,7 @@ impl PublishGuards {
         let guard = Arc::new(TopicGuard {
             dedup,
             sampler: config.system_events_per_sec.map(SystemSampler::new),
+            schemas: SchemaGate::for_topic(source.path(), &config.governance),
         });
         topics.insert(topic.name.clone(), (Arc::downgrade(topic), guard.clone()));
         guard

@@ -334,7 +334,21 @@ impl Producer {
         envelope
             .validate()
             .map_err(|e| self.refused(&envelope, &e))?;
+        if let Some(gate) = &self.guard.schemas {
+            gate.check(&envelope)?;
+        }
         Ok(envelope)
+    }
+
+    /// Checks `envelope` against the schema catalog when the topic requires
+    /// schemas (what every publish does), without appending: an
+    /// [`Error::SchemaViolation`] lists every problem. Ok when the topic does
+    /// not require schemas.
+    pub fn check_schema(&self, envelope: &Envelope) -> Result<()> {
+        match &self.guard.schemas {
+            Some(gate) => gate.check(envelope),
+            None => Ok(()),
+        }
     }
 
     fn refused(&self, envelope: &Envelope, e: &EnvelopeError) -> Error {

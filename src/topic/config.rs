@@ -180,6 +180,14 @@ pub struct TopicConfig {
     /// appended. `None` = never drop. Other domains are never dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_events_per_sec: Option<u32>,
+    /// Governance (issue 13): schema requirement, tenancy, allowed event
+    /// types, fan-out caps. Left out of `topic.json` while it is the default,
+    /// so files written before it existed keep their checksum.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::governance::TopicGovernance::is_default"
+    )]
+    pub governance: crate::governance::TopicGovernance,
 }
 
 /// Default dedup window: 2 minutes.
@@ -265,6 +273,7 @@ impl Default for TopicConfig {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
             system_events_per_sec: None,
+            governance: crate::governance::TopicGovernance::default(),
         }
     }
 }
@@ -337,6 +346,7 @@ impl TopicConfig {
                 "must be positive when set (leave it unset to never drop system events)",
             ));
         }
+        self.governance.validate()?;
         // The limits `Log::open` enforces, checked here so a bad topic is
         // refused before any directory is created.
         self.log_config(None).validate()

@@ -19,7 +19,7 @@ use crate::shared::{CliResult, event_line, fail, group_in_use, print_raw};
 #[derive(Args, Debug)]
 pub(crate) struct ConsumeArgs {
     /// The topic.
-    topic: String,
+    pub(crate) topic: String,
     /// earliest, latest, an OFFSET (in every partition) or an RFC 3339 time (emitted_at).
     #[arg(long, default_value = "earliest")]
     from: String,

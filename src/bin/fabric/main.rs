@@ -12,15 +12,19 @@
 //! failure type and exit statuses, event and archive JSON, position parsing)
 //! is in `shared`, written once.
 
+mod acl;
 mod bench;
 mod consume;
 mod dlq;
 mod generate;
 mod group;
 mod inspect;
+mod plan;
 mod produce;
+mod quota;
 mod replay;
 mod retention;
+mod schema;
 mod shared;
 mod snapshot;
 mod topic;
@@ -48,6 +52,10 @@ struct Cli {
     /// Where exported cold archive segments go (default: DATA/cold).
     #[arg(long, global = true, value_name = "DIR")]
     cold_dir: Option<PathBuf>,
+    /// Run `produce` and `consume` as this principal, checked against the
+    /// data directory's ACLs (default: the host principal, `host`).
+    #[arg(long, global = true, value_name = "NAME")]
+    principal: Option<String>,
     /// The warm tier's S3 bucket (feature tier-s3): new warm archives go
     /// there, remote ones are read from there. Credentials: AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) from the environment.
@@ -105,6 +113,23 @@ enum Command {
     /// List, show and replay dead letters of a topic (`<topic>.dlq`).
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Register, check, list and show event schemas (the data directory's catalog).
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+    /// Lint a topics file (no data directory needed): `FILE:LINE: RULE: message`
+    /// lines and exit 1 on findings, a one-line summary and exit 0 otherwise.
+    Check(plan::CheckArgs),
+    /// Add, remove and list ACL rules (principal, tenant, operation, resource, allow|deny).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
+    /// Set and list quotas per tenant and per producer.
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
+    /// Print what `apply` would change in the data directory for a topics file.
+    Plan(plan::PlanArgs),
+    /// Apply a topics file: register its schemas, create and grow its topics,
+    /// replace ACLs and quotas (deleting topics needs --allow-destructive).
+    Apply(plan::PlanArgs),
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -135,8 +160,18 @@ fn run(cli: Cli) -> CliResult {
     }
     match cli.command {
         Command::Topic(cmd) => topic::run(data_dir(&cli.data)?, cmd, &tiers),
-        Command::Produce(args) => produce::run(data_dir(&cli.data)?, args),
-        Command::Consume(args) => consume::run(data_dir(&cli.data)?, args),
+        Command::Produce(args) => {
+            let data = data_dir(&cli.data)?;
+            let op = eventfabric::governance::Operation::Produce;
+            acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
+            produce::run(data, args)
+        }
+        Command::Consume(args) => {
+            let data = data_dir(&cli.data)?;
+            let op = eventfabric::governance::Operation::Consume;
+            acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
+            consume::run(data, args)
+        }
         Command::Inspect(args) => inspect::run(data_dir(&cli.data)?, args, &tiers),
         Command::Verify(args) => verify::run(data_dir(&cli.data)?, args, &tiers),
         Command::Gen(args) => generate::run(args),
@@ -152,5 +187,11 @@ fn run(cli: Cli) -> CliResult {
         Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd),
         Command::Replay(args) => replay::run(data_dir(&cli.data)?, args),
         Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
+        Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd),
+        Command::Check(args) => plan::check(args),
+        Command::Acl(cmd) => acl::run(data_dir(&cli.data)?, cmd),
+        Command::Quota(cmd) => quota::run(data_dir(&cli.data)?, cmd),
+        Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args),
+        Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args),
     }
 }

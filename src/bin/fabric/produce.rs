@@ -18,7 +18,7 @@ use crate::shared::CliResult;
 #[derive(Args, Debug)]
 pub(crate) struct ProduceArgs {
     /// The topic (must exist).
-    topic: String,
+    pub(crate) topic: String,
     /// Override the topic's fsync policy for this run: always, group or os.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
@@ -68,10 +68,18 @@ pub(crate) fn run(data: &Path, args: ProduceArgs) -> CliResult {
         let text = line.trim_ascii();
         if !text.is_empty() {
             match Draft::from_json(text).and_then(|d| producer.prepare(d)) {
-                Ok(envelope) => {
-                    pending.lines.push(line_no);
-                    pending.envelopes.push(envelope);
-                }
+                Ok(envelope) => match producer.check_schema(&envelope) {
+                    Ok(()) => {
+                        pending.lines.push(line_no);
+                        pending.envelopes.push(envelope);
+                    }
+                    Err(e) => {
+                        // The schema catalog's refusal: every pointer and
+                        // keyword, never a payload value.
+                        rejected += 1;
+                        eprintln!("fabric: line {line_no} rejected, not appended: {e}");
+                    }
+                },
                 Err(e) => {
                     rejected += 1;
                     let fields: Vec<String> = e

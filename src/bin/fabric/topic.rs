@@ -96,6 +96,10 @@ pub(crate) struct CreateArgs {
     /// Drop (and count) `system.` events beyond this many per second.
     #[arg(long)]
     system_events_per_sec: Option<u32>,
+    /// Validate every payload against the schema catalog (`fabric schema add`);
+    /// refuse unknown event types, versions and invalid payloads.
+    #[arg(long)]
+    require_schemas: bool,
 }
 
 /// Runs one `topic` subcommand on the data directory `data`.
@@ -144,6 +148,7 @@ pub(crate) fn run(data: &Path, cmd: TopicCommand, tiers: &FabricConfig) -> CliRe
                 c.dedup_max_entries = v;
             }
             c.system_events_per_sec = a.system_events_per_sec;
+            c.governance.require_schemas = a.require_schemas;
             let fabric = Fabric::open(data, tiers.clone())?;
             fabric.create_topic(&a.topic, c)?;
             fabric.close()?;
