@@ -7,7 +7,9 @@
 //! their own CRCs — and grouped into zstd-compressed blocks, each indexed by
 //! offset range, largest timestamp and position. The footer names the topic,
 //! partition, offset and time range and the schema versions present, so a
-//! file alone says what it holds.
+//! file alone says what it holds. Which schema version a record carries is
+//! the caller's reading ([`ArchiveMeta::schema_version_of`]): this module
+//! never interprets a record's value.
 //!
 //! It never decides *when* a segment is archived or deleted (that is
 //! [`crate::tier`]) and never renames files into place: it writes the bytes
@@ -38,7 +40,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::envelope::EnvelopeRef;
 use crate::error::{Error, Result};
 use crate::storage::batch::{self, BatchView};
 use crate::storage::io::Io;
@@ -610,12 +611,33 @@ impl Archive {
     }
 }
 
+/// How the caller reads a record value's schema version for the footer's
+/// catalogue: `None` when the value carries none (counted in
+/// `undecoded_records`). The layer that knows the record format provides it,
+/// so the storage layer stays blind to values.
+pub(crate) type SchemaVersionOf = dyn Fn(&[u8]) -> Option<&str>;
+
 /// Everything a new archive needs to know besides the batches.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ArchiveMeta<'a> {
+    /// Topic named in the footer.
     pub topic: &'a str,
+    /// Partition named in the footer.
     pub partition: u32,
+    /// Creation time named in the footer (µs since the epoch).
     pub created_at: i64,
+    /// Reads each record's schema version for the footer's catalogue.
+    pub schema_version_of: &'a SchemaVersionOf,
+}
+
+impl std::fmt::Debug for ArchiveMeta<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveMeta")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Writes an archive segment of `data` (a sealed segment's batches, offsets
@@ -667,13 +689,13 @@ pub(crate) fn write_archive(
             }
             for r in view.records() {
                 min_ts = min_ts.min(r.timestamp);
-                match EnvelopeRef::decode(r.value) {
-                    Ok(env) => {
-                        if !schemas.contains(env.schema_version) {
-                            schemas.insert(env.schema_version.to_owned());
+                match (meta.schema_version_of)(r.value) {
+                    Some(version) => {
+                        if !schemas.contains(version) {
+                            schemas.insert(version.to_owned());
                         }
                     }
-                    Err(_) => undecoded += 1,
+                    None => undecoded += 1,
                 }
             }
             block_max = block_max.max(view.header.max_timestamp);
@@ -752,6 +774,14 @@ mod tests {
 
     /// An archive of `batches` (offsets from 0), as bytes.
     fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {
+        archive_with(batches, &|_| None)
+    }
+
+    /// An archive of `batches` whose schema versions `schema_version_of` reads.
+    fn archive_with(
+        batches: &[Vec<(i64, Vec<u8>)>],
+        schema_version_of: &SchemaVersionOf,
+    ) -> Vec<u8> {
         let mut data = Vec::new();
         let mut next = 0u64;
         for b in batches {
@@ -769,6 +799,7 @@ mod tests {
             topic: "t.v1",
             partition: 3,
             created_at: 7,
+            schema_version_of,
         };
         let s = write_archive(&Io::default(), &path, &data, &path, 0, &meta).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -794,6 +825,29 @@ mod tests {
         assert_eq!((s.min_timestamp, s.max_timestamp), (3, 11));
         assert_eq!((s.block_count, s.undecoded_records), (2, 5));
         assert!(s.schema_versions.is_empty());
+    }
+
+    #[test]
+    fn the_footer_catalogues_the_schema_versions_the_caller_reads() {
+        // The writer never reads values itself: whatever the caller's
+        // reading says is catalogued, sorted and deduplicated; `None`s count
+        // as undecoded.
+        let bytes = archive_with(
+            &[vec![
+                (1, b"b:x".to_vec()),
+                (2, b"raw".to_vec()),
+                (3, b"a:y".to_vec()),
+                (4, b"b:z".to_vec()),
+            ]],
+            &|v: &[u8]| match v.first() {
+                Some(b'a') => Some("1.0"),
+                Some(b'b') => Some("2.1"),
+                _ => None,
+            },
+        );
+        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
+        assert_eq!(s.schema_versions, ["1.0", "2.1"]);
+        assert_eq!(s.undecoded_records, 1);
     }
 
     #[test]

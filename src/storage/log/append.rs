@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::storage::batch::{self};
+use crate::storage::batch;
 use crate::storage::index::IndexBuilder;
 use crate::storage::io::Io;
 use crate::storage::mmap;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::storage::batch::{self};
+use crate::storage::batch;
 use crate::storage::io::FaultInjector;
 
 /// When an append counts as done.
