@@ -865,6 +865,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_footer_cut_short_names_the_field_and_its_byte_in_the_file() {
+        let bytes = sample();
+        let len = bytes.len();
+        let footer_len = u32_at(&bytes, len - TRAILER_LEN).unwrap() as usize;
+        let footer_at = len - TRAILER_LEN - footer_len;
+        let footer = &bytes[footer_at..len - TRAILER_LEN];
+        // topic_len (2) + "t.v1" (4) + partition (4), then base_offset cut short.
+        let err =
+            ArchiveSummary::decode(&footer[..12], len as u64, Path::new("x"), footer_at as u64)
+                .unwrap_err();
+        let Error::Corrupted {
+            position, reason, ..
+        } = err
+        else {
+            panic!("expected corruption, got {err:?}");
+        };
+        assert_eq!(position, footer_at as u64 + 10);
+        assert!(reason.contains("footer base_offset"), "{reason}");
+    }
+
     /// Fuzz finding: an index entry ending at offset u64::MAX (checksums
     /// repaired) overflowed the offset chain instead of being refused.
     #[test]
