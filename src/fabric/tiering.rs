@@ -128,6 +128,7 @@ impl Fabric {
                 .map(|a| ArchiveInfo {
                     path: a.path.clone(),
                     summary: a.summary.clone(),
+                    remote: a.fetcher.as_ref().map(|f| f.location()),
                 })
                 .collect();
             out.push(PartitionTiers {
@@ -175,5 +176,65 @@ impl Fabric {
             log,
             warm,
         })
+    }
+}
+
+#[cfg(feature = "tier-s3")]
+impl Fabric {
+    /// Checks every remote warm archive of `topic` against the store:
+    /// the object exists with the recorded size, its bytes have the CRC-32
+    /// recorded at upload, and its header, footer, index and every block
+    /// verify; offsets continue without gap or overlap into the next archive
+    /// and into the hot tier. Downloads every object whole (what `fabric
+    /// verify --remote` is for). Local archives are not looked at here.
+    pub fn verify_remote_warm(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<crate::tier::remote::RemoteArchiveCheck>> {
+        let Some(remote) = self.tiers().remote.clone() else {
+            return Err(Error::invalid(
+                "verify --remote",
+                "this fabric has no remote warm tier (FabricConfig::remote_warm)",
+            ));
+        };
+        let handle = self.handle(topic)?;
+        let mut out = Vec::new();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            let view = self.partition_view(topic, p as u32)?;
+            if view.warm.read_only {
+                view.warm.reload(log)?;
+            }
+            let archives = view.warm.snapshot();
+            let hot_earliest = log.earliest_offset();
+            for (i, a) in archives.iter().enumerate() {
+                let Some(fetcher) = &a.fetcher else { continue };
+                let mut problem = remote
+                    .download_verified(topic, &a.path)
+                    .err()
+                    .map(|e| e.to_string());
+                let next_base = archives.get(i + 1).map_or(hot_earliest, |n| n.base());
+                if problem.is_none() && a.next() != next_base {
+                    problem = Some(format!(
+                        "offsets {}..{} are followed by offset {next_base} ({})",
+                        a.base(),
+                        a.next(),
+                        if archives.get(i + 1).is_some() {
+                            "the next archive"
+                        } else {
+                            "the hot tier"
+                        }
+                    ));
+                }
+                out.push(crate::tier::remote::RemoteArchiveCheck {
+                    partition: p as u32,
+                    base_offset: a.base(),
+                    next_offset: a.next(),
+                    location: fetcher.location(),
+                    bytes: a.summary.file_bytes,
+                    problem,
+                });
+            }
+        }
+        Ok(out)
     }
 }

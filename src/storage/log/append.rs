@@ -65,6 +65,15 @@ impl Shared {
         records: impl Iterator<Item = (i64, &'v [u8])> + Clone,
     ) -> Result<(Range<u64>, i64)> {
         self.check_writable("append")?;
+        if self.append_refused.load(Ordering::Acquire)
+            && let Some((location, reason)) = self.append_refusal.lock().clone()
+        {
+            return Err(Error::ObjectStore {
+                op: "append",
+                location,
+                reason,
+            });
+        }
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
             return Ok((next..next, now_micros()));
