@@ -7,7 +7,9 @@
 //! their own CRCs — and grouped into zstd-compressed blocks, each indexed by
 //! offset range, largest timestamp and position. The footer names the topic,
 //! partition, offset and time range and the schema versions present, so a
-//! file alone says what it holds.
+//! file alone says what it holds. Which schema version a record carries is
+//! the caller's reading ([`ArchiveMeta::schema_version_of`]): this module
+//! never interprets a record's value.
 //!
 //! It never decides *when* a segment is archived or deleted (that is
 //! [`crate::tier`]) and never renames files into place: it writes the bytes
@@ -38,10 +40,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::envelope::EnvelopeRef;
 use crate::error::{Error, Result};
-use crate::storage::batch::{self, BatchView};
+use crate::storage::batch::BatchView;
 use crate::storage::io::Io;
+use crate::storage::le::{LeReader, i64_at, u16_at, u32_at, u64_at};
 
 /// First bytes of every archive segment.
 pub const ARCHIVE_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'R'];
@@ -122,19 +124,20 @@ impl BlockEntry {
         out.extend_from_slice(&0u32.to_le_bytes());
     }
 
-    fn decode(b: &[u8]) -> (BlockEntry, u32) {
-        (
+    /// The entry and its reserved field; `None` when `b` is shorter than an entry.
+    fn decode(b: &[u8]) -> Option<(BlockEntry, u32)> {
+        Some((
             BlockEntry {
-                first_offset: batch::u64_at(b, E_FIRST_AT),
-                last_offset: batch::u64_at(b, E_LAST_AT),
-                max_timestamp: batch::u64_at(b, E_MAX_TS_AT) as i64,
-                position: batch::u64_at(b, E_POSITION_AT),
-                compressed_len: batch::u32_at(b, E_COMPRESSED_AT),
-                raw_len: batch::u32_at(b, E_RAW_AT),
-                crc: batch::u32_at(b, E_CRC_AT),
+                first_offset: u64_at(b, E_FIRST_AT)?,
+                last_offset: u64_at(b, E_LAST_AT)?,
+                max_timestamp: i64_at(b, E_MAX_TS_AT)?,
+                position: u64_at(b, E_POSITION_AT)?,
+                compressed_len: u32_at(b, E_COMPRESSED_AT)?,
+                raw_len: u32_at(b, E_RAW_AT)?,
+                crc: u32_at(b, E_CRC_AT)?,
             },
-            batch::u32_at(b, E_RESERVED_AT),
-        )
+            u32_at(b, E_RESERVED_AT)?,
+        ))
     }
 }
 
@@ -198,78 +201,72 @@ impl ArchiveSummary {
         out
     }
 
-    fn decode(b: &[u8], file_bytes: u64) -> std::result::Result<ArchiveSummary, &'static str> {
-        let mut r = Cursor { b, pos: 0 };
-        let topic_len = r.u16()? as usize;
-        let topic = std::str::from_utf8(r.take(topic_len)?)
-            .map_err(|_| "topic name is not UTF-8")?
+    /// Decodes the footer `b`, which starts at byte `footer_at` of `path`
+    /// (a file of `file_bytes` bytes): a short or inconsistent field is
+    /// corruption naming the field's byte.
+    fn decode(b: &[u8], file_bytes: u64, path: &Path, footer_at: u64) -> Result<ArchiveSummary> {
+        let mut r = LeReader::new(b, path, footer_at);
+        let topic_len = r.u16("footer topic_len")? as usize;
+        let topic_at = r.position();
+        let topic = std::str::from_utf8(r.bytes(topic_len, "footer topic")?)
+            .map_err(|_| Error::corrupted(path, topic_at, "footer topic name is not UTF-8"))?
             .to_owned();
         let mut s = ArchiveSummary {
             topic,
-            partition: r.u32()?,
-            base_offset: r.u64()?,
-            next_offset: r.u64()?,
-            min_timestamp: r.u64()? as i64,
-            max_timestamp: r.u64()? as i64,
-            record_count: r.u64()?,
-            raw_bytes: r.u64()?,
-            block_count: r.u32()?,
-            index_position: r.u64()?,
-            index_len: r.u32()?,
-            index_crc: r.u32()?,
-            created_at: r.u64()? as i64,
-            undecoded_records: r.u64()?,
+            partition: r.u32("footer partition")?,
+            base_offset: r.u64("footer base_offset")?,
+            next_offset: r.u64("footer next_offset")?,
+            min_timestamp: r.i64("footer min_ts")?,
+            max_timestamp: r.i64("footer max_ts")?,
+            record_count: r.u64("footer record_count")?,
+            raw_bytes: r.u64("footer raw_bytes")?,
+            block_count: r.u32("footer block_count")?,
+            index_position: r.u64("footer index_position")?,
+            index_len: r.u32("footer index_len")?,
+            index_crc: r.u32("footer index_crc")?,
+            created_at: r.i64("footer created_at")?,
+            undecoded_records: r.u64("footer undecoded_records")?,
             schema_versions: Vec::new(),
             file_bytes,
         };
-        let count = r.u16()?;
+        let count = r.u16("footer schema_count")?;
         for _ in 0..count {
-            let len = r.take(1)?[0] as usize;
-            let v = std::str::from_utf8(r.take(len)?).map_err(|_| "schema version is not UTF-8")?;
+            let len = r.u8("footer schema version len")? as usize;
+            let version_at = r.position();
+            let v = std::str::from_utf8(r.bytes(len, "footer schema version")?).map_err(|_| {
+                Error::corrupted(path, version_at, "footer schema version is not UTF-8")
+            })?;
             s.schema_versions.push(v.to_owned());
         }
-        if r.pos != b.len() {
-            return Err("footer has bytes after its last field");
+        if r.remaining() != 0 {
+            return Err(r.corrupted("footer has bytes after its last field"));
         }
+        let bad = |why: &str| Error::corrupted(path, footer_at, why);
+        if let Some(why) = s.inconsistency() {
+            return Err(bad(why));
+        }
+        Ok(s)
+    }
+
+    /// Why the decoded footer's fields contradict one another, if they do.
+    fn inconsistency(&self) -> Option<&'static str> {
+        let s = self;
         if s.next_offset <= s.base_offset || s.next_offset == u64::MAX {
-            return Err("footer offset range is empty or overflows");
+            return Some("footer offset range is empty or overflows");
         }
         if s.record_count != s.next_offset - s.base_offset {
-            return Err("footer record count differs from its offset range");
+            return Some("footer record count differs from its offset range");
         }
         if s.block_count == 0 {
-            return Err("footer names no blocks");
+            return Some("footer names no blocks");
         }
         if u64::from(s.index_len) != u64::from(s.block_count) * INDEX_ENTRY_LEN as u64 {
-            return Err("footer index length differs from its block count");
+            return Some("footer index length differs from its block count");
         }
         if s.min_timestamp > s.max_timestamp {
-            return Err("footer time range is inverted");
+            return Some("footer time range is inverted");
         }
-        Ok(s)
-    }
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], &'static str> {
-        let end = self.pos.checked_add(n).ok_or("footer field overflows")?;
-        let s = self.b.get(self.pos..end).ok_or("footer is truncated")?;
-        self.pos = end;
-        Ok(s)
-    }
-    fn u16(&mut self) -> std::result::Result<u16, &'static str> {
-        Ok(batch::u16_at(self.take(2)?, 0))
-    }
-    fn u32(&mut self) -> std::result::Result<u32, &'static str> {
-        Ok(batch::u32_at(self.take(4)?, 0))
-    }
-    fn u64(&mut self) -> std::result::Result<u64, &'static str> {
-        Ok(batch::u64_at(self.take(8)?, 0))
+        None
     }
 }
 
@@ -348,15 +345,16 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
     }
     if t[T_VERSION_AT] != ARCHIVE_VERSION
         || t[T_CODEC_AT] != CODEC_ZSTD
-        || batch::u16_at(&t, T_RESERVED_AT) != 0
+        || u16_at(&t, T_RESERVED_AT) != Some(0)
     {
         return Err(bad(
             trailer_at,
             "trailer version, codec or reserved bits differ from the header".into(),
         ));
     }
-    let footer_len = batch::u32_at(&t, T_FOOTER_LEN_AT) as usize;
-    let footer_crc = batch::u32_at(&t, T_FOOTER_CRC_AT);
+    let mut trailer = LeReader::new(&t, path, trailer_at);
+    let footer_len = trailer.u32("trailer footer_len")? as usize;
+    let footer_crc = trailer.u32("trailer footer_crc")?;
     if footer_len > MAX_FOOTER_LEN || footer_len as u64 > trailer_at - HEADER_LEN as u64 {
         return Err(bad(
             trailer_at,
@@ -374,7 +372,7 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
             ),
         ));
     }
-    let summary = ArchiveSummary::decode(&footer, len).map_err(|why| bad(footer_at, why.into()))?;
+    let summary = ArchiveSummary::decode(&footer, len, path, footer_at)?;
     if summary
         .index_position
         .checked_add(u64::from(summary.index_len))
@@ -404,7 +402,9 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
     let mut raw_total = 0u64;
     for (i, chunk) in index.chunks_exact(INDEX_ENTRY_LEN).enumerate() {
         let at = summary.index_position + (i * INDEX_ENTRY_LEN) as u64;
-        let (e, reserved) = BlockEntry::decode(chunk);
+        let Some((e, reserved)) = BlockEntry::decode(chunk) else {
+            return Err(bad(at, format!("block index entry {i} is cut short")));
+        };
         let why = if reserved != 0 {
             Some("reserved bits set")
         } else if e.position != expect_pos {
@@ -718,12 +718,33 @@ impl Archive {
     }
 }
 
+/// How the caller reads a record value's schema version for the footer's
+/// catalogue: `None` when the value carries none (counted in
+/// `undecoded_records`). The layer that knows the record format provides it,
+/// so the storage layer stays blind to values.
+pub(crate) type SchemaVersionOf = dyn Fn(&[u8]) -> Option<&str>;
+
 /// Everything a new archive needs to know besides the batches.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ArchiveMeta<'a> {
+    /// Topic named in the footer.
     pub topic: &'a str,
+    /// Partition named in the footer.
     pub partition: u32,
+    /// Creation time named in the footer (µs since the epoch).
     pub created_at: i64,
+    /// Reads each record's schema version for the footer's catalogue.
+    pub schema_version_of: &'a SchemaVersionOf,
+}
+
+impl std::fmt::Debug for ArchiveMeta<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveMeta")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Writes an archive segment of `data` (a sealed segment's batches, offsets
@@ -775,13 +796,13 @@ pub(crate) fn write_archive(
             }
             for r in view.records() {
                 min_ts = min_ts.min(r.timestamp);
-                match EnvelopeRef::decode(r.value) {
-                    Ok(env) => {
-                        if !schemas.contains(env.schema_version) {
-                            schemas.insert(env.schema_version.to_owned());
+                match (meta.schema_version_of)(r.value) {
+                    Some(version) => {
+                        if !schemas.contains(version) {
+                            schemas.insert(version.to_owned());
                         }
                     }
-                    Err(_) => undecoded += 1,
+                    None => undecoded += 1,
                 }
             }
             block_max = block_max.max(view.header.max_timestamp);
@@ -860,6 +881,14 @@ mod tests {
 
     /// An archive of `batches` (offsets from 0), as bytes.
     fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {
+        archive_with(batches, &|_| None)
+    }
+
+    /// An archive of `batches` whose schema versions `schema_version_of` reads.
+    fn archive_with(
+        batches: &[Vec<(i64, Vec<u8>)>],
+        schema_version_of: &SchemaVersionOf,
+    ) -> Vec<u8> {
         let mut data = Vec::new();
         let mut next = 0u64;
         for b in batches {
@@ -877,6 +906,7 @@ mod tests {
             topic: "t.v1",
             partition: 3,
             created_at: 7,
+            schema_version_of,
         };
         let s = write_archive(&Io::default(), &path, &data, &path, 0, &meta).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -905,6 +935,29 @@ mod tests {
     }
 
     #[test]
+    fn the_footer_catalogues_the_schema_versions_the_caller_reads() {
+        // The writer never reads values itself: whatever the caller's
+        // reading says is catalogued, sorted and deduplicated; `None`s count
+        // as undecoded.
+        let bytes = archive_with(
+            &[vec![
+                (1, b"b:x".to_vec()),
+                (2, b"raw".to_vec()),
+                (3, b"a:y".to_vec()),
+                (4, b"b:z".to_vec()),
+            ]],
+            &|v: &[u8]| match v.first() {
+                Some(b'a') => Some("1.0"),
+                Some(b'b') => Some("2.1"),
+                _ => None,
+            },
+        );
+        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
+        assert_eq!(s.schema_versions, ["1.0", "2.1"]);
+        assert_eq!(s.undecoded_records, 1);
+    }
+
+    #[test]
     fn every_truncation_and_every_flipped_byte_is_an_error_never_a_panic() {
         let bytes = sample();
         for cut in 0..bytes.len() {
@@ -920,15 +973,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_footer_cut_short_names_the_field_and_its_byte_in_the_file() {
+        let bytes = sample();
+        let len = bytes.len();
+        let footer_len = u32_at(&bytes, len - TRAILER_LEN).unwrap() as usize;
+        let footer_at = len - TRAILER_LEN - footer_len;
+        let footer = &bytes[footer_at..len - TRAILER_LEN];
+        // topic_len (2) + "t.v1" (4) + partition (4), then base_offset cut short.
+        let err =
+            ArchiveSummary::decode(&footer[..12], len as u64, Path::new("x"), footer_at as u64)
+                .unwrap_err();
+        let Error::Corrupted {
+            position, reason, ..
+        } = err
+        else {
+            panic!("expected corruption, got {err:?}");
+        };
+        assert_eq!(position, footer_at as u64 + 10);
+        assert!(reason.contains("footer base_offset"), "{reason}");
+    }
+
     /// Fuzz finding: an index entry ending at offset u64::MAX (checksums
     /// repaired) overflowed the offset chain instead of being refused.
     #[test]
     fn an_index_entry_at_the_top_of_the_offset_range_is_refused() {
         let mut bytes = sample();
         let len = bytes.len();
-        let footer_len = batch::u32_at(&bytes, len - TRAILER_LEN) as usize;
+        let footer_len = u32_at(&bytes, len - TRAILER_LEN).unwrap() as usize;
         let footer_at = len - TRAILER_LEN - footer_len;
-        let s = ArchiveSummary::decode(&bytes[footer_at..len - TRAILER_LEN], len as u64).unwrap();
+        let s = ArchiveSummary::decode(
+            &bytes[footer_at..len - TRAILER_LEN],
+            len as u64,
+            Path::new("x"),
+            footer_at as u64,
+        )
+        .unwrap();
         let entry = s.index_position as usize;
         bytes[entry + E_LAST_AT..entry + E_LAST_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         let index = &bytes[entry..entry + s.index_len as usize];

@@ -27,6 +27,8 @@
 
 use std::fmt;
 
+use crate::storage::le::{i64_at, u16_at, u32_at, u64_at};
+
 /// First four bytes of every batch. Non-zero, so a zero-filled region never parses.
 pub const BATCH_MAGIC: [u8; 4] = [0xEF, b'F', b'L', b'B'];
 /// The batch format version this code writes (it reads 1 and 2).
@@ -154,24 +156,6 @@ fn header_len_of(version: u8) -> usize {
     }
 }
 
-/// Little-endian field readers shared by every on-disk structure; callers
-/// check bounds first.
-pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
 /// Reads the header at the start of `bytes` without checking the CRC.
 ///
 /// Checks magic, version, reserved bytes, that the length is at least a header
@@ -200,7 +184,13 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     if bytes[RESERVED_A_AT..RESERVED_A_AT + 3] != [0, 0, 0] {
         return Err(BatchError::BadHeader("reserved bytes 5..8 are not zero"));
     }
-    let length = u32_at(bytes, LENGTH_AT);
+    let truncated = BatchError::Truncated {
+        needed: header_len,
+        available: bytes.len(),
+    };
+    let Some(length) = u32_at(bytes, LENGTH_AT) else {
+        return Err(truncated);
+    };
     if (length as usize) < header_len {
         return Err(BatchError::BadHeader("length shorter than the header"));
     }
@@ -210,18 +200,26 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             available: bytes.len(),
         });
     }
-    Ok(BatchHeader {
-        length,
-        crc: u32_at(bytes, CRC_AT),
-        flags: u16_at(bytes, FLAGS_AT),
-        count: u32_at(bytes, COUNT_AT),
-        base_offset: u64_at(bytes, BASE_OFFSET_AT),
-        first_timestamp: u64_at(bytes, FIRST_TS_AT) as i64,
-        max_timestamp: u64_at(bytes, MAX_TS_AT) as i64,
-        durable_offset: u64_at(bytes, DURABLE_AT),
-        version,
-        appended_at: (version != FORMAT_VERSION_V1).then(|| u64_at(bytes, APPENDED_AT) as i64),
-    })
+    // `bytes` holds a whole header (checked above): no field read is `None`.
+    let fields = || {
+        Some(BatchHeader {
+            length,
+            crc: u32_at(bytes, CRC_AT)?,
+            flags: u16_at(bytes, FLAGS_AT)?,
+            count: u32_at(bytes, COUNT_AT)?,
+            base_offset: u64_at(bytes, BASE_OFFSET_AT)?,
+            first_timestamp: i64_at(bytes, FIRST_TS_AT)?,
+            max_timestamp: i64_at(bytes, MAX_TS_AT)?,
+            durable_offset: u64_at(bytes, DURABLE_AT)?,
+            version,
+            appended_at: if version == FORMAT_VERSION_V1 {
+                None
+            } else {
+                Some(i64_at(bytes, APPENDED_AT)?)
+            },
+        })
+    };
+    fields().ok_or(truncated)
 }
 
 /// A batch whose checksum and record structure have been verified.
@@ -251,7 +249,7 @@ impl<'a> BatchView<'a> {
         if header.flags & FLAG_COMPRESSION_MASK != 0 {
             return Err(BatchError::BadHeader("unknown compression codec"));
         }
-        if header.flags != 0 || u16_at(bytes, RESERVED_B_AT) != 0 {
+        if header.flags != 0 || u16_at(bytes, RESERVED_B_AT) != Some(0) {
             return Err(BatchError::BadHeader("unknown flags or reserved bits set"));
         }
         if header.count == 0 {
@@ -282,7 +280,7 @@ impl<'a> BatchView<'a> {
         loop {
             let at = records.position;
             let Some(record) = records.next() else { break };
-            if view.table_entry(seen as usize) != at {
+            if view.table_entry(seen as usize) != Some(at) {
                 return Err(BatchError::BadRecords(
                     "position table differs from the records",
                 ));
@@ -305,8 +303,9 @@ impl<'a> BatchView<'a> {
         Ok(view)
     }
 
-    fn table_entry(&self, i: usize) -> usize {
-        u32_at(self.bytes, self.header.header_len() + 4 * i) as usize
+    /// Entry `i` of the position table; `None` past the batch's end.
+    fn table_entry(&self, i: usize) -> Option<usize> {
+        u32_at(self.bytes, self.header.header_len() + 4 * i).map(|p| p as usize)
     }
 
     /// A view of a batch that was verified before (skips the CRC).
@@ -339,7 +338,9 @@ impl<'a> BatchView<'a> {
         if skip >= u64::from(self.header.count) {
             return RecordIter::resume(self.bytes, self.bytes.len(), offset);
         }
-        let position = self.table_entry(skip as usize);
+        // A verified view has `count` table entries; a missing one reads as
+        // the batch's end (no records) rather than a panic.
+        let position = self.table_entry(skip as usize).unwrap_or(self.bytes.len());
         RecordIter::resume(self.bytes, position, offset)
     }
 
@@ -405,8 +406,14 @@ impl<'a> Iterator for RecordIter<'a> {
             self.malformed = true;
             return None;
         }
-        let len = u32_at(self.bytes, self.position) as usize;
-        let timestamp = u64_at(self.bytes, self.position + 4) as i64;
+        let (Some(len), Some(timestamp)) = (
+            u32_at(self.bytes, self.position),
+            i64_at(self.bytes, self.position + 4),
+        ) else {
+            self.malformed = true;
+            return None;
+        };
+        let len = len as usize;
         let value_start = self.position + RECORD_HEADER;
         if len > self.bytes.len() - value_start {
             self.malformed = true;

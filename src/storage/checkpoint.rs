@@ -19,8 +19,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
-use crate::storage::batch::{u32_at, u64_at};
 use crate::storage::io::Io;
+use crate::storage::le::{i64_at, u32_at, u64_at};
 
 const MAGIC: [u8; 4] = [0xEF, b'F', b'C', b'P'];
 const VERSION: u8 = 1;
@@ -70,18 +70,16 @@ impl Checkpoint {
         if b.len() != LEN || b[..4] != MAGIC || b[4] != VERSION || b[5..8] != [0, 0, 0] {
             return None;
         }
-        let u32_at = |at: usize| u32_at(b, at);
-        let u64_at = |at: usize| u64_at(b, at);
-        if u32_at(CRC_AT) != crc32fast::hash(&b[BASE_AT..]) || u32_at(RESERVED_AT) != 0 {
+        if u32_at(b, CRC_AT)? != crc32fast::hash(&b[BASE_AT..]) || u32_at(b, RESERVED_AT)? != 0 {
             return None;
         }
         Some(Checkpoint {
-            segment_base: u64_at(BASE_AT),
-            trusted_len: u64_at(TRUSTED_AT),
-            next_offset: u64_at(NEXT_AT),
-            max_timestamp: u64_at(MAX_TS_AT) as i64,
-            index_len: u32_at(INDEX_LEN_AT),
-            index_crc: u32_at(INDEX_CRC_AT),
+            segment_base: u64_at(b, BASE_AT)?,
+            trusted_len: u64_at(b, TRUSTED_AT)?,
+            next_offset: u64_at(b, NEXT_AT)?,
+            max_timestamp: i64_at(b, MAX_TS_AT)?,
+            index_len: u32_at(b, INDEX_LEN_AT)?,
+            index_crc: u32_at(b, INDEX_CRC_AT)?,
         })
     }
 

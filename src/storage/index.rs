@@ -14,8 +14,6 @@
 //! entry := relative_offset:u32 position:u32 max_timestamp_before:i64   (16 bytes, LE)
 //! ```
 
-use crate::storage::batch::{u32_at, u64_at};
-
 /// Size of one index entry in bytes.
 pub(crate) const ENTRY_LEN: usize = 16;
 
@@ -37,11 +35,14 @@ impl IndexEntry {
         out.extend_from_slice(&self.max_timestamp_before.to_le_bytes());
     }
 
-    fn decode(entry: &[u8]) -> IndexEntry {
+    /// Decodes one whole entry; its length is in its type, so no read can
+    /// fall short (and none needs a bounds check).
+    fn decode(entry: &[u8; ENTRY_LEN]) -> IndexEntry {
+        let [r0, r1, r2, r3, p0, p1, p2, p3, max_timestamp_before @ ..] = *entry;
         IndexEntry {
-            relative_offset: u32_at(entry, 0),
-            position: u32_at(entry, 4),
-            max_timestamp_before: u64_at(entry, 8) as i64,
+            relative_offset: u32::from_le_bytes([r0, r1, r2, r3]),
+            position: u32::from_le_bytes([p0, p1, p2, p3]),
+            max_timestamp_before: i64::from_le_bytes(max_timestamp_before),
         }
     }
 }
@@ -49,24 +50,22 @@ impl IndexEntry {
 /// A read-only view of index bytes (in memory or mapped).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexView<'a> {
-    bytes: &'a [u8],
+    entries: &'a [[u8; ENTRY_LEN]],
 }
 
 impl<'a> IndexView<'a> {
     /// Views `bytes`, ignoring a trailing partial entry.
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        let whole = bytes.len() / ENTRY_LEN * ENTRY_LEN;
-        IndexView {
-            bytes: &bytes[..whole],
-        }
+        let (entries, _partial) = bytes.as_chunks::<ENTRY_LEN>();
+        IndexView { entries }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len() / ENTRY_LEN
+        self.entries.len()
     }
 
     pub(crate) fn get(&self, i: usize) -> IndexEntry {
-        IndexEntry::decode(&self.bytes[i * ENTRY_LEN..(i + 1) * ENTRY_LEN])
+        IndexEntry::decode(&self.entries[i])
     }
 
     /// Index of the first entry for which `pred` is false, given that `pred`

@@ -34,13 +34,6 @@ pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 /// The little-endian `i64` at byte `at`.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the decoders still reading i64 by hand adopt it next (issue 11)"
-    )
-)]
 pub(crate) fn i64_at(bytes: &[u8], at: usize) -> Option<i64> {
     array_at(bytes, at).map(i64::from_le_bytes)
 }
@@ -56,10 +49,6 @@ pub(crate) struct LeReader<'a> {
     base: u64,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the sequential decoders adopt it next (issue 11)")
-)]
 impl<'a> LeReader<'a> {
     /// A reader of `bytes`, which start at byte `base` of the file `path`.
     pub(crate) fn new(bytes: &'a [u8], path: &'a Path, base: u64) -> Self {

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::storage::batch::{self, BATCH_MAGIC, BatchView, u32_at, u64_at};
+use crate::storage::batch::{self, BATCH_MAGIC, BatchView};
 use crate::storage::index::{IndexBuilder, IndexView};
 use crate::storage::io::Io;
+use crate::storage::le::{i64_at, u32_at, u64_at};
 use crate::storage::mmap;
 
 /// Magic of a sealed segment's footer: shares the batch magic's first byte so
@@ -70,24 +71,22 @@ impl Footer {
     /// Decodes a footer; `None` unless magic, version, length and CRC all hold.
     pub(crate) fn decode(b: &[u8]) -> Option<Footer> {
         let b = b.get(..FOOTER_LEN)?;
-        let u32_at = |at: usize| u32_at(b, at);
-        let u64_at = |at: usize| u64_at(b, at);
         if b[F_MAGIC_AT..F_MAGIC_AT + 4] != FOOTER_MAGIC
             || b[F_VERSION_AT] != FOOTER_VERSION
             || b[F_RESERVED_AT..F_RESERVED_AT + 3] != [0, 0, 0]
-            || u32_at(F_LENGTH_AT) as usize != FOOTER_LEN
-            || u32_at(F_CRC_AT) != crc32fast::hash(&b[F_BASE_AT..])
-            || u64_at(F_RESERVED2_AT) != 0
+            || u32_at(b, F_LENGTH_AT)? as usize != FOOTER_LEN
+            || u32_at(b, F_CRC_AT)? != crc32fast::hash(&b[F_BASE_AT..])
+            || u64_at(b, F_RESERVED2_AT)? != 0
         {
             return None;
         }
         let footer = Footer {
-            base_offset: u64_at(F_BASE_AT),
-            last_offset: u64_at(F_LAST_AT),
-            data_len: u64_at(F_DATA_LEN_AT),
-            max_timestamp: u64_at(F_MAX_TS_AT) as i64,
-            index_crc: u32_at(F_INDEX_CRC_AT),
-            index_len: u32_at(F_INDEX_LEN_AT),
+            base_offset: u64_at(b, F_BASE_AT)?,
+            last_offset: u64_at(b, F_LAST_AT)?,
+            data_len: u64_at(b, F_DATA_LEN_AT)?,
+            max_timestamp: i64_at(b, F_MAX_TS_AT)?,
+            index_crc: u32_at(b, F_INDEX_CRC_AT)?,
+            index_len: u32_at(b, F_INDEX_LEN_AT)?,
         };
         (footer.last_offset >= footer.base_offset
             && footer.last_offset < u64::MAX - 1

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::storage::io::Io;
+use crate::storage::le::{LeReader, u32_at, u64_at};
 use crate::storage::lock::DirLock;
 
 /// Magic at the start of a state-log file: `EFSL`.
@@ -311,7 +312,9 @@ fn parse_file_header(bytes: &[u8], path: &Path) -> Result<u64> {
             "not a state log: the file header (magic EFSL) is missing or damaged",
         ));
     }
-    let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    let mut r = LeReader::new(bytes, path, 0);
+    r.bytes(4, "state log magic")?;
+    let version = r.u32("state log version")?;
     if version != STATE_LOG_VERSION {
         return Err(Error::corrupted(
             path,
@@ -319,9 +322,7 @@ fn parse_file_header(bytes: &[u8], path: &Path) -> Result<u64> {
             format!("state log version {version}; this build reads version {STATE_LOG_VERSION}"),
         ));
     }
-    Ok(u64::from_le_bytes(
-        bytes[8..16].try_into().expect("8 bytes"),
-    ))
+    r.u64("state log generation")
 }
 
 /// An intact record at `pos`: its payload range and `synced_before`.
@@ -330,12 +331,12 @@ fn record_at(bytes: &[u8], pos: usize) -> Option<(std::ops::Range<usize>, u64)> 
     if header[..4] != RECORD_MAGIC {
         return None;
     }
-    let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let len = u32_at(header, 4)? as usize;
     if len > MAX_RECORD_LEN {
         return None;
     }
-    let synced_before = u64::from_le_bytes(header[8..16].try_into().ok()?);
-    let stored_crc = u32::from_le_bytes(header[16..20].try_into().ok()?);
+    let synced_before = u64_at(header, 8)?;
+    let stored_crc = u32_at(header, 16)?;
     let body = pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + len;
     let payload = bytes.get(body.clone())?;
     let mut crc = crc32fast::Hasher::new();

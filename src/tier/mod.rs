@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+mod catalog;
+
 use crate::clock::now_micros;
 use crate::error::{Error, Result};
 use crate::storage::archive::{self, ARCHIVE_EXTENSION, Archive, ArchiveMeta, ArchiveSummary};
@@ -606,6 +608,7 @@ impl PartitionJob<'_> {
                 topic: self.topic,
                 partition: self.partition,
                 created_at: now_micros(),
+                schema_version_of: &catalog::schema_version_of,
             };
             // Compression runs here, holding no lock of the log.
             let written = archive::write_archive(&self.io, &tmp, data, &seg.path, base, &meta)

@@ -598,6 +598,7 @@ impl PartitionJob<'_> {
             topic: self.topic,
             partition: self.partition,
             created_at: now_micros(),
+            schema_version_of: &super::catalog::schema_version_of,
         };
         let written = archive::write_archive(&self.io, &archive_tmp, data, &seg.path, base, &meta);
         drop(view);

@@ -2,17 +2,23 @@
 //!
 //! Owns one process-wide thread (started on first use) and a queue of
 //! deadlines, so a fabric with thousands of partition logs does not need a
-//! thread per log. It never writes data itself: it asks each log to sync.
+//! thread per log. It never writes data itself: it asks each log to sync,
+//! through [`BackgroundFlush`], and never names the log type (the arrow
+//! points one way: the log schedules, the flusher calls back a trait).
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::storage::log::Shared;
+/// What the flusher can ask of a log whose group-commit delay expired.
+pub(super) trait BackgroundFlush: Send + Sync {
+    /// Syncs what was appended since the last sync (errors poison the log).
+    fn background_flush(&self);
+}
 
 struct Flusher {
-    queue: Mutex<Vec<(Instant, Weak<Shared>)>>,
+    queue: Mutex<Vec<(Instant, Weak<dyn BackgroundFlush>)>>,
     wake: Condvar,
 }
 
@@ -33,9 +39,11 @@ fn flusher() -> &'static Flusher {
 }
 
 /// Asks for `log` to be synced no later than `deadline`.
-pub(crate) fn schedule(log: &Arc<Shared>, deadline: Instant) {
+pub(super) fn schedule<L: BackgroundFlush + 'static>(log: &Arc<L>, deadline: Instant) {
+    let weak: Weak<L> = Arc::downgrade(log);
+    let log: Weak<dyn BackgroundFlush> = weak;
     let f = flusher();
-    f.queue.lock().push((deadline, Arc::downgrade(log)));
+    f.queue.lock().push((deadline, log));
     f.wake.notify_one();
 }
 
