@@ -59,6 +59,7 @@ mod consume;
 pub mod envelope;
 mod error;
 mod fabric;
+pub mod observe;
 mod ops;
 mod produce;
 mod storage;

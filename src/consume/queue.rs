@@ -514,6 +514,7 @@ impl Queue {
             let now = Instant::now();
             if !messages.is_empty() || max == 0 || now >= deadline {
                 self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
+                self.observe_inflight();
                 return Ok(messages);
             }
             let wake = match next_due {
@@ -548,6 +549,10 @@ impl Queue {
             let flushed = s.flush_pending(&self.inner);
             result.and(flushed)
         };
+        if result.is_ok() {
+            crate::observe::consumed(&self.inner.topic.name, &self.inner.name, messages.len());
+        }
+        self.observe_inflight();
         self.wake_fetchers();
         result
     }
@@ -567,8 +572,16 @@ impl Queue {
             )
         };
         self.fire(alerts);
+        crate::observe::consume_failed(&self.inner.topic.name, &self.inner.name);
+        self.observe_inflight();
         self.wake_fetchers();
         result
+    }
+
+    /// Reports the in-flight count to the metrics facade.
+    fn observe_inflight(&self) {
+        let in_flight = self.inner.state.lock().in_flight;
+        crate::observe::queue_inflight(&self.inner.topic.name, &self.inner.name, in_flight);
     }
 
     /// Makes every ack, nack and attempt count so far durable.
@@ -850,6 +863,7 @@ impl State {
         };
         if m.history.attempts > 1 {
             self.stats.redelivered += 1;
+            crate::observe::queue_redelivered(&inner.topic.name, &inner.name);
             self.pending
                 .push(queue_state::history(key.0, key.1, &m.history));
         }

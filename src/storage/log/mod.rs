@@ -826,6 +826,7 @@ impl Shared {
         records: impl Iterator<Item = (i64, &'v [u8])> + Clone,
     ) -> Result<(Range<u64>, i64)> {
         self.check_writable("append")?;
+        let started = Instant::now();
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
             return Ok((next..next, now_micros()));
@@ -923,6 +924,7 @@ impl Shared {
             }
             Durability::Os => {}
         }
+        crate::observe::appended(count, encoded, started.elapsed());
         Ok((range, appended_at))
     }
 
