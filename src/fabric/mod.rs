@@ -34,6 +34,7 @@ use crate::topic::{
 };
 
 mod groups;
+mod stats;
 mod tiering;
 
 /// Name of the data-directory lock file.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 
 pub mod names;
+pub mod stats;
 
 /// A batch of `records` records (`bytes` encoded bytes) was appended to a
 /// partition log in `elapsed` (durability wait included).

@@ -18,11 +18,13 @@ mod dlq;
 mod generate;
 mod group;
 mod inspect;
+mod metrics;
 mod produce;
 mod replay;
 mod retention;
 mod shared;
 mod snapshot;
+mod stats;
 mod topic;
 mod verify;
 
@@ -87,6 +89,11 @@ enum Command {
     /// List, show and replay dead letters of a topic (`<topic>.dlq`).
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// One snapshot of the data directory: offsets, tier sizes, DLQ sizes,
+    /// group lag (read-only; `--json` for the `Fabric::stats` document).
+    Stats(stats::StatsArgs),
+    /// The same snapshot as Prometheus text exposition on stdout (read-only).
+    Metrics,
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -126,5 +133,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd),
         Command::Replay(args) => replay::run(data_dir(&cli.data)?, args),
         Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
+        Command::Stats(args) => stats::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Metrics => metrics::run(data_dir(&cli.data)?, &tiers),
     }
 }
