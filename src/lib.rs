@@ -103,6 +103,7 @@ pub mod envelope;
 mod error;
 mod fabric;
 pub mod governance;
+pub mod observe;
 mod ops;
 mod produce;
 mod storage;

@@ -423,6 +423,7 @@ pub(crate) fn dead_letter(
     let offsets = log.append_batch_with_timestamps(&[(dead_at, &record[..])])?;
     // The source ack that follows may reach the disk first otherwise.
     log.flush()?;
+    crate::observe::dead_lettered(&letter.topic, letter.reason.as_str());
     Ok((partition, offsets.start))
 }
 

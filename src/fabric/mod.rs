@@ -35,6 +35,7 @@ use crate::topic::{
 
 mod admin;
 mod groups;
+mod stats;
 mod tiering;
 
 /// Name of the data-directory lock file.

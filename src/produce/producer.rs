@@ -352,6 +352,7 @@ impl Producer {
     }
 
     fn refused(&self, envelope: &Envelope, e: &EnvelopeError) -> Error {
+        crate::observe::publish_rejected(crate::observe::names::REJECT_ENVELOPE);
         log::debug!(
             "event {} for topic {:?} refused: {e}",
             envelope.event_id,
@@ -396,6 +397,7 @@ impl Producer {
                     &mut |_, f| found = f,
                 )?;
                 if let Some(original) = found {
+                    crate::observe::dedup_hit();
                     return Ok(Published {
                         partition: original.partition,
                         offset: original.offset,
@@ -478,7 +480,10 @@ impl Producer {
     /// [`Producer::prepare`] then [`Producer::publish`]; returns the stored
     /// envelope (with its generated `event_id`) and where it landed.
     pub fn send(&mut self, draft: Draft) -> Result<(Envelope, Published)> {
-        let envelope = self.prepare(draft).map_err(Error::Envelope)?;
+        let envelope = self.prepare(draft).map_err(|e| {
+            crate::observe::publish_rejected(crate::observe::names::REJECT_ENVELOPE);
+            Error::Envelope(e)
+        })?;
         let published = self.publish(&envelope)?;
         Ok((envelope, published))
     }
@@ -659,6 +664,7 @@ pub(crate) fn append_items(
                 match found {
                     None => owned[i] = Some(items[i].id),
                     Some(p) => {
+                        crate::observe::dedup_hit();
                         plan[i] = Plan::Done(Published {
                             partition: p.partition,
                             offset: p.offset,
@@ -725,6 +731,7 @@ pub(crate) fn append_items(
                 out[base + i] = if original.is_dropped() {
                     original
                 } else {
+                    crate::observe::dedup_hit();
                     Published {
                         outcome: PublishOutcome::Duplicate,
                         ..original

@@ -205,7 +205,10 @@ impl Io {
         if let Some(fault) = self.gate(IoOp::Sync, path, 0) {
             return Err(Error::io("sync", path, fault_error(fault)));
         }
-        file.sync_data().map_err(|e| Error::io("sync", path, e))
+        let started = std::time::Instant::now();
+        let synced = file.sync_data().map_err(|e| Error::io("sync", path, e));
+        crate::observe::fsynced(started.elapsed());
+        synced
     }
 
     /// `fsync`: data and all metadata (such as a shrunk length) are durable.
@@ -213,7 +216,10 @@ impl Io {
         if let Some(fault) = self.gate(IoOp::Sync, path, 0) {
             return Err(Error::io("sync", path, fault_error(fault)));
         }
-        file.sync_all().map_err(|e| Error::io("sync", path, e))
+        let started = std::time::Instant::now();
+        let synced = file.sync_all().map_err(|e| Error::io("sync", path, e));
+        crate::observe::fsynced(started.elapsed());
+        synced
     }
 
     /// `fsync` of a directory, making creations, renames and removals in it durable.

@@ -659,6 +659,7 @@ impl PartitionJob<'_> {
         }
         report.bytes_before += bytes_before;
         report.bytes_after += bytes_after;
+        crate::observe::tier_moved(to.as_str());
         progress(&TierMove {
             topic: self.topic.to_owned(),
             partition: self.partition,

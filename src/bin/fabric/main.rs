@@ -20,6 +20,7 @@ mod generate;
 mod group;
 mod inspect;
 mod plan;
+mod metrics;
 mod produce;
 mod quota;
 mod replay;
@@ -27,6 +28,7 @@ mod retention;
 mod schema;
 mod shared;
 mod snapshot;
+mod stats;
 mod topic;
 mod verify;
 
@@ -130,6 +132,11 @@ enum Command {
     /// Apply a topics file: register its schemas, create and grow its topics,
     /// replace ACLs and quotas (deleting topics needs --allow-destructive).
     Apply(plan::PlanArgs),
+    /// One snapshot of the data directory: offsets, tier sizes, DLQ sizes,
+    /// group lag (read-only; `--json` for the `Fabric::stats` document).
+    Stats(stats::StatsArgs),
+    /// The same snapshot as Prometheus text exposition on stdout (read-only).
+    Metrics,
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -193,5 +200,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Quota(cmd) => quota::run(data_dir(&cli.data)?, cmd),
         Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args),
         Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args),
+        Command::Stats(args) => stats::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Metrics => metrics::run(data_dir(&cli.data)?, &tiers),
     }
 }

@@ -14,7 +14,9 @@ impl Consumer {
     /// is not committed: their new owner redelivers it.
     pub fn commit(&mut self) -> Result<()> {
         self.sync()?;
-        self.commit_owned()
+        self.commit_owned()?;
+        self.observe_lag();
+        Ok(())
     }
 
     pub(super) fn commit_owned(&mut self) -> Result<()> {

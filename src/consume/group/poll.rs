@@ -19,7 +19,20 @@ impl Consumer {
     /// 10 ms, as [`Reader::wait`] does.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<RawEvent>> {
         let max = self.config.max_poll_records;
-        self.poll_up_to(timeout, max)
+        let polled = self.poll_up_to(timeout, max);
+        let (topic, group) = (&self.coord().topic.name, &self.coord().group);
+        match &polled {
+            Ok(events) => crate::observe::consumed(topic, group, events.len()),
+            Err(_) => crate::observe::consume_failed(topic, group),
+        }
+        polled
+    }
+
+    /// Reports the group's lag on its topic to the metrics facade.
+    pub(super) fn observe_lag(&self) {
+        let status = self.status();
+        let lags = status.partitions.iter().map(|p| (p.partition, p.lag));
+        crate::observe::group_lag(&status.topic, &status.group, lags);
     }
 
     pub(crate) fn poll_up_to(&mut self, timeout: Duration, max: usize) -> Result<Vec<RawEvent>> {
@@ -191,6 +204,7 @@ impl Consumer {
             .is_some_and(|interval| since >= interval)
         {
             self.commit_owned()?;
+            self.observe_lag();
         }
         Ok(())
     }

@@ -238,6 +238,7 @@ impl State {
         };
         if m.history.attempts > 1 {
             self.stats.redelivered += 1;
+            crate::observe::queue_redelivered(&inner.topic.name, &inner.name);
             self.pending
                 .push(queue_state::history(key.0, key.1, &m.history));
         }

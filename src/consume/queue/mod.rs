@@ -314,6 +314,7 @@ impl Queue {
             let now = Instant::now();
             if !messages.is_empty() || max == 0 || now >= deadline {
                 self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
+                self.observe_inflight();
                 return Ok(messages);
             }
             let wake = match next_due {
@@ -348,8 +349,18 @@ impl Queue {
             let flushed = s.flush_pending(&self.inner);
             result.and(flushed)
         };
+        if result.is_ok() {
+            crate::observe::consumed(&self.inner.topic.name, &self.inner.name, messages.len());
+        }
+        self.observe_inflight();
         self.wake_fetchers();
         result
+    }
+
+    /// Reports the in-flight count to the metrics facade.
+    fn observe_inflight(&self) {
+        let in_flight = self.inner.state.lock().in_flight;
+        crate::observe::queue_inflight(&self.inner.topic.name, &self.inner.name, in_flight);
     }
 
     /// Gives `message` back: redelivered after the failure's delay or the
@@ -367,6 +378,8 @@ impl Queue {
             )
         };
         self.fire(alerts);
+        crate::observe::consume_failed(&self.inner.topic.name, &self.inner.name);
+        self.observe_inflight();
         self.wake_fetchers();
         result
     }

@@ -74,6 +74,7 @@ impl Shared {
                 reason,
             });
         }
+        let started = Instant::now();
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
             return Ok((next..next, now_micros()));
@@ -171,6 +172,7 @@ impl Shared {
             }
             Durability::Os => {}
         }
+        crate::observe::appended(count, encoded, started.elapsed());
         Ok((range, appended_at))
     }
 
