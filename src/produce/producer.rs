@@ -218,7 +218,10 @@ pub struct Producer {
     topic: Arc<TopicHandle>,
     guard: Arc<TopicGuard>,
     source: String,
+    /// Encoded events of the call in progress (reused: no allocation per call).
     buf: Vec<u8>,
+    /// Where each event of the call in progress is in `buf` (reused likewise).
+    items: Vec<Item>,
 }
 
 impl Producer {
@@ -243,6 +246,7 @@ impl Producer {
             guard,
             source: source.to_string(),
             buf: Vec::with_capacity(1024),
+            items: Vec::new(),
         })
     }
 
@@ -358,60 +362,42 @@ impl Producer {
         self.topic.check_live()?;
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
-        let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
-        if let Some(sampler) = &self.guard.sampler
-            && !sampler.admit(&envelope.event_type)
-        {
-            return Ok(Published {
-                partition,
-                offset: Published::NO_OFFSET,
-                outcome: PublishOutcome::Dropped,
-            });
-        }
-        let id = envelope.event_id.as_u128();
-        let now = now_micros();
-        let claim = match &self.guard.dedup {
-            None => None,
-            Some(lazy) => {
-                let cache = lazy.get(&logs)?;
-                let mut found = None;
-                cache.claim_many(
-                    &[id],
-                    now,
-                    &mut |id, position| lazy.still_holds(&logs, position, id),
-                    &mut |_, f| found = f,
-                )?;
-                if let Some(original) = found {
-                    return Ok(Published {
-                        partition: original.partition,
-                        offset: original.offset,
-                        outcome: PublishOutcome::Duplicate,
-                    });
-                }
-                Some(Claims {
-                    lazy,
-                    cache,
-                    owned: vec![Some(id)],
-                })
-            }
-        };
         self.buf.clear();
+        self.items.clear();
+        let item = self.encode_item(&envelope, logs.len() as u32);
+        self.items.push(item);
+        // One event is a batch of one: the sampling, the dedup claim and the
+        // commit are the ones of `append_items`, written once.
+        let mut out = Vec::with_capacity(1);
+        append_items(
+            &self.topic,
+            &self.guard,
+            &logs,
+            &self.buf,
+            &self.items,
+            true,
+            &mut out,
+        )?;
+        out.pop().ok_or_else(|| {
+            Error::invalid(
+                "publish",
+                "the append reported no outcome for the event (internal error)",
+            )
+        })
+    }
+
+    /// Encodes a checked envelope at the end of `self.buf` and describes it.
+    fn encode_item(&mut self, envelope: &Envelope, partitions: u32) -> Item {
+        let start = self.buf.len();
         envelope.encode(&mut self.buf);
-        let ts = envelope.emitted_at.as_microsecond();
-        let log = &logs[partition as usize];
-        // On failure `claim` is dropped, which abandons it.
-        let (offsets, appended_at) = log.append_stamped(&[(ts, &self.buf[..])])?;
-        let offset = offsets.start;
-        if let Some(mut claim) = claim {
-            claim.owned[0] = None;
-            let position = Position {
-                partition,
-                offset,
-                appended_at,
-            };
-            claim.cache.commit_many([(id, position)], now);
+        Item {
+            partition: partition_for_key(&envelope.partition_key, partitions),
+            start,
+            end: self.buf.len(),
+            timestamp: envelope.emitted_at.as_microsecond(),
+            id: envelope.event_id.as_u128(),
+            system: crate::produce::sampling::is_system_event(&envelope.event_type),
         }
-        Ok(Published::appended(partition, offset))
     }
 
     /// Publishes one event bypassing the dedup check and sampling: it is
@@ -422,12 +408,14 @@ impl Producer {
         self.topic.check_live()?;
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
-        let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
         self.buf.clear();
-        envelope.encode(&mut self.buf);
-        let ts = envelope.emitted_at.as_microsecond();
+        let Item {
+            partition,
+            timestamp,
+            ..
+        } = self.encode_item(&envelope, logs.len() as u32);
         let (offsets, appended_at) =
-            logs[partition as usize].append_stamped(&[(ts, &self.buf[..])])?;
+            logs[partition as usize].append_stamped(&[(timestamp, &self.buf[..])])?;
         if let Some(lazy) = &self.guard.dedup {
             let cache = lazy.get(&logs)?;
             let position = Position {
@@ -494,29 +482,21 @@ impl Producer {
         let logs = self.topic.partitions();
         let count = logs.len() as u32;
         self.buf.clear();
-        let mut items = Vec::with_capacity(envelopes.len());
+        // Reused between calls: a batch allocates no item list of its own.
+        self.items.clear();
+        self.items.reserve(envelopes.len());
         for envelope in envelopes {
             let envelope = self.checked(envelope)?;
-            let start = self.buf.len();
-            envelope.encode(&mut self.buf);
-            items.push(Item {
-                partition: partition_for_key(&envelope.partition_key, count),
-                start,
-                end: self.buf.len(),
-                timestamp: envelope.emitted_at.as_microsecond(),
-                id: envelope.event_id.as_u128(),
-                system: envelope
-                    .event_type
-                    .starts_with(crate::produce::sampling::SYSTEM_DOMAIN_PREFIX),
-            });
+            let item = self.encode_item(&envelope, count);
+            self.items.push(item);
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(envelopes.len());
         append_items(
             &self.topic,
             &self.guard,
             &logs,
             &self.buf,
-            &items,
+            &self.items,
             true,
             &mut out,
         )?;
