@@ -11,7 +11,6 @@
 //! append one `event_id` twice within the window (except through
 //! [`Producer::publish_replay`]), and never create a topic.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -637,10 +636,23 @@ pub(crate) fn append_items(
     }
     let base = out.len();
     out.extend(items.iter().map(dropped));
-    let partitions: BTreeSet<u32> = items.iter().map(|s| s.partition).collect();
-    let mut records: Vec<(i64, &[u8])> = Vec::new();
-    let mut indexes: Vec<usize> = Vec::new();
-    for p in partitions {
+    // The partitions in ascending order; one partition (a single event, a
+    // one-partition topic) costs no allocation.
+    let first_partition = items.first().map_or(0, |item| item.partition);
+    let mut several: Vec<u32> = Vec::new();
+    if items.iter().any(|item| item.partition != first_partition) {
+        several = items.iter().map(|item| item.partition).collect();
+        several.sort_unstable();
+        several.dedup();
+    }
+    let partitions: &[u32] = match (items.is_empty(), several.is_empty()) {
+        (true, _) => &[],
+        (false, true) => std::slice::from_ref(&first_partition),
+        (false, false) => &several,
+    };
+    let mut records: Vec<(i64, &[u8])> = Vec::with_capacity(items.len());
+    let mut indexes: Vec<usize> = Vec::with_capacity(items.len());
+    for &p in partitions {
         let log = logs
             .get(p as usize)
             .ok_or_else(|| Error::UnknownPartition {
