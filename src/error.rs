@@ -278,6 +278,21 @@ pub enum Error {
         /// What is still open, e.g. `queue "q" on topic "t"`.
         open: Vec<String>,
     },
+
+    /// A request to the object store holding the remote warm tier failed or
+    /// was refused: the store is unreachable, the bucket does not exist,
+    /// credentials are missing or rejected, or an object is not what was
+    /// uploaded. Data on local disk is untouched: hot segments stay until
+    /// their upload is confirmed.
+    #[error("object store {location}: {op}: {reason}")]
+    ObjectStore {
+        /// What was being done (`"upload"`, `"head"`, `"read range"`, `"list"`...).
+        op: &'static str,
+        /// The bucket and key (`s3://bucket/prefix/...`) or the endpoint concerned.
+        location: String,
+        /// What went wrong, as the store or client said it (never a credential).
+        reason: String,
+    },
 }
 
 impl Error {

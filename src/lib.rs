@@ -49,6 +49,49 @@
 //! fabric.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The API at a glance
+//!
+//! Every public name lives at the crate root; the modules are private.
+//!
+//! - **Data directory and topics**: [`Fabric`] (open, read-only views,
+//!   topic administration, `flush`, `close`, `maintain`, `verify`),
+//!   [`FabricConfig`], [`TopicConfig`], [`TopicInfo`], [`FsyncPolicy`],
+//!   [`ColdAction`].
+//! - **Events**: [`Envelope`] (owned), [`EnvelopeRef`] (zero-copy view),
+//!   [`Draft`] (what a producer enriches), [`SchemaVersion`], [`Ttl`],
+//!   [`EnvelopeError`] and [`FieldProblem`] (every field problem at once).
+//! - **Publishing**: [`Producer`] (`send`, `publish`, batches), [`Published`],
+//!   [`PublishOutcome`] (appended, duplicate, dropped), [`DedupStats`],
+//!   [`partition_for_key`].
+//! - **Reading**: [`Reader`] from a [`StartFrom`] (earliest, latest,
+//!   offsets, a time), yielding [`ReadEvent`] or [`RawEvent`].
+//! - **Consumer groups**: [`Fabric::consumer`] → [`Consumer`]
+//!   ([`ConsumerConfig`], [`DeliveryMode`], [`CommitDurability`]),
+//!   [`GroupStatus`], [`PartitionStatus`], [`Fabric::replay`] →
+//!   [`ReplaySession`] ([`ReplayConfig`], [`ReplayBound`]), [`ResetTo`].
+//! - **Queues and dead letters**: [`Fabric::queue`] → [`Queue`]
+//!   ([`QueueConfig`], [`QueueMessage`], [`Failure`], [`NackOutcome`],
+//!   [`QueueStats`], [`RetryPolicy`], [`Backoff`]); [`Fabric::dead_letters`]
+//!   → [`DeadLetters`] ([`DlqEntry`], [`DlqFilter`], [`DlqReason`],
+//!   [`DeadLetter`], [`ReplayReport`]).
+//! - **Retention tiers**: [`Fabric::maintain`], [`MaintainReport`],
+//!   [`MaintenanceHandle`], [`PartitionTiers`], [`ArchiveInfo`], [`Tier`].
+//! - **Snapshots**: [`export_snapshot`], [`import_snapshot`],
+//!   [`inspect_snapshot`] with [`ExportOptions`] and [`Bound`].
+//! - **The partition log itself**: [`Log`], [`LogConfig`], [`Durability`],
+//!   [`ReadLimit`], [`Record`], [`RecoveryMode`], [`RecoveryReport`].
+//! - **Checking and repairing**: [`verify`]/[`repair`] (one partition),
+//!   [`verify_data_dir`]/[`repair_data_dir`] (everything in a data
+//!   directory), with file-and-byte findings.
+//! - **Time**: [`Clock`], [`SystemClock`], [`ManualClock`] (tests drive time).
+//! - **Errors**: [`Error`] (one `#[non_exhaustive]` enum; every variant names
+//!   what and where) and [`Result`].
+//!
+//! Cargo features: `cli` (default) builds the `fabric` binary;
+//! `failpoints` compiles in test hooks (`testing`, fault injection,
+//! simulated crashes) — never needed by a host. The layers and the path of
+//! an event through them: `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -105,6 +148,12 @@ pub use crate::storage::log::{
     RecoveryReport, SegmentInfo, Truncation,
 };
 pub use crate::storage::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::objstore::{
+    ObjectStoreConfig, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
+};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::remote::{RemoteArchiveCheck, RemoteWarmConfig};
 pub use crate::tier::{
     ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier,
     TierMove, WARM_DIR,

@@ -33,7 +33,7 @@ use crate::topic::TopicConfig;
 /// Suffix of a dead-letter topic's name.
 pub const DLQ_SUFFIX: &str = ".dlq";
 /// Magic at the start of every dead-letter record: `EFDL`.
-pub(crate) const DLQ_MAGIC: [u8; 4] = *b"EFDL";
+pub(crate) use crate::envelope::{DLQ_MAGIC, is_dead_letter};
 /// Version of the dead-letter record layout.
 pub(crate) const DLQ_VERSION: u8 = 1;
 
@@ -254,11 +254,6 @@ pub(crate) fn payload_sha256(record: &[u8]) -> [u8; 32] {
 /// The dead-letter topic of `topic`.
 pub fn dlq_topic_name(topic: &str) -> String {
     format!("{topic}{DLQ_SUFFIX}")
-}
-
-/// Whether a record's bytes start like a dead-letter record.
-pub(crate) fn is_dead_letter(bytes: &[u8]) -> bool {
-    bytes.starts_with(&DLQ_MAGIC)
 }
 
 /// Encodes `letter` as a dead-letter record dead-lettered at `dead_at`.

@@ -317,7 +317,7 @@ impl Reader {
 
     fn decode(&self, raw: &RawEvent) -> Result<ReadEvent> {
         let envelope = Envelope::decode(&raw.value).map_err(|e| {
-            let reason = if crate::consume::dlq::is_dead_letter(&raw.value) {
+            let reason = if crate::envelope::is_dead_letter(&raw.value) {
                 "it is a dead letter (an envelope wrapped with DLQ metadata): read it with \
                  `fabric dlq list|show` or eventfabric::DeadLetters"
                     .to_string()

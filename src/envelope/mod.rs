@@ -113,7 +113,7 @@ pub use borrowed::EnvelopeRef;
 pub use errors::{EnvelopeError, FieldProblem, ValueError};
 #[cfg(any(test, feature = "failpoints"))]
 pub(crate) use skim::is_one_value;
-pub(crate) use skim::{EnvelopeHead, peek_event_id, peek_ttl_millis};
+pub(crate) use skim::{DLQ_MAGIC, EnvelopeHead, is_dead_letter, peek_event_id, peek_ttl_millis};
 pub use ttl::Ttl;
 pub use version::SchemaVersion;
 

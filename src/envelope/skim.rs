@@ -211,3 +211,13 @@ impl<'a> Skim<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// The first bytes of a dead-letter record (`docs/FORMAT.md`, "Dead
+/// letters"): an envelope wrapped with DLQ metadata, which readers must
+/// recognise to say so rather than call it garbage.
+pub(crate) const DLQ_MAGIC: [u8; 4] = *b"EFDL";
+
+/// Whether `bytes` is a dead-letter record rather than an envelope.
+pub(crate) fn is_dead_letter(bytes: &[u8]) -> bool {
+    bytes.starts_with(&DLQ_MAGIC)
+}

@@ -57,6 +57,11 @@ pub struct FabricConfig {
     pub warm_dir: Option<PathBuf>,
     /// Where exported cold archive segments go (default `<data>/cold`).
     pub cold_dir: Option<PathBuf>,
+    /// The warm tier on an S3-compatible object store (feature `tier-s3`):
+    /// new warm archives are uploaded there (the warm directory keeps a
+    /// small marker per archive). `None`: warm archives stay in `warm_dir`.
+    #[cfg(feature = "tier-s3")]
+    pub remote_warm: Option<crate::tier::remote::RemoteWarmConfig>,
 }
 
 impl FabricConfig {
@@ -102,8 +107,8 @@ impl WeakFabric {
     }
 }
 
-fn tiers_for(root: &Path, config: &FabricConfig, read_only: bool) -> Tiers {
-    Tiers::new(
+fn tiers_for(root: &Path, config: &FabricConfig, read_only: bool) -> Result<Tiers> {
+    let tiers = Tiers::new(
         config
             .warm_dir
             .clone()
@@ -113,7 +118,12 @@ fn tiers_for(root: &Path, config: &FabricConfig, read_only: bool) -> Tiers {
             .clone()
             .unwrap_or_else(|| root.join(crate::tier::COLD_DIR)),
         read_only,
-    )
+    );
+    #[cfg(feature = "tier-s3")]
+    if let Some(remote) = &config.remote_warm {
+        return Ok(tiers.with_remote(crate::tier::remote::RemoteTier::connect(remote.clone())?));
+    }
+    Ok(tiers)
 }
 
 /// A handle on one data directory. Cheap to clone; `Send + Sync`.
@@ -180,7 +190,7 @@ impl Fabric {
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
-                tiers: tiers_for(&root, &config, false),
+                tiers: tiers_for(&root, &config, false)?,
                 root,
                 config,
                 read_only: false,
@@ -214,7 +224,7 @@ impl Fabric {
         }
         let fabric = Fabric {
             inner: Arc::new(Inner {
-                tiers: tiers_for(&root, config, true),
+                tiers: tiers_for(&root, config, true)?,
                 root,
                 config: FabricConfig::default(),
                 read_only: true,
@@ -765,7 +775,7 @@ impl Fabric {
         }
         let probe = Fabric {
             inner: Arc::new(Inner {
-                tiers: tiers_for(root, &FabricConfig::default(), true),
+                tiers: tiers_for(root, &FabricConfig::default(), true)?,
                 root: root.to_path_buf(),
                 config: FabricConfig::default(),
                 read_only: true,

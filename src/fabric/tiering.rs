@@ -128,6 +128,7 @@ impl Fabric {
                 .map(|a| ArchiveInfo {
                     path: a.path.clone(),
                     summary: a.summary.clone(),
+                    remote: a.fetcher.as_ref().map(|f| f.location()),
                 })
                 .collect();
             out.push(PartitionTiers {

@@ -209,6 +209,8 @@ fn check_archives(
             let note = if name.ends_with(".tmp") {
                 state.temporaries.push(path.clone());
                 "temporary file of an interrupted archive write (the next writer open deletes it)"
+            } else if warm && name.ends_with(".remote") {
+                "marker of a warm archive held in an object store (fabric verify --remote checks it)"
             } else {
                 "not a file eventfabric writes here (left alone)"
             };

@@ -23,11 +23,14 @@ pub(crate) struct TopicGuard {
     pub(crate) sampler: Option<SystemSampler>,
 }
 
+/// A topic's guard and the open handle it was made for.
+type Entry = (Weak<TopicHandle>, Arc<TopicGuard>);
+
 /// The guards of a data directory's topics, keyed by topic name and tied to
 /// the one open handle they were made for.
 #[derive(Debug, Default)]
 pub(crate) struct PublishGuards {
-    topics: Mutex<HashMap<String, (Weak<TopicHandle>, Arc<TopicGuard>)>>,
+    topics: Mutex<HashMap<String, Entry>>,
 }
 
 impl PublishGuards {

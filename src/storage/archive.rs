@@ -540,6 +540,60 @@ pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
     Ok(summary)
 }
 
+/// Where the compressed blocks of an archive whose bytes are not in a local
+/// file come from (the remote warm tier: ranged GETs through a cache).
+pub(crate) trait BlockFetcher: Send + Sync + std::fmt::Debug {
+    /// The compressed bytes of block `i` of `archive` (exactly
+    /// `compressed_len` of them, checked by the caller).
+    fn compressed_block(&self, archive: &Archive, i: usize) -> Result<Bytes>;
+    /// Where the bytes are, for people (`s3://bucket/key`).
+    fn location(&self) -> String;
+    /// Removes the bytes held elsewhere, once the archive's local record is
+    /// gone (warm retention), and forgets any cached blocks of `archive`.
+    fn remove_source(&self, archive: &Archive) -> Result<()>;
+}
+
+/// Opens archives recorded locally by a marker file but held elsewhere
+/// (the remote warm tier, which implements it: the storage layer knows no
+/// object store).
+pub(crate) trait RemoteArchives: Send + Sync + std::fmt::Debug {
+    /// Opens the archive the marker file at `path` records for `topic`
+    /// (no request).
+    fn open_marker(&self, topic: &str, path: &Path) -> Result<Archive>;
+}
+
+/// An archive known by its header and its tail (index, footer, trailer)
+/// only, as recorded locally when it was uploaded: reads of other bytes are
+/// refused (blocks come through the fetcher).
+struct TailSource<'a> {
+    len: u64,
+    head: &'a [u8],
+    tail: &'a [u8],
+    path: &'a Path,
+}
+
+impl Source for TailSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
+        let tail_at = self.len.saturating_sub(self.tail.len() as u64);
+        let end = pos.saturating_add(len as u64);
+        if end <= self.head.len() as u64 {
+            return Ok(self.head[pos as usize..end as usize].to_vec());
+        }
+        if pos >= tail_at && end <= self.len {
+            let from = (pos - tail_at) as usize;
+            return Ok(self.tail[from..from + len].to_vec());
+        }
+        Err(Error::corrupted(
+            self.path,
+            pos,
+            format!("bytes {pos}..{end} lie outside the recorded header and tail of the archive"),
+        ))
+    }
+}
+
 /// Identities handed to opened archives, never reused within a process.
 static NEXT_ARCHIVE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -554,6 +608,9 @@ pub(crate) struct Archive {
     pub(crate) path: PathBuf,
     pub(crate) summary: ArchiveSummary,
     pub(crate) blocks: Vec<BlockEntry>,
+    /// Set for an archive whose bytes live elsewhere (the remote warm
+    /// tier): blocks are fetched through it instead of read from `path`.
+    pub(crate) fetcher: Option<std::sync::Arc<dyn BlockFetcher>>,
 }
 
 impl Archive {
@@ -577,7 +634,41 @@ impl Archive {
             path: path.to_path_buf(),
             summary,
             blocks,
+            fetcher: None,
         })
+    }
+
+    /// Opens an archive of `len` bytes held elsewhere from its first
+    /// `head` bytes and last `tail` bytes (at least from the block index to
+    /// the end), checking them like [`Archive::open`]; `path` names it in
+    /// errors, `fetcher` brings its blocks.
+    pub(crate) fn open_recorded(
+        path: &Path,
+        len: u64,
+        head: &[u8],
+        tail: &[u8],
+        fetcher: std::sync::Arc<dyn BlockFetcher>,
+    ) -> Result<Archive> {
+        let src = TailSource {
+            len,
+            head,
+            tail,
+            path,
+        };
+        let (summary, blocks) = open_source(&src, path)?;
+        Ok(Archive {
+            id: NEXT_ARCHIVE_ID.fetch_add(1, Ordering::Relaxed),
+            path: path.to_path_buf(),
+            summary,
+            blocks,
+            fetcher: Some(fetcher),
+        })
+    }
+
+    /// Where the block index starts: the archive's bytes from here to its
+    /// end are what [`Archive::open_recorded`] needs besides the header.
+    pub(crate) fn index_position(&self) -> u64 {
+        self.summary.index_position
     }
 
     pub(crate) fn base(&self) -> u64 {
@@ -592,6 +683,23 @@ impl Archive {
     /// removed meanwhile is an `Io` error of kind `NotFound`.
     pub(crate) fn read_block(&self, i: usize) -> Result<Bytes> {
         let e = &self.blocks[i];
+        if let Some(fetcher) = &self.fetcher {
+            let compressed = fetcher.compressed_block(self, i)?;
+            if compressed.len() != e.compressed_len as usize {
+                return Err(Error::corrupted(
+                    &self.path,
+                    e.position,
+                    format!(
+                        "block at offsets {}..={}: fetched {} bytes, the index says {}",
+                        e.first_offset,
+                        e.last_offset,
+                        compressed.len(),
+                        e.compressed_len
+                    ),
+                ));
+            }
+            return decode_block(&compressed, e, &self.path);
+        }
         let file = File::open(&self.path).map_err(|err| Error::io("open", &self.path, err))?;
         let src = FileSource {
             file: &file,

@@ -23,7 +23,6 @@
 //!    may see bytes change under them past the end they have validated; every
 //!    batch they accept is verified by CRC first, so a concurrent change is an
 //!    invalid batch (the end of their view), never undefined data returned.
-#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::path::Path;
@@ -68,6 +67,10 @@ pub(crate) fn map_read_only(file: &File, path: &Path, len: u64, populate: bool) 
     if populate {
         options.populate();
     }
+    #[expect(
+        unsafe_code,
+        reason = "memmap2's map is unsafe: a mapped file changed or shrunk by anyone breaks Rust's aliasing rules; the invariants above exclude it"
+    )]
     let map = unsafe { options.map(file) }.map_err(|e| Error::io("map", path, e))?;
     Ok(Bytes::from_owner(map))
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::storage::archive::{ARCHIVE_EXTENSION, Archive};
+use crate::storage::archive::{ARCHIVE_EXTENSION, Archive, RemoteArchives};
 use crate::storage::batch::{self, BatchView};
 use crate::storage::io::Io;
 use crate::storage::log::{Log, Record, Records};
@@ -29,6 +29,33 @@ const BLOCK_CACHE_ENTRIES: usize = 16;
 
 pub(crate) fn archive_name(base: u64) -> String {
     format!("{base:020}.{ARCHIVE_EXTENSION}")
+}
+
+/// Name of the local marker of a remote archive (`<base:020>.remote`).
+pub(crate) fn marker_name(base: u64) -> String {
+    format!("{base:020}.remote")
+}
+
+fn parse_marker_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".remote")?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// Opens the remote archive a marker records, through the fabric's remote tier.
+fn open_remote(
+    remote: Option<&Arc<dyn RemoteArchives>>,
+    topic: &str,
+    path: &Path,
+) -> Result<Archive> {
+    match remote {
+        Some(r) => r.open_marker(topic, path),
+        None => Err(Error::invalid(
+            format!("remote archive {}", path.display()),
+            "it lives in an object store, but this fabric has no remote warm tier (FabricConfig::remote_warm, feature tier-s3)",
+        )),
+    }
 }
 
 pub(crate) fn parse_archive_name(name: &str) -> Option<u64> {
@@ -87,6 +114,8 @@ pub(crate) struct WarmPartition {
     pub(crate) read_only: bool,
     archives: RwLock<Arc<Vec<Arc<Archive>>>>,
     cache: Arc<BlockCache>,
+    /// Opens the archives recorded by markers (the remote warm tier).
+    remote: Option<Arc<dyn RemoteArchives>>,
 }
 
 impl WarmPartition {
@@ -106,7 +135,9 @@ impl WarmPartition {
     /// Lists and opens the archive segments in `dir`. A writer removes
     /// leftover temporary files and archives that fail validation while the
     /// hot log still holds their records (an interrupted tiering); any other
-    /// invalid archive is an error naming file and byte.
+    /// invalid archive is an error naming file and byte. Markers
+    /// (`<base>.remote`) are opened through `remote`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         dir: &Path,
         topic: &str,
@@ -115,8 +146,10 @@ impl WarmPartition {
         io: Option<&Io>,
         cache: Arc<BlockCache>,
         known: &[Arc<Archive>],
+        remote: Option<Arc<dyn RemoteArchives>>,
     ) -> Result<WarmPartition> {
         let mut bases = Vec::new();
+        let mut markers = std::collections::HashSet::new();
         match fs::read_dir(dir) {
             Ok(entries) => {
                 for entry in entries {
@@ -124,6 +157,9 @@ impl WarmPartition {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if let Some(base) = parse_archive_name(&name) {
                         bases.push(base);
+                    } else if let Some(base) = parse_marker_name(&name) {
+                        bases.push(base);
+                        markers.insert(base);
                     } else if name.ends_with(".tmp")
                         && let Some(io) = io
                     {
@@ -135,16 +171,36 @@ impl WarmPartition {
             Err(e) => return Err(Error::io("list", dir, e)),
         }
         bases.sort_unstable();
+        if let Some(w) = bases.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::corrupted(
+                dir.join(marker_name(w[0])),
+                0,
+                format!(
+                    "both a local archive and a remote-archive marker start at offset {}: one of them must go",
+                    w[0]
+                ),
+            ));
+        }
         let hot_earliest = log.earliest_offset();
         let mut archives: Vec<Arc<Archive>> = Vec::new();
         for base in bases {
-            let path = dir.join(archive_name(base));
+            let is_remote = markers.contains(&base);
+            let path = dir.join(if is_remote {
+                marker_name(base)
+            } else {
+                archive_name(base)
+            });
             if let Some(a) = known.iter().find(|a| a.base() == base) {
                 // Already validated (a read-only view looking again).
                 archives.push(a.clone());
                 continue;
             }
-            let opened = Archive::open(&path).and_then(|a| {
+            let opened = if is_remote {
+                open_remote(remote.as_ref(), topic, &path)
+            } else {
+                Archive::open(&path)
+            }
+            .and_then(|a| {
                 let s = &a.summary;
                 if s.topic != topic || s.partition != partition || s.base_offset != base {
                     return Err(Error::corrupted(
@@ -210,6 +266,7 @@ impl WarmPartition {
             read_only: io.is_none(),
             archives: RwLock::new(Arc::new(archives)),
             cache,
+            remote,
         })
     }
 
@@ -229,6 +286,7 @@ impl WarmPartition {
             None,
             self.cache.clone(),
             &old,
+            self.remote.clone(),
         )?
         .snapshot();
         let gone: Vec<Arc<Archive>> = old

@@ -14,6 +14,11 @@
 //! while it compresses or copies: the only such moments are swapping an
 //! in-memory list (a pointer) and taking segments out of the hot list.
 
+#[cfg(feature = "tier-s3")]
+pub(crate) mod objstore;
+#[cfg(feature = "tier-s3")]
+pub(crate) mod remote;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +41,13 @@ use crate::topic::{ColdAction, TopicConfig};
 pub const WARM_DIR: &str = "warm";
 /// Default name of the cold directory inside the data directory.
 pub const COLD_DIR: &str = "cold";
+
+/// The remote warm tier, when the fabric has one (feature `tier-s3`).
+#[cfg(feature = "tier-s3")]
+pub(crate) type RemoteHandle = Arc<remote::RemoteTier>;
+/// Without feature `tier-s3` a fabric never has a remote warm tier.
+#[cfg(not(feature = "tier-s3"))]
+pub(crate) type RemoteHandle = std::convert::Infallible;
 
 /// A tier data can be in, or leave to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +137,9 @@ pub struct ArchiveInfo {
     pub path: PathBuf,
     /// What its footer says.
     pub summary: ArchiveSummary,
+    /// Where its bytes live when that is an object store
+    /// (`s3://bucket/key`; `path` is then its local marker), else `None`.
+    pub remote: Option<String>,
 }
 
 /// Every tier of one partition, for inspection.
@@ -160,6 +175,8 @@ pub(crate) struct Tiers {
     /// Tier directories whose entries (up to the tier root) this process
     /// made durable.
     durable_dirs: Mutex<HashSet<PathBuf>>,
+    /// The warm tier's object store, when configured: new archives go there.
+    pub(crate) remote: Option<RemoteHandle>,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -210,7 +227,28 @@ impl Tiers {
             maintain_lock: Mutex::new(()),
             faults: RwLock::new(faults),
             durable_dirs: Mutex::new(HashSet::new()),
+            remote: None,
         }
+    }
+
+    /// The same tiers with their warm tier on an object store.
+    #[cfg(feature = "tier-s3")]
+    pub(crate) fn with_remote(self, remote: remote::RemoteTier) -> Tiers {
+        Tiers {
+            remote: Some(Arc::new(remote)),
+            ..self
+        }
+    }
+
+    /// What opens the archives that markers record, if the fabric has a remote tier.
+    fn remote_archives(&self) -> Option<Arc<dyn archive::RemoteArchives>> {
+        #[cfg(feature = "tier-s3")]
+        return self
+            .remote
+            .clone()
+            .map(|r| r as Arc<dyn archive::RemoteArchives>);
+        #[cfg(not(feature = "tier-s3"))]
+        return self.remote.map(|never| match never {});
     }
 
     fn io(&self) -> Io {
@@ -269,6 +307,7 @@ impl Tiers {
             (!self.read_only).then_some(&io),
             self.cache.clone(),
             &[],
+            self.remote_archives(),
         )?;
         if !self.read_only {
             // A crash after the archive was renamed into place but before the
@@ -431,6 +470,13 @@ impl PartitionJob<'_> {
             self.tiers.cache.forget(std::slice::from_ref(&first));
             self.io.remove(&first.path)?;
             self.io.sync_dir(&self.warm.dir)?;
+            if let Some(fetcher) = &first.fetcher
+                && let Err(e) = fetcher.remove_source(&first)
+            {
+                // The local record is gone, so nothing reads the object any
+                // more: a leftover costs storage only (docs: lifecycle rules).
+                log::warn!("warm retention: {e}");
+            }
             let after = if to == Tier::Cold { size } else { 0 };
             self.record(
                 report,
@@ -453,6 +499,12 @@ impl PartitionJob<'_> {
             .ensure_dir(&self.io, &dir, &self.tiers.cold_root)?;
         let target = dir.join(archive_name(archive.base()));
         let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
+        #[cfg(feature = "tier-s3")]
+        if archive.fetcher.is_some()
+            && let Some(remote) = &self.tiers.remote
+        {
+            return self.export_remote(remote, archive, &dir, &tmp, &target);
+        }
         let src = fs::File::open(&archive.path).map_err(|e| Error::io("open", &archive.path, e))?;
         let out = self.io.open_rw(&tmp, true)?;
         self.io.set_len(&out, &tmp, 0)?;
@@ -525,7 +577,18 @@ impl PartitionJob<'_> {
                 .snapshot()
                 .last()
                 .is_some_and(|a| a.next() >= next);
-        if matches!(to, Tier::Warm | Tier::Cold) && !archived {
+        #[cfg(feature = "tier-s3")]
+        let uploaded = match &self.tiers.remote {
+            Some(remote) if to == Tier::Warm && !archived => {
+                Some(self.move_to_remote(remote, seg, base)?)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "tier-s3"))]
+        let uploaded: Option<u64> = None;
+        if let Some(object_bytes) = uploaded {
+            after = object_bytes;
+        } else if matches!(to, Tier::Warm | Tier::Cold) && !archived {
             let (dir, root) = if to == Tier::Warm {
                 (self.warm.dir.clone(), &self.tiers.warm_root)
             } else {
@@ -759,6 +822,7 @@ pub(crate) fn list_cold(dir: &Path) -> Result<Vec<ArchiveInfo>> {
         out.push(ArchiveInfo {
             path,
             summary: a.summary,
+            remote: None,
         });
     }
     Ok(out)

@@ -48,6 +48,24 @@ struct Cli {
     /// Where exported cold archive segments go (default: DATA/cold).
     #[arg(long, global = true, value_name = "DIR")]
     cold_dir: Option<PathBuf>,
+    /// The warm tier's S3 bucket (feature tier-s3): new warm archives go
+    /// there, remote ones are read from there. Credentials: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) from the environment.
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "BUCKET")]
+    s3_bucket: Option<String>,
+    /// Key prefix of the warm tier's objects in the bucket.
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "PREFIX", default_value = "")]
+    s3_prefix: String,
+    /// Endpoint URL of an S3-compatible store (default: AWS S3 of the region).
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Region of the bucket (default: AWS_REGION, else us-east-1).
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "REGION")]
+    s3_region: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +125,14 @@ fn run(cli: Cli) -> CliResult {
     let mut tiers = FabricConfig::default();
     tiers.warm_dir = cli.warm_dir.clone();
     tiers.cold_dir = cli.cold_dir.clone();
+    #[cfg(feature = "tier-s3")]
+    if let Some(bucket) = &cli.s3_bucket {
+        let mut store = eventfabric::ObjectStoreConfig::new(bucket.clone());
+        store.prefix = cli.s3_prefix.clone();
+        store.endpoint = cli.s3_endpoint.clone();
+        store.region = cli.s3_region.clone();
+        tiers.remote_warm = Some(eventfabric::RemoteWarmConfig::new(store));
+    }
     match cli.command {
         Command::Topic(cmd) => topic::run(data_dir(&cli.data)?, cmd, &tiers),
         Command::Produce(args) => produce::run(data_dir(&cli.data)?, args),

@@ -110,6 +110,7 @@ pub(crate) fn run(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> Cl
                         "next_offset": p.next_offset,
                         "hot": tier_totals(&hot),
                         "warm": tier_totals(&archives(&p.warm)),
+                        "warm_remote": warm_remote(&p.warm, &archives),
                         "cold": tier_totals(&archives(&p.cold)),
                     })
                 );
@@ -163,4 +164,29 @@ pub(crate) fn run(data: &Path, tiers: FabricConfig, cmd: RetentionCommand) -> Cl
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The part of the warm tier held in an object store: where (the
+/// partition's `s3://bucket/prefix/topic/partition/`) and which offsets, or
+/// `null` when every warm archive is local.
+fn warm_remote(
+    warm: &[eventfabric::ArchiveInfo],
+    archives: &dyn Fn(&[eventfabric::ArchiveInfo]) -> Vec<TierFile>,
+) -> Value {
+    let remote: Vec<eventfabric::ArchiveInfo> = warm
+        .iter()
+        .filter(|a| a.remote.is_some())
+        .cloned()
+        .collect();
+    let Some(location) = remote
+        .first()
+        .and_then(|a| a.remote.as_deref())
+        .and_then(|l| l.rsplit_once('/'))
+        .map(|(dir, _)| format!("{dir}/"))
+    else {
+        return Value::Null;
+    };
+    let mut totals = tier_totals(&archives(&remote));
+    totals["location"] = Value::String(location);
+    totals
 }

@@ -18,6 +18,12 @@ pub(crate) struct VerifyArgs {
     /// Truncate to the last valid record and rebuild indexes (takes the writer lock).
     #[arg(long)]
     repair: bool,
+    /// Also download and check every remote warm archive (feature tier-s3,
+    /// with --s3-bucket): size, CRC-32, footer, every block, and offset
+    /// continuity with the next archive and the hot tier.
+    #[cfg(feature = "tier-s3")]
+    #[arg(long)]
+    remote: bool,
 }
 
 /// Repairs `data` first when `--repair`, then verifies it and prints the findings.
@@ -102,6 +108,10 @@ pub(crate) fn run(data: &Path, args: VerifyArgs, tiers: &FabricConfig) -> CliRes
     }
     let checked = eventfabric::verify_data_dir(data, tiers)?;
     let (mut segments, mut records, mut findings) = (0usize, 0u64, 0usize);
+    #[cfg(feature = "tier-s3")]
+    if args.remote {
+        findings += verify_remote(data, tiers)?;
+    }
     for c in &checked.partitions {
         segments += c.report.segments;
         records += c.report.records;
@@ -162,4 +172,32 @@ pub(crate) fn run(data: &Path, args: VerifyArgs, tiers: &FabricConfig) -> CliRes
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--remote`: every remote warm archive of every topic, one line each that
+/// has a problem; returns how many have.
+#[cfg(feature = "tier-s3")]
+fn verify_remote(data: &Path, tiers: &FabricConfig) -> Result<usize, crate::shared::Failure> {
+    if tiers.remote_warm.is_none() {
+        return Err(crate::shared::Failure {
+            message: "verify --remote needs the warm tier's bucket: give --s3-bucket (and --s3-endpoint for a store other than AWS S3)".into(),
+            code: 2,
+        });
+    }
+    let fabric = eventfabric::Fabric::open_read_only_with(data, tiers)?;
+    let (mut checked, mut bad) = (0usize, 0usize);
+    for topic in fabric.topics() {
+        for c in fabric.verify_remote_warm(&topic)? {
+            checked += 1;
+            if let Some(problem) = &c.problem {
+                bad += 1;
+                println!(
+                    "{}: {topic} partition {} offsets {}..{}: {problem}",
+                    c.location, c.partition, c.base_offset, c.next_offset
+                );
+            }
+        }
+    }
+    eprintln!("fabric: verified {checked} remote warm archives: {bad} with problems");
+    Ok(bad)
 }

@@ -266,6 +266,11 @@ pub(crate) struct Shared {
     durable_cv: Condvar,
     poison: Mutex<Option<String>>,
     poisoned: AtomicBool,
+    /// Set while something outside the log refuses its appends (the remote
+    /// warm tier's local-disk ceiling): the error's operation, place and
+    /// reason. `append_refused` is its lock-free fast-path flag.
+    append_refusal: Mutex<Option<(String, String)>>,
+    append_refused: AtomicBool,
     pub(crate) flush_scheduled: AtomicBool,
     crashed: AtomicBool,
     unsynced_bytes: AtomicU64,
@@ -448,6 +453,14 @@ impl Log {
     /// Every offset below this one is known to be on stable storage.
     pub fn durable_offset(&self) -> u64 {
         self.shared.durable.lock().durable_offset
+    }
+
+    /// Refuses appends with [`Error::ObjectStore`] (op `"append"`, at
+    /// `location`, for `reason`) from now on, or (`None`) accepts them again.
+    pub(crate) fn refuse_appends(&self, refusal: Option<(String, String)>) {
+        let refused = refusal.is_some();
+        *self.shared.append_refusal.lock() = refusal;
+        self.shared.append_refused.store(refused, Ordering::Release);
     }
 
     /// Whether a failed write or sync has poisoned the log.
@@ -729,6 +742,8 @@ impl Shared {
             durable_cv: Condvar::new(),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
+            append_refusal: Mutex::new(None),
+            append_refused: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
             unsynced_bytes: AtomicU64::new(0),
@@ -826,6 +841,15 @@ impl Shared {
         records: impl Iterator<Item = (i64, &'v [u8])> + Clone,
     ) -> Result<(Range<u64>, i64)> {
         self.check_writable("append")?;
+        if self.append_refused.load(Ordering::Acquire)
+            && let Some((location, reason)) = self.append_refusal.lock().clone()
+        {
+            return Err(Error::ObjectStore {
+                op: "append",
+                location,
+                reason,
+            });
+        }
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
             return Ok((next..next, now_micros()));
