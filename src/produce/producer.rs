@@ -11,7 +11,6 @@
 //! append one `event_id` twice within the window (except through
 //! [`Producer::publish_replay`]), and never create a topic.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -218,7 +217,10 @@ pub struct Producer {
     topic: Arc<TopicHandle>,
     guard: Arc<TopicGuard>,
     source: String,
+    /// Encoded events of the call in progress (reused: no allocation per call).
     buf: Vec<u8>,
+    /// Where each event of the call in progress is in `buf` (reused likewise).
+    items: Vec<Item>,
 }
 
 impl Producer {
@@ -243,6 +245,7 @@ impl Producer {
             guard,
             source: source.to_string(),
             buf: Vec::with_capacity(1024),
+            items: Vec::new(),
         })
     }
 
@@ -373,61 +376,42 @@ impl Producer {
         self.topic.check_live()?;
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
-        let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
-        if let Some(sampler) = &self.guard.sampler
-            && !sampler.admit(&envelope.event_type)
-        {
-            return Ok(Published {
-                partition,
-                offset: Published::NO_OFFSET,
-                outcome: PublishOutcome::Dropped,
-            });
-        }
-        let id = envelope.event_id.as_u128();
-        let now = now_micros();
-        let claim = match &self.guard.dedup {
-            None => None,
-            Some(lazy) => {
-                let cache = lazy.get(&logs)?;
-                let mut found = None;
-                cache.claim_many(
-                    &[id],
-                    now,
-                    &mut |id, position| lazy.still_holds(&logs, position, id),
-                    &mut |_, f| found = f,
-                )?;
-                if let Some(original) = found {
-                    crate::observe::dedup_hit();
-                    return Ok(Published {
-                        partition: original.partition,
-                        offset: original.offset,
-                        outcome: PublishOutcome::Duplicate,
-                    });
-                }
-                Some(Claims {
-                    lazy,
-                    cache,
-                    owned: vec![Some(id)],
-                })
-            }
-        };
         self.buf.clear();
+        self.items.clear();
+        let item = self.encode_item(&envelope, logs.len() as u32);
+        self.items.push(item);
+        // One event is a batch of one: the sampling, the dedup claim and the
+        // commit are the ones of `append_items`, written once.
+        let mut out = Vec::with_capacity(1);
+        append_items(
+            &self.topic,
+            &self.guard,
+            &logs,
+            &self.buf,
+            &self.items,
+            true,
+            &mut out,
+        )?;
+        out.pop().ok_or_else(|| {
+            Error::invalid(
+                "publish",
+                "the append reported no outcome for the event (internal error)",
+            )
+        })
+    }
+
+    /// Encodes a checked envelope at the end of `self.buf` and describes it.
+    fn encode_item(&mut self, envelope: &Envelope, partitions: u32) -> Item {
+        let start = self.buf.len();
         envelope.encode(&mut self.buf);
-        let ts = envelope.emitted_at.as_microsecond();
-        let log = &logs[partition as usize];
-        // On failure `claim` is dropped, which abandons it.
-        let (offsets, appended_at) = log.append_stamped(&[(ts, &self.buf[..])])?;
-        let offset = offsets.start;
-        if let Some(mut claim) = claim {
-            claim.owned[0] = None;
-            let position = Position {
-                partition,
-                offset,
-                appended_at,
-            };
-            claim.cache.commit_many([(id, position)], now);
+        Item {
+            partition: partition_for_key(&envelope.partition_key, partitions),
+            start,
+            end: self.buf.len(),
+            timestamp: envelope.emitted_at.as_microsecond(),
+            id: envelope.event_id.as_u128(),
+            system: crate::produce::sampling::is_system_event(&envelope.event_type),
         }
-        Ok(Published::appended(partition, offset))
     }
 
     /// Publishes one event bypassing the dedup check and sampling: it is
@@ -438,12 +422,14 @@ impl Producer {
         self.topic.check_live()?;
         let envelope = self.checked(envelope)?;
         let logs = self.topic.partitions();
-        let partition = partition_for_key(&envelope.partition_key, logs.len() as u32);
         self.buf.clear();
-        envelope.encode(&mut self.buf);
-        let ts = envelope.emitted_at.as_microsecond();
+        let Item {
+            partition,
+            timestamp,
+            ..
+        } = self.encode_item(&envelope, logs.len() as u32);
         let (offsets, appended_at) =
-            logs[partition as usize].append_stamped(&[(ts, &self.buf[..])])?;
+            logs[partition as usize].append_stamped(&[(timestamp, &self.buf[..])])?;
         if let Some(lazy) = &self.guard.dedup {
             let cache = lazy.get(&logs)?;
             let position = Position {
@@ -513,29 +499,21 @@ impl Producer {
         let logs = self.topic.partitions();
         let count = logs.len() as u32;
         self.buf.clear();
-        let mut items = Vec::with_capacity(envelopes.len());
+        // Reused between calls: a batch allocates no item list of its own.
+        self.items.clear();
+        self.items.reserve(envelopes.len());
         for envelope in envelopes {
             let envelope = self.checked(envelope)?;
-            let start = self.buf.len();
-            envelope.encode(&mut self.buf);
-            items.push(Item {
-                partition: partition_for_key(&envelope.partition_key, count),
-                start,
-                end: self.buf.len(),
-                timestamp: envelope.emitted_at.as_microsecond(),
-                id: envelope.event_id.as_u128(),
-                system: envelope
-                    .event_type
-                    .starts_with(crate::produce::sampling::SYSTEM_DOMAIN_PREFIX),
-            });
+            let item = self.encode_item(&envelope, count);
+            self.items.push(item);
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(envelopes.len());
         append_items(
             &self.topic,
             &self.guard,
             &logs,
             &self.buf,
-            &items,
+            &self.items,
             true,
             &mut out,
         )?;
@@ -677,10 +655,23 @@ pub(crate) fn append_items(
     }
     let base = out.len();
     out.extend(items.iter().map(dropped));
-    let partitions: BTreeSet<u32> = items.iter().map(|s| s.partition).collect();
-    let mut records: Vec<(i64, &[u8])> = Vec::new();
-    let mut indexes: Vec<usize> = Vec::new();
-    for p in partitions {
+    // The partitions in ascending order; one partition (a single event, a
+    // one-partition topic) costs no allocation.
+    let first_partition = items.first().map_or(0, |item| item.partition);
+    let mut several: Vec<u32> = Vec::new();
+    if items.iter().any(|item| item.partition != first_partition) {
+        several = items.iter().map(|item| item.partition).collect();
+        several.sort_unstable();
+        several.dedup();
+    }
+    let partitions: &[u32] = match (items.is_empty(), several.is_empty()) {
+        (true, _) => &[],
+        (false, true) => std::slice::from_ref(&first_partition),
+        (false, false) => &several,
+    };
+    let mut records: Vec<(i64, &[u8])> = Vec::with_capacity(items.len());
+    let mut indexes: Vec<usize> = Vec::with_capacity(items.len());
+    for &p in partitions {
         let log = logs
             .get(p as usize)
             .ok_or_else(|| Error::UnknownPartition {
