@@ -578,6 +578,10 @@ pub fn recovery_two_segments(data: &[u8], scratch: &Path) {
 
 /// Empties `dir` (creating it) and writes `files` (name, bytes) into it.
 /// Panics (a harness failure, not a finding) when the file system refuses.
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz harness that cannot write its scratch files must stop loudly"
+)]
 pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) {
     match fs::remove_dir_all(dir) {
         Ok(()) => {}

@@ -93,6 +93,10 @@
 //! simulated crashes) — never needed by a host. The layers and the path of
 //! an event through them: `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
+// Library code never panics on a `None` or an `Err`: it returns an error
+// naming what and where (tests may unwrap). Justified exceptions carry
+// `#[expect(clippy::expect_used, reason = ...)]`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
 // Layers, bottom up; a module imports only from the layers below it (see

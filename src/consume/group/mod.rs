@@ -208,6 +208,10 @@ impl Consumer {
         Ok(consumer)
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "coord is None only inside Drop, after which no method runs"
+    )]
     fn coord(&self) -> &Arc<Coordinator> {
         self.coord
             .as_ref()

@@ -276,6 +276,13 @@ impl Log {
 
     /// Refuses appends with [`Error::ObjectStore`] (op `"append"`, at
     /// `location`, for `reason`) from now on, or (`None`) accepts them again.
+    #[cfg_attr(
+        not(feature = "tier-s3"),
+        expect(
+            dead_code,
+            reason = "only the object-store warm tier (feature tier-s3) uses it"
+        )
+    )]
     pub(crate) fn refuse_appends(&self, refusal: Option<(String, String)>) {
         let refused = refusal.is_some();
         *self.shared.append_refusal.lock() = refusal;

@@ -33,7 +33,6 @@
 //! ```
 //! All integers are little-endian; timestamps are µs since the Unix epoch.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +41,6 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::storage::batch::BatchView;
-use crate::storage::io::Io;
 use crate::storage::le::{LeReader, i64_at, u16_at, u32_at, u64_at};
 
 /// First bytes of every archive segment.
@@ -642,6 +640,13 @@ impl Archive {
     /// `head` bytes and last `tail` bytes (at least from the block index to
     /// the end), checking them like [`Archive::open`]; `path` names it in
     /// errors, `fetcher` brings its blocks.
+    #[cfg_attr(
+        not(feature = "tier-s3"),
+        expect(
+            dead_code,
+            reason = "only the object-store warm tier (feature tier-s3) uses it"
+        )
+    )]
     pub(crate) fn open_recorded(
         path: &Path,
         len: u64,
@@ -667,6 +672,13 @@ impl Archive {
 
     /// Where the block index starts: the archive's bytes from here to its
     /// end are what [`Archive::open_recorded`] needs besides the header.
+    #[cfg_attr(
+        not(feature = "tier-s3"),
+        expect(
+            dead_code,
+            reason = "only the object-store warm tier (feature tier-s3) uses it"
+        )
+    )]
     pub(crate) fn index_position(&self) -> u64 {
         self.summary.index_position
     }
@@ -718,313 +730,9 @@ impl Archive {
     }
 }
 
-/// How the caller reads a record value's schema version for the footer's
-/// catalogue: `None` when the value carries none (counted in
-/// `undecoded_records`). The layer that knows the record format provides it,
-/// so the storage layer stays blind to values.
-pub(crate) type SchemaVersionOf = dyn Fn(&[u8]) -> Option<&str>;
+mod write;
 
-/// Everything a new archive needs to know besides the batches.
-#[derive(Clone)]
-pub(crate) struct ArchiveMeta<'a> {
-    /// Topic named in the footer.
-    pub topic: &'a str,
-    /// Partition named in the footer.
-    pub partition: u32,
-    /// Creation time named in the footer (µs since the epoch).
-    pub created_at: i64,
-    /// Reads each record's schema version for the footer's catalogue.
-    pub schema_version_of: &'a SchemaVersionOf,
-}
-
-impl std::fmt::Debug for ArchiveMeta<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArchiveMeta")
-            .field("topic", &self.topic)
-            .field("partition", &self.partition)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Writes an archive segment of `data` (a sealed segment's batches, offsets
-/// `base..next`) to `path` through `io`, then syncs it. Every batch is
-/// verified first: damaged data is never archived. Returns the summary.
-pub(crate) fn write_archive(
-    io: &Io,
-    path: &Path,
-    data: &[u8],
-    source: &Path,
-    base: u64,
-    meta: &ArchiveMeta<'_>,
-) -> Result<ArchiveSummary> {
-    let file = io.open_rw(path, true)?;
-    io.set_len(&file, path, 0)?;
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    header.extend_from_slice(&ARCHIVE_MAGIC);
-    header.extend_from_slice(&[ARCHIVE_VERSION, CODEC_ZSTD, 0, 0]);
-    io.write_at(&file, path, &header, 0)?;
-    let mut file_pos = HEADER_LEN as u64;
-    let mut blocks: Vec<BlockEntry> = Vec::new();
-    let mut schemas: BTreeSet<String> = BTreeSet::new();
-    let mut undecoded = 0u64;
-    let mut min_ts = i64::MAX;
-    let mut max_ts = i64::MIN;
-    let mut expect = base;
-    let mut compressor =
-        zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| Error::Compression {
-            path: path.to_path_buf(),
-            reason: format!("zstd compressor: {e}"),
-        })?;
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let block_start = pos;
-        let first_offset = expect;
-        let mut block_max = i64::MIN;
-        while pos < data.len() && pos - block_start < BLOCK_TARGET_BYTES {
-            let view = BatchView::parse(&data[pos..])
-                .map_err(|e| Error::corrupted(source, pos as u64, e.to_string()))?;
-            if view.header.base_offset != expect {
-                return Err(Error::corrupted(
-                    source,
-                    pos as u64,
-                    format!(
-                        "batch starts at offset {} where {expect} was expected",
-                        view.header.base_offset
-                    ),
-                ));
-            }
-            for r in view.records() {
-                min_ts = min_ts.min(r.timestamp);
-                match (meta.schema_version_of)(r.value) {
-                    Some(version) => {
-                        if !schemas.contains(version) {
-                            schemas.insert(version.to_owned());
-                        }
-                    }
-                    None => undecoded += 1,
-                }
-            }
-            block_max = block_max.max(view.header.max_timestamp);
-            expect = view.header.next_offset();
-            pos += view.header.length as usize;
-        }
-        let raw = &data[block_start..pos];
-        let compressed = compressor.compress(raw).map_err(|e| Error::Compression {
-            path: path.to_path_buf(),
-            reason: format!("zstd compression: {e}"),
-        })?;
-        io.write_at(&file, path, &compressed, file_pos)?;
-        blocks.push(BlockEntry {
-            first_offset,
-            last_offset: expect - 1,
-            max_timestamp: block_max,
-            position: file_pos,
-            compressed_len: compressed.len() as u32,
-            raw_len: raw.len() as u32,
-            crc: crc32fast::hash(&compressed),
-        });
-        file_pos += compressed.len() as u64;
-        max_ts = max_ts.max(block_max);
-    }
-    if blocks.is_empty() {
-        return Err(Error::invalid(
-            format!("archive of {}", source.display()),
-            "the segment holds no records",
-        ));
-    }
-    let mut index = Vec::with_capacity(blocks.len() * INDEX_ENTRY_LEN);
-    for b in &blocks {
-        b.encode(&mut index);
-    }
-    let summary = ArchiveSummary {
-        topic: meta.topic.to_owned(),
-        partition: meta.partition,
-        base_offset: base,
-        next_offset: expect,
-        min_timestamp: min_ts,
-        max_timestamp: max_ts,
-        record_count: expect - base,
-        raw_bytes: data.len() as u64,
-        block_count: blocks.len() as u32,
-        created_at: meta.created_at,
-        undecoded_records: undecoded,
-        schema_versions: schemas
-            .into_iter()
-            .filter(|v| v.len() <= u8::MAX as usize)
-            .take(u16::MAX as usize)
-            .collect(),
-        file_bytes: 0,
-        index_position: file_pos,
-        index_len: index.len() as u32,
-        index_crc: crc32fast::hash(&index),
-    };
-    let footer = summary.encode();
-    let mut tail = index;
-    tail.extend_from_slice(&footer);
-    tail.extend_from_slice(&(footer.len() as u32).to_le_bytes());
-    tail.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
-    tail.extend_from_slice(&[ARCHIVE_VERSION, CODEC_ZSTD, 0, 0]);
-    tail.extend_from_slice(&TRAILER_MAGIC);
-    io.write_at(&file, path, &tail, file_pos)?;
-    io.sync_all(&file, path)?;
-    Ok(ArchiveSummary {
-        file_bytes: file_pos + tail.len() as u64,
-        ..summary
-    })
-}
+pub(crate) use write::{ArchiveMeta, write_archive};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::batch::BatchEncoder;
-
-    /// An archive of `batches` (offsets from 0), as bytes.
-    fn archive(batches: &[Vec<(i64, Vec<u8>)>]) -> Vec<u8> {
-        archive_with(batches, &|_| None)
-    }
-
-    /// An archive of `batches` whose schema versions `schema_version_of` reads.
-    fn archive_with(
-        batches: &[Vec<(i64, Vec<u8>)>],
-        schema_version_of: &SchemaVersionOf,
-    ) -> Vec<u8> {
-        let mut data = Vec::new();
-        let mut next = 0u64;
-        for b in batches {
-            let mut enc = BatchEncoder::default();
-            enc.begin(next, next, Some(next as i64));
-            for (t, v) in b {
-                enc.push(*t, v);
-            }
-            data.extend_from_slice(enc.finish());
-            next += b.len() as u64;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.archive");
-        let meta = ArchiveMeta {
-            topic: "t.v1",
-            partition: 3,
-            created_at: 7,
-            schema_version_of,
-        };
-        let s = write_archive(&Io::default(), &path, &data, &path, 0, &meta).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(s.file_bytes, bytes.len() as u64);
-        bytes
-    }
-
-    fn sample() -> Vec<u8> {
-        // Two blocks: the first closes after the 300 KiB batch.
-        archive(&[
-            vec![(5, b"a".to_vec()), (3, b"bb".to_vec())],
-            vec![(9, vec![7u8; 300 << 10])],
-            vec![(4, vec![8u8; 100 << 10]), (11, Vec::new())],
-        ])
-    }
-
-    #[test]
-    fn round_trip_describes_itself() {
-        let bytes = sample();
-        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
-        assert_eq!((s.topic.as_str(), s.partition), ("t.v1", 3));
-        assert_eq!((s.base_offset, s.next_offset, s.record_count), (0, 5, 5));
-        assert_eq!((s.min_timestamp, s.max_timestamp), (3, 11));
-        assert_eq!((s.block_count, s.undecoded_records), (2, 5));
-        assert!(s.schema_versions.is_empty());
-    }
-
-    #[test]
-    fn the_footer_catalogues_the_schema_versions_the_caller_reads() {
-        // The writer never reads values itself: whatever the caller's
-        // reading says is catalogued, sorted and deduplicated; `None`s count
-        // as undecoded.
-        let bytes = archive_with(
-            &[vec![
-                (1, b"b:x".to_vec()),
-                (2, b"raw".to_vec()),
-                (3, b"a:y".to_vec()),
-                (4, b"b:z".to_vec()),
-            ]],
-            &|v: &[u8]| match v.first() {
-                Some(b'a') => Some("1.0"),
-                Some(b'b') => Some("2.1"),
-                _ => None,
-            },
-        );
-        let s = verify_bytes(&bytes, Path::new("x")).unwrap();
-        assert_eq!(s.schema_versions, ["1.0", "2.1"]);
-        assert_eq!(s.undecoded_records, 1);
-    }
-
-    #[test]
-    fn every_truncation_and_every_flipped_byte_is_an_error_never_a_panic() {
-        let bytes = sample();
-        for cut in 0..bytes.len() {
-            assert!(
-                verify_bytes(&bytes[..cut], Path::new("x")).is_err(),
-                "cut {cut}"
-            );
-        }
-        for at in (0..bytes.len()).step_by(7) {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= 0x10;
-            assert!(verify_bytes(&damaged, Path::new("x")).is_err(), "byte {at}");
-        }
-    }
-
-    #[test]
-    fn a_footer_cut_short_names_the_field_and_its_byte_in_the_file() {
-        let bytes = sample();
-        let len = bytes.len();
-        let footer_len = u32_at(&bytes, len - TRAILER_LEN).unwrap() as usize;
-        let footer_at = len - TRAILER_LEN - footer_len;
-        let footer = &bytes[footer_at..len - TRAILER_LEN];
-        // topic_len (2) + "t.v1" (4) + partition (4), then base_offset cut short.
-        let err =
-            ArchiveSummary::decode(&footer[..12], len as u64, Path::new("x"), footer_at as u64)
-                .unwrap_err();
-        let Error::Corrupted {
-            position, reason, ..
-        } = err
-        else {
-            panic!("expected corruption, got {err:?}");
-        };
-        assert_eq!(position, footer_at as u64 + 10);
-        assert!(reason.contains("footer base_offset"), "{reason}");
-    }
-
-    /// Fuzz finding: an index entry ending at offset u64::MAX (checksums
-    /// repaired) overflowed the offset chain instead of being refused.
-    #[test]
-    fn an_index_entry_at_the_top_of_the_offset_range_is_refused() {
-        let mut bytes = sample();
-        let len = bytes.len();
-        let footer_len = u32_at(&bytes, len - TRAILER_LEN).unwrap() as usize;
-        let footer_at = len - TRAILER_LEN - footer_len;
-        let s = ArchiveSummary::decode(
-            &bytes[footer_at..len - TRAILER_LEN],
-            len as u64,
-            Path::new("x"),
-            footer_at as u64,
-        )
-        .unwrap();
-        let entry = s.index_position as usize;
-        bytes[entry + E_LAST_AT..entry + E_LAST_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-        let index = &bytes[entry..entry + s.index_len as usize];
-        let repaired = ArchiveSummary {
-            index_crc: crc32fast::hash(index),
-            ..s
-        };
-        let footer = repaired.encode();
-        assert_eq!(footer.len(), footer_len);
-        bytes[footer_at..len - TRAILER_LEN].copy_from_slice(&footer);
-        let crc = crc32fast::hash(&footer).to_le_bytes();
-        bytes[len - TRAILER_LEN + T_FOOTER_CRC_AT..len - TRAILER_LEN + T_FOOTER_CRC_AT + 4]
-            .copy_from_slice(&crc);
-        let err = verify_bytes(&bytes, Path::new("x"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("block index entry 0"), "{err}");
-    }
-}
+mod tests;
