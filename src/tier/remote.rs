@@ -31,8 +31,9 @@ use crate::storage::archive::{
 };
 use crate::storage::segment::Segment;
 use crate::storage::warm::{archive_name, marker_name};
+use crate::tier::RemoteHandle;
+use crate::tier::maintain::PartitionJob;
 use crate::tier::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
-use crate::tier::{PartitionJob, RemoteHandle};
 
 /// First bytes of a marker file.
 pub const MARKER_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'M'];
