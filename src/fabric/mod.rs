@@ -99,6 +99,26 @@ struct Inner {
     state_faults: RwLock<Option<Arc<dyn crate::storage::io::FaultInjector>>>,
 }
 
+impl Inner {
+    /// The state of a fabric handle on `root`: a writer when it holds the
+    /// directory `lock`, a read-only view otherwise.
+    fn new(tiers: Tiers, root: PathBuf, config: FabricConfig, lock: Option<DirLock>) -> Inner {
+        Inner {
+            tiers,
+            root,
+            config,
+            read_only: lock.is_none(),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            _lock: lock,
+            groups: Default::default(),
+            guards: Default::default(),
+            handles: Default::default(),
+            state_faults: RwLock::new(None),
+        }
+    }
+}
+
 /// A fabric handle that does not keep the fabric open (for background threads).
 #[derive(Debug, Clone)]
 pub(crate) struct WeakFabric(std::sync::Weak<Inner>);
@@ -191,19 +211,12 @@ impl Fabric {
             }
         }
         let fabric = Fabric {
-            inner: Arc::new(Inner {
-                tiers: tiers_for(&root, &config, false)?,
+            inner: Arc::new(Inner::new(
+                tiers_for(&root, &config, false)?,
                 root,
                 config,
-                read_only: false,
-                topics: RwLock::new(BTreeMap::new()),
-                admin: Mutex::new(()),
-                _lock: Some(lock),
-                groups: Default::default(),
-                guards: Default::default(),
-                handles: Default::default(),
-                state_faults: RwLock::new(None),
-            }),
+                Some(lock),
+            )),
         };
         fabric.load_topics()?;
         crate::tier::recover_all(&fabric.inner.tiers, &fabric.topic_handles())?;
@@ -225,19 +238,12 @@ impl Fabric {
             return Err(Error::NotADataDir { path: root });
         }
         let fabric = Fabric {
-            inner: Arc::new(Inner {
-                tiers: tiers_for(&root, config, true)?,
+            inner: Arc::new(Inner::new(
+                tiers_for(&root, config, true)?,
                 root,
-                config: FabricConfig::default(),
-                read_only: true,
-                topics: RwLock::new(BTreeMap::new()),
-                admin: Mutex::new(()),
-                _lock: None,
-                groups: Default::default(),
-                guards: Default::default(),
-                handles: Default::default(),
-                state_faults: RwLock::new(None),
-            }),
+                FabricConfig::default(),
+                None,
+            )),
         };
         fabric.load_topics()?;
         Ok(fabric)
@@ -530,19 +536,12 @@ impl Fabric {
             });
         }
         let probe = Fabric {
-            inner: Arc::new(Inner {
-                tiers: tiers_for(root, &FabricConfig::default(), true)?,
-                root: root.to_path_buf(),
-                config: FabricConfig::default(),
-                read_only: true,
-                topics: RwLock::new(BTreeMap::new()),
-                admin: Mutex::new(()),
-                _lock: None,
-                groups: Default::default(),
-                guards: Default::default(),
-                handles: Default::default(),
-                state_faults: RwLock::new(None),
-            }),
+            inner: Arc::new(Inner::new(
+                tiers_for(root, &FabricConfig::default(), true)?,
+                root.to_path_buf(),
+                FabricConfig::default(),
+                None,
+            )),
         };
         let mut out = Vec::new();
         for name in probe.topic_names_on_disk()? {
