@@ -20,14 +20,13 @@ mod s3_support;
 use std::path::Path;
 use std::time::Instant;
 
-use bytes::Bytes;
 use common::bench_dir;
 use eventfabric::fixtures::{FixtureGenerator, FixtureKind};
 use eventfabric::{
     Envelope, Fabric, FabricConfig, FsyncPolicy, ObjectStoreConfig, RemoteWarmConfig, StartFrom,
     TopicConfig,
 };
-use s3_support::{Moto, credentials};
+use s3_support::{Moto, credentials, pattern};
 
 const TOPIC: &str = "bench.tiers.v1";
 const DAY_US: i64 = 86_400_000_000;
@@ -36,19 +35,6 @@ const RUNS: usize = 3;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-fn pattern(len: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
 }
 
 fn store_config(endpoint: &str) -> ObjectStoreConfig {

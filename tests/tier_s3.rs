@@ -14,20 +14,7 @@ use eventfabric::{
     ColdAction, Error, Fabric, FabricConfig, FsyncPolicy, RemoteArchiveCheck, RemoteStore,
     RemoteWarmConfig, S3Credentials, StartFrom, TopicConfig,
 };
-use s3_support::{Moto, Proxy, config, credentials, store};
-
-fn pattern(len: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
-}
+use s3_support::{Moto, Proxy, config, credentials, pattern, store};
 
 #[test]
 fn put_head_range_list_delete_round_trip() {

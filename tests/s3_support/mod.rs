@@ -296,3 +296,18 @@ fn pump(mut from: TcpStream, mut to: TcpStream, budget: Option<Budget>) {
     }
     let _ = to.shutdown(Shutdown::Write);
 }
+
+/// `len` pseudo-random bytes from `seed` (xorshift): incompressible object
+/// bodies, the same for a test and the bench.
+pub fn pattern(len: usize, seed: u64) -> bytes::Bytes {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
