@@ -158,7 +158,7 @@ impl Shared {
         let head = view
             .map
             .get(pos as usize..)
-            .map_or(&[][..], |r| &r[..r.len().min(batch::HEADER_LEN)]);
+            .map_or(&[][..], |r| r.get(..batch::HEADER_LEN).unwrap_or(r));
         if head.iter().all(|&b| b == 0) {
             return Ok(());
         }
@@ -219,8 +219,33 @@ pub(super) fn parse_batch_at<'a>(
     pos: u64,
     path: &Path,
 ) -> Result<BatchView<'a>> {
-    let region = &map[pos as usize..committed as usize];
+    let region = committed_region(map, pos, committed, path)?;
     BatchView::parse(region).map_err(|e| Error::corrupted(path, pos, e.to_string()))
+}
+
+/// Bytes `pos..committed` of a segment's map, or corruption at `pos` when
+/// the map does not hold them (a position or length read from a damaged file).
+pub(super) fn committed_region<'a>(
+    map: &'a [u8],
+    pos: u64,
+    committed: u64,
+    path: &Path,
+) -> Result<&'a [u8]> {
+    usize::try_from(pos)
+        .ok()
+        .zip(usize::try_from(committed).ok())
+        .and_then(|(from, to)| map.get(from..to))
+        .ok_or_else(|| {
+            Error::corrupted(
+                path,
+                pos,
+                format!(
+                    "batch position {pos} is not inside the committed {committed} bytes of a \
+                     {}-byte segment map",
+                    map.len()
+                ),
+            )
+        })
 }
 
 /// A verified batch handed out by [`Batches`]; shares the segment's map.
@@ -313,7 +338,7 @@ impl Batches {
             let view = seg.view()?;
             if self.position < view.committed_len {
                 let start = self.position;
-                let region = &view.map[start as usize..view.committed_len as usize];
+                let region = committed_region(&view.map, start, view.committed_len, &seg.path)?;
                 let header = batch::parse_header(region)
                     .map_err(|e| Error::corrupted(&seg.path, start, e.to_string()))?;
                 self.position += u64::from(header.length);
