@@ -741,6 +741,20 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_letter_is_refused_with_the_reason_never_read_as_zeros() {
+        let bytes = Bytes::from(encode(&letter(), 1_700_000_001_000_000).unwrap());
+        for cut in 4..bytes.len() {
+            let reason = decode(&bytes.slice(..cut), 2, 9).unwrap_err();
+            let expected = if cut < DLQ_HEADER_LEN {
+                "-byte header"
+            } else {
+                "checksum mismatch"
+            };
+            assert!(reason.contains(expected), "cut {cut}: {reason}");
+        }
+    }
+
+    #[test]
     fn reasons_round_trip_through_codes_and_names() {
         for r in DlqReason::ALL {
             assert_eq!(DlqReason::from_code(r.code()), Some(r));

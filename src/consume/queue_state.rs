@@ -506,4 +506,53 @@ mod tests {
             assert!(fold(&[bad], Path::new("x")).is_err());
         }
     }
+
+    /// The corruption of one test below: (file, byte, reason).
+    fn corruption(records: &[Vec<u8>], path: &Path) -> (std::path::PathBuf, u64, String) {
+        match fold(records, path) {
+            Err(Error::Corrupted {
+                path,
+                position,
+                reason,
+            }) => (path, position, reason),
+            other => panic!("expected Error::Corrupted, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cut_or_damaged_record_is_corruption_naming_file_record_and_byte() {
+        let path = Path::new("queues/q/billing.state");
+        let h = History {
+            attempts: 2,
+            first_failure: 1,
+            last_failure: 2,
+            retry_at: 3,
+            error: "timeout".into(),
+        };
+        let whole = history(4, 7, &h);
+        for cut in 0..whole.len() {
+            let cut_short = whole.get(..cut).unwrap().to_vec();
+            let (p, position, reason) = corruption(&[binding("t"), cut_short], path);
+            assert_eq!(p, path, "cut {cut}");
+            assert!(position <= cut as u64, "cut {cut}: byte {position}");
+            assert!(
+                reason.contains("queue state record 1"),
+                "cut {cut}: {reason}"
+            );
+        }
+        // version, kind, partition (bytes 2..6), delivered_to (6..14): a
+        // record cut inside delivered_to is reported at that field's byte,
+        // never read as 0.
+        let d = delivered(0, 10);
+        let (_, position, reason) = corruption(&[d.get(..9).unwrap().to_vec()], path);
+        assert_eq!(position, 6, "{reason}");
+        assert!(reason.contains("delivered_to"), "{reason}");
+        // An unknown kind is named at its own byte; trailing bytes after them.
+        let (_, position, _) = corruption(&[vec![QUEUE_STATE_VERSION, 9, 0, 0, 0, 0]], path);
+        assert_eq!(position, 1);
+        let mut long = d.clone();
+        long.push(0);
+        let (_, position, reason) = corruption(&[long], path);
+        assert_eq!(position, d.len() as u64, "{reason}");
+    }
 }

@@ -366,6 +366,29 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_record_is_corruption_naming_the_file_never_zeros() {
+        let record = CursorRecord {
+            snapshot: false,
+            expired: 1,
+            positions: vec![(2, 40)],
+            ids: vec![(Uuid::from_u128(9), 1, 77)],
+        };
+        let bytes = encode(&record);
+        let path = Path::new("groups/g/t.cursors");
+        for cut in 0..bytes.len() {
+            match decode(bytes.get(..cut).unwrap(), path, 4) {
+                Err(Error::Corrupted {
+                    path: p, reason, ..
+                }) => {
+                    assert_eq!(p, path, "cut {cut}");
+                    assert!(reason.contains("cursor record 4"), "cut {cut}: {reason}");
+                }
+                other => panic!("cut {cut}: expected Error::Corrupted, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn commits_survive_reopen_and_compaction() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();

@@ -441,3 +441,33 @@ impl Iterator for Records {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_position_outside_the_committed_map_is_corruption_at_that_byte() {
+        let map = [0u8; 100];
+        let path = Path::new("00000000000000000000.log");
+        assert_eq!(committed_region(&map, 10, 40, path).unwrap().len(), 30);
+        for (pos, committed) in [(10, 101), (60, 40), (u64::MAX, 100)] {
+            match committed_region(&map, pos, committed, path) {
+                Err(Error::Corrupted {
+                    path: p,
+                    position,
+                    reason,
+                }) => {
+                    assert_eq!((p.as_path(), position), (path, pos));
+                    assert!(reason.contains("100-byte segment map"), "{reason}");
+                }
+                other => panic!("{pos}..{committed}: expected Error::Corrupted, got {other:?}"),
+            }
+        }
+        let err = parse_batch_at(&Bytes::from_static(&[0; 8]), 8, 9, path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupted { position: 9, .. }),
+            "{err:?}"
+        );
+    }
+}
