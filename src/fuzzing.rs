@@ -13,6 +13,13 @@
 //! The byte layouts repeated here (batch, footer, checkpoint, archive,
 //! snapshot) are used only to *repair checksums* of fuzzer-made inputs, so
 //! mutations reach the code behind the CRC checks; never to judge results.
+//! Their integer fields are read through `storage::le`, like the library's.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "a fuzz harness behind `failpoints`, not host code: its checksum fixers and \
+              oracles slice regions their own loops just bounded, and a panic in it is a \
+              reported finding, which is what a harness is for"
+)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,6 +29,7 @@ use bytes::Bytes;
 
 use crate::envelope::{EnvelopeHead, EnvelopeRef};
 use crate::storage::batch::{BatchEncoder, BatchView, HEADER_LEN, parse_header};
+use crate::storage::le;
 use crate::{Durability, Log, LogConfig, ReadLimit, RecoveryMode};
 
 const PATH: &str = "fuzz-input";
@@ -238,13 +246,13 @@ pub fn archive_decode(data: &[u8]) {
 }
 
 fn le_u16(b: &[u8], at: usize) -> Option<usize> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as usize)
+    le::u16_at(b, at).map(usize::from)
 }
 fn le_u32(b: &[u8], at: usize) -> Option<usize> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    le::u32_at(b, at).and_then(|v| usize::try_from(v).ok())
 }
 fn le_u64(b: &[u8], at: usize) -> Option<usize> {
-    usize::try_from(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?)).ok()
+    le::u64_at(b, at).and_then(|v| usize::try_from(v).ok())
 }
 
 /// Rewrites the block CRCs, the index CRC and the footer CRC to match the
@@ -594,10 +602,6 @@ pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -619,7 +623,8 @@ pub fn fix_segment(seg: &mut [u8], index: Option<&[u8]>) {
     while p + FOOTER_LEN <= seg.len() {
         if seg[p..p + 4] == FOOTER_MAGIC {
             let f = &mut seg[p..p + FOOTER_LEN];
-            if let Some((len, crc)) = index_ref(u32_at(f, 52), index) {
+            if let Some((len, crc)) = le::u32_at(f, 52).and_then(|stated| index_ref(stated, index))
+            {
                 put_u32(f, 52, len);
                 put_u32(f, 48, crc);
             }
@@ -634,7 +639,9 @@ pub fn fix_segment(seg: &mut [u8], index: Option<&[u8]>) {
         .filter(|&p| seg[p..p + 4] == BATCH_MAGIC)
         .collect();
     for &p in starts.iter().rev() {
-        let len = u32_at(seg, p + 8) as usize;
+        let Some(len) = le::u32_at(seg, p + 8).map(|len| len as usize) else {
+            continue;
+        };
         if len >= HEADER_LEN && len <= seg.len() - p {
             let crc = crc32fast::hash(&seg[p + 16..p + len]);
             put_u32(seg, p + 12, crc);
@@ -647,7 +654,7 @@ pub fn fix_checkpoint(cp: &mut [u8], index: Option<&[u8]>) {
     if cp.len() != CHECKPOINT_LEN {
         return;
     }
-    if let Some((len, crc)) = index_ref(u32_at(cp, 44), index) {
+    if let Some((len, crc)) = le::u32_at(cp, 44).and_then(|stated| index_ref(stated, index)) {
         put_u32(cp, 44, len);
         put_u32(cp, 48, crc);
     }

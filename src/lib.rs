@@ -93,10 +93,16 @@
 //! simulated crashes) — never needed by a host. The layers and the path of
 //! an event through them: `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
-// Library code never panics on a `None` or an `Err`: it returns an error
-// naming what and where (tests may unwrap). Justified exceptions carry
-// `#[expect(clippy::expect_used, reason = ...)]`.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Library code never panics on a `None`, an `Err` or an index past the end
+// of a slice: it returns an error naming what and where (tests may unwrap
+// and index). Bytes from files are read through `storage::le` (bounds-checked,
+// `Error::Corrupted` with file and byte). Justified exceptions carry
+// `#[expect(clippy::expect_used | clippy::indexing_slicing, reason = ...)]`
+// on the smallest item, stating the invariant.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 #![warn(missing_docs)]
 
 // Layers, bottom up; a module imports only from the layers below it (see

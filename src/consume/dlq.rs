@@ -276,7 +276,9 @@ pub(crate) fn encode(letter: &DeadLetter, dead_at: i64) -> Result<Vec<u8>> {
         return Err(too_long("consumer name", queue.len(), u16::MAX.into()));
     }
     // Error texts are evidence, not payload: keep them bounded.
-    let error = &error[..floor_char_boundary(&letter.error, 64 << 10)];
+    let error = error
+        .get(..floor_char_boundary(&letter.error, 64 << 10))
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(
         DLQ_HEADER_LEN + topic.len() + queue.len() + error.len() + letter.envelope.len(),
     );
@@ -302,17 +304,23 @@ pub(crate) fn encode(letter: &DeadLetter, dead_at: i64) -> Result<Vec<u8>> {
     out.extend_from_slice(queue);
     out.extend_from_slice(error);
     out.extend_from_slice(&letter.envelope);
-    let crc = record_crc(&out);
-    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = record_crc(&out).unwrap_or_default();
+    if let Some(slot) = out.get_mut(CRC_AT..ATTEMPTS_AT) {
+        // Always there: `out` holds a whole header (asserted above).
+        slot.copy_from_slice(&crc.to_le_bytes());
+    }
     Ok(out)
 }
 
-/// CRC-32 of everything but the CRC field itself.
-fn record_crc(record: &[u8]) -> u32 {
+/// CRC-32 of everything but the CRC field itself; `None` when `record` is
+/// shorter than the bytes up to the CRC field's end.
+fn record_crc(record: &[u8]) -> Option<u32> {
+    let (before, rest) = record.split_at_checked(CRC_AT)?;
+    let after = rest.get(ATTEMPTS_AT - CRC_AT..)?;
     let mut h = crc32fast::Hasher::new();
-    h.update(&record[..CRC_AT]);
-    h.update(&record[ATTEMPTS_AT..]);
-    h.finalize()
+    h.update(before);
+    h.update(after);
+    Some(h.finalize())
 }
 
 fn floor_char_boundary(s: &str, max: usize) -> usize {
@@ -335,70 +343,76 @@ pub(crate) fn decode(
     if !is_dead_letter(b) {
         return Err("not a dead-letter record (magic EFDL missing)".into());
     }
-    if b.len() < DLQ_HEADER_LEN {
+    let Some(header) = b.first_chunk::<DLQ_HEADER_LEN>() else {
         return Err(format!(
             "{} bytes is shorter than the {DLQ_HEADER_LEN}-byte header",
             b.len()
         ));
-    }
-    if b[VERSION_AT] != DLQ_VERSION {
+    };
+    if header[VERSION_AT] != DLQ_VERSION {
         return Err(format!(
             "dead-letter version {}; this build reads version {DLQ_VERSION}",
-            b[VERSION_AT]
+            header[VERSION_AT]
         ));
     }
-    // Every field below lies within the header, whose length was checked;
-    // a read past the end still cannot panic (it reads as 0 and then fails
-    // the checksum or the length sum).
-    let u16_at = |at: usize| usize::from(le::u16_at(b, at).unwrap_or(0));
-    let u32_at = |at: usize| le::u32_at(b, at).unwrap_or(0);
-    let u64_at = |at: usize| le::u64_at(b, at).unwrap_or(0);
-    let crc = u32_at(CRC_AT);
-    if record_crc(b) != crc {
+    // Every field lies within the header, whose length was checked; a read
+    // that still came up short is an error naming the field and its byte,
+    // never a default value.
+    let cut = |what: &str, at: usize| format!("the {what} field at byte {at} is cut short");
+    let u16_at = |what, at| {
+        le::u16_at(header, at)
+            .map(usize::from)
+            .ok_or_else(|| cut(what, at))
+    };
+    let u32_at = |what, at| le::u32_at(header, at).ok_or_else(|| cut(what, at));
+    let u64_at = |what, at| le::u64_at(header, at).ok_or_else(|| cut(what, at));
+    let crc = u32_at("crc", CRC_AT)?;
+    if record_crc(b) != Some(crc) {
         return Err("checksum mismatch".into());
     }
-    if b[RESERVED_AT..CRC_AT] != [0, 0] {
+    if header[RESERVED_AT..CRC_AT] != [0, 0] {
         return Err("reserved bytes are not zero".into());
     }
-    let reason = DlqReason::from_code(b[REASON_AT])
-        .ok_or_else(|| format!("unknown reason code {}", b[REASON_AT]))?;
+    let reason = DlqReason::from_code(header[REASON_AT])
+        .ok_or_else(|| format!("unknown reason code {}", header[REASON_AT]))?;
     let lens = [
-        u16_at(TOPIC_LEN_AT),
-        u16_at(QUEUE_LEN_AT),
-        u32_at(ERROR_LEN_AT) as usize,
-        u32_at(ENVELOPE_LEN_AT) as usize,
+        u16_at("topic length", TOPIC_LEN_AT)?,
+        u16_at("consumer length", QUEUE_LEN_AT)?,
+        u32_at("error length", ERROR_LEN_AT)? as usize,
+        u32_at("envelope length", ENVELOPE_LEN_AT)? as usize,
     ];
     if DLQ_HEADER_LEN + lens.iter().sum::<usize>() != b.len() {
         return Err("the field lengths do not add up to the record length".into());
     }
+    // The lengths add up to the record: each range below lies inside it.
     let mut at = DLQ_HEADER_LEN;
-    let mut take = |len: usize| {
+    let [topic, queue, error, envelope] = lens.map(|len| {
         let r = at..at + len;
         at += len;
         r
-    };
-    let (topic, queue, error, envelope) =
-        (take(lens[0]), take(lens[1]), take(lens[2]), take(lens[3]));
+    });
     let text = |r: std::ops::Range<usize>, what: &str| {
-        String::from_utf8(b[r].to_vec()).map_err(|_| format!("the {what} is not UTF-8"))
+        let bytes = b.get(r.clone()).ok_or_else(|| cut(what, r.start))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("the {what} is not UTF-8"))
     };
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(&b[SHA_AT..SHA_AT + 32]);
+    let sha: [u8; 32] = header[SHA_AT..SHA_AT + 32]
+        .try_into()
+        .map_err(|_| cut("payload_sha256", SHA_AT))?;
     Ok(DlqEntry {
         dlq_partition,
         dlq_offset,
-        dead_lettered_micros: u64_at(DEAD_AT) as i64,
+        dead_lettered_micros: u64_at("dead_lettered_at", DEAD_AT)? as i64,
         payload_sha256: sha,
         letter: DeadLetter {
             reason,
             error: text(error, "error text")?,
-            attempts: u32_at(ATTEMPTS_AT),
-            first_failure_micros: u64_at(FIRST_FAILURE_AT) as i64,
-            last_failure_micros: u64_at(LAST_FAILURE_AT) as i64,
+            attempts: u32_at("attempts", ATTEMPTS_AT)?,
+            first_failure_micros: u64_at("first_failure_at", FIRST_FAILURE_AT)? as i64,
+            last_failure_micros: u64_at("last_failure_at", LAST_FAILURE_AT)? as i64,
             topic: text(topic, "topic name")?,
-            partition: u32_at(PARTITION_AT),
-            offset: u64_at(OFFSET_AT),
-            timestamp: u64_at(TIMESTAMP_AT) as i64,
+            partition: u32_at("original partition", PARTITION_AT)?,
+            offset: u64_at("original offset", OFFSET_AT)?,
+            timestamp: u64_at("original timestamp", TIMESTAMP_AT)? as i64,
             consumer: text(queue, "consumer name")?,
             envelope: value.slice(envelope),
         },
@@ -724,6 +738,20 @@ mod tests {
             );
         }
         assert!(decode(&bytes.slice(..bytes.len() - 1), 2, 9).is_err());
+    }
+
+    #[test]
+    fn a_cut_letter_is_refused_with_the_reason_never_read_as_zeros() {
+        let bytes = Bytes::from(encode(&letter(), 1_700_000_001_000_000).unwrap());
+        for cut in 4..bytes.len() {
+            let reason = decode(&bytes.slice(..cut), 2, 9).unwrap_err();
+            let expected = if cut < DLQ_HEADER_LEN {
+                "-byte header"
+            } else {
+                "checksum mismatch"
+            };
+            assert!(reason.contains(expected), "cut {cut}: {reason}");
+        }
     }
 
     #[test]

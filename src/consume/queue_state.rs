@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::storage::le::LeReader;
 
 /// Version byte leading every queue state record.
 pub(crate) const QUEUE_STATE_VERSION: u8 = 1;
@@ -228,7 +229,7 @@ fn put_history(out: &mut Vec<u8>, offset: u64, h: &History) {
         cut -= 1;
     }
     out.extend_from_slice(&(cut as u32).to_le_bytes());
-    out.extend_from_slice(&h.error.as_bytes()[..cut]);
+    out.extend_from_slice(h.error.get(..cut).unwrap_or_default().as_bytes());
 }
 
 /// The history of one message (replaces any earlier one).
@@ -258,61 +259,60 @@ pub(crate) fn snapshot<'a>(
     out
 }
 
+/// Reads the variable-length parts of a queue state record on top of the
+/// crate's one bounds-checked reader: every short or malformed field is an
+/// [`Error::Corrupted`] at its byte, never a default.
 struct Parser<'a> {
-    bytes: &'a [u8],
+    r: LeReader<'a>,
 }
 
-impl Parser<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (h, t) = self.bytes.split_first_chunk::<N>()?;
-        self.bytes = t;
-        Some(*h)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_le_bytes)
-    }
-    fn varint(&mut self) -> Option<u64> {
+impl<'a> Parser<'a> {
+    fn varint(&mut self, field: &str) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let [b] = self.take::<1>()?;
-            v |= u64::from(b & 0x7F).checked_shl(shift)?;
+            let b = self.r.u8(field)?;
+            v |= u64::from(b & 0x7F).checked_shl(shift).ok_or_else(|| {
+                self.r
+                    .corrupted(format!("{field}: varint overflows 64 bits"))
+            })?;
             if b & 0x80 == 0 {
-                return Some(v);
+                return Ok(v);
             }
         }
-        None
+        Err(self
+            .r
+            .corrupted(format!("{field}: varint longer than 10 bytes")))
     }
     /// Decodes runs as `(start, end)` pairs. Each run costs the same to
     /// apply whatever its length, so a corrupt length cannot make recovery
     /// allocate in proportion to it.
-    fn runs(&mut self, mut each: impl FnMut(u64, u64)) -> Option<()> {
-        let count = self.varint()?;
+    fn runs(&mut self, mut each: impl FnMut(u64, u64)) -> Result<()> {
+        let count = self.varint("run count")?;
         let mut end = 0u64;
         for _ in 0..count {
-            let start = end.checked_add(self.varint()?)?;
-            let len = self.varint()?;
-            end = start.checked_add(len)?;
+            let overflow = |r: &LeReader<'a>| r.corrupted("acked run overflows u64");
+            let start = end
+                .checked_add(self.varint("run gap")?)
+                .ok_or_else(|| overflow(&self.r))?;
+            let len = self.varint("run length")?;
+            end = start.checked_add(len).ok_or_else(|| overflow(&self.r))?;
             each(start, end);
         }
-        Some(())
+        Ok(())
     }
-    fn history(&mut self) -> Option<(u64, History)> {
-        let offset = self.u64()?;
-        let attempts = self.u32()?;
-        let first_failure = self.i64()?;
-        let last_failure = self.i64()?;
-        let retry_at = self.i64()?;
-        let len = self.u32()? as usize;
-        let text = self.bytes.get(..len)?;
-        self.bytes = &self.bytes[len..];
-        let error = String::from_utf8(text.to_vec()).ok()?;
-        Some((
+    fn history(&mut self) -> Result<(u64, History)> {
+        let r = &mut self.r;
+        let offset = r.u64("history offset")?;
+        let attempts = r.u32("history attempts")?;
+        let first_failure = r.i64("history first_failure")?;
+        let last_failure = r.i64("history last_failure")?;
+        let retry_at = r.i64("history retry_at")?;
+        let len = r.u32("history error length")? as usize;
+        let at = r.position();
+        let text = r.bytes(len, "history error text")?;
+        let error = String::from_utf8(text.to_vec())
+            .map_err(|_| r.corrupted_at(at, "history error text is not UTF-8"))?;
+        Ok((
             offset,
             History {
                 attempts,
@@ -325,20 +325,27 @@ impl Parser<'_> {
     }
 }
 
-/// Folds the payloads of a queue state log, in file order.
+/// Folds the payloads of a queue state log, in file order. A malformed
+/// payload is [`Error::Corrupted`] naming the file, the record and the byte
+/// within its payload where the bad field starts.
 pub(crate) fn fold(records: &[Vec<u8>], path: &Path) -> Result<Persisted> {
     let mut state = Persisted::default();
     for (i, record) in records.iter().enumerate() {
-        apply(&mut state, record).ok_or_else(|| {
-            Error::corrupted(
+        apply(&mut state, record, path).map_err(|e| match e {
+            Error::Corrupted {
                 path,
-                0,
-                format!(
-                    "queue state record {i} ({} bytes) is malformed: unknown version or kind, or \
-                     truncated fields, inside an intact state-log record",
+                position,
+                reason,
+            } => Error::Corrupted {
+                path,
+                position,
+                reason: format!(
+                    "queue state record {i} ({} bytes, inside an intact state-log record) is \
+                     malformed at byte {position} of its payload: {reason}",
                     record.len()
                 ),
-            )
+            },
+            other => other,
         })?;
     }
     for p in state.partitions.values_mut() {
@@ -347,24 +354,33 @@ pub(crate) fn fold(records: &[Vec<u8>], path: &Path) -> Result<Persisted> {
     Ok(state)
 }
 
-fn apply(state: &mut Persisted, record: &[u8]) -> Option<()> {
-    let mut p = Parser { bytes: record };
-    let [version, kind] = p.take::<2>()?;
+fn apply(state: &mut Persisted, record: &[u8], path: &Path) -> Result<()> {
+    let mut p = Parser {
+        r: LeReader::new(record, path, 0),
+    };
+    let version = p.r.u8("queue state version")?;
     if version != QUEUE_STATE_VERSION {
-        return None;
+        return Err(p.r.corrupted_at(
+            0,
+            format!("unknown version {version}; this build reads {QUEUE_STATE_VERSION}"),
+        ));
     }
+    let kind = p.r.u8("queue state record kind")?;
     if kind == KIND_BINDING {
-        state.topic = Some(String::from_utf8(p.bytes.to_vec()).ok()?);
-        return Some(());
+        let name = p.r.bytes(p.r.remaining(), "topic binding")?;
+        let topic = String::from_utf8(name.to_vec())
+            .map_err(|_| p.r.corrupted_at(2, "the bound topic name is not UTF-8"))?;
+        state.topic = Some(topic);
+        return Ok(());
     }
-    let partition = p.u32()?;
+    let partition = p.r.u32("partition")?;
     let part = state.partitions.entry(partition).or_default();
     match kind {
         KIND_ACKS => {
             p.runs(|start, end| part.mark_done_range(start, end))?;
         }
         KIND_DELIVERED => {
-            part.delivered_to = part.delivered_to.max(p.u64()?);
+            part.delivered_to = part.delivered_to.max(p.r.u64("delivered_to")?);
         }
         KIND_HISTORY => {
             let (offset, h) = p.history()?;
@@ -372,20 +388,23 @@ fn apply(state: &mut Persisted, record: &[u8]) -> Option<()> {
         }
         KIND_SNAPSHOT => {
             let mut fresh = PartitionState {
-                floor: p.u64()?,
-                delivered_to: p.u64()?,
+                floor: p.r.u64("snapshot floor")?,
+                delivered_to: p.r.u64("snapshot delivered_to")?,
                 ..PartitionState::default()
             };
             p.runs(|start, end| fresh.acked.insert_range(start, end))?;
-            for _ in 0..p.u32()? {
+            for _ in 0..p.r.u32("snapshot history count")? {
                 let (offset, h) = p.history()?;
                 fresh.history.insert(offset, h);
             }
             *part = fresh;
         }
-        _ => return None,
+        _ => return Err(p.r.corrupted_at(1, format!("unknown record kind {kind}"))),
     }
-    p.bytes.is_empty().then_some(())
+    match p.r.remaining() {
+        0 => Ok(()),
+        extra => Err(p.r.corrupted(format!("{extra} bytes after the last field"))),
+    }
 }
 
 #[cfg(test)]
@@ -486,5 +505,54 @@ mod tests {
         ] {
             assert!(fold(&[bad], Path::new("x")).is_err());
         }
+    }
+
+    /// The corruption of one test below: (file, byte, reason).
+    fn corruption(records: &[Vec<u8>], path: &Path) -> (std::path::PathBuf, u64, String) {
+        match fold(records, path) {
+            Err(Error::Corrupted {
+                path,
+                position,
+                reason,
+            }) => (path, position, reason),
+            other => panic!("expected Error::Corrupted, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cut_or_damaged_record_is_corruption_naming_file_record_and_byte() {
+        let path = Path::new("queues/q/billing.state");
+        let h = History {
+            attempts: 2,
+            first_failure: 1,
+            last_failure: 2,
+            retry_at: 3,
+            error: "timeout".into(),
+        };
+        let whole = history(4, 7, &h);
+        for cut in 0..whole.len() {
+            let cut_short = whole.get(..cut).unwrap().to_vec();
+            let (p, position, reason) = corruption(&[binding("t"), cut_short], path);
+            assert_eq!(p, path, "cut {cut}");
+            assert!(position <= cut as u64, "cut {cut}: byte {position}");
+            assert!(
+                reason.contains("queue state record 1"),
+                "cut {cut}: {reason}"
+            );
+        }
+        // version, kind, partition (bytes 2..6), delivered_to (6..14): a
+        // record cut inside delivered_to is reported at that field's byte,
+        // never read as 0.
+        let d = delivered(0, 10);
+        let (_, position, reason) = corruption(&[d.get(..9).unwrap().to_vec()], path);
+        assert_eq!(position, 6, "{reason}");
+        assert!(reason.contains("delivered_to"), "{reason}");
+        // An unknown kind is named at its own byte; trailing bytes after them.
+        let (_, position, _) = corruption(&[vec![QUEUE_STATE_VERSION, 9, 0, 0, 0, 0]], path);
+        assert_eq!(position, 1);
+        let mut long = d.clone();
+        long.push(0);
+        let (_, position, reason) = corruption(&[long], path);
+        assert_eq!(position, d.len() as u64, "{reason}");
     }
 }

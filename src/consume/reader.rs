@@ -388,9 +388,7 @@ impl Reader {
     /// caught up for now). The fast path for consumers that look at
     /// envelope fields through [`RawEvent::envelope`].
     pub fn next_raw(&mut self) -> Option<Result<RawEvent>> {
-        while self.current < self.cursors.len() {
-            let i = self.current;
-            let cursor = &mut self.cursors[i];
+        while let Some(cursor) = self.cursors.get_mut(self.current) {
             if self.durable_only && cursor.next >= cursor.log.durable_offset() {
                 self.current += 1;
                 continue;

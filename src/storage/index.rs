@@ -64,7 +64,13 @@ impl<'a> IndexView<'a> {
         self.entries.len()
     }
 
-    pub(crate) fn get(&self, i: usize) -> IndexEntry {
+    /// Entry `i`; callers are the searches below, which only probe `i < len()`.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "every caller is a search over 0..len() that probes only indexes below len(); \
+                  an Option here would put an unreachable branch on the point-read path"
+    )]
+    fn get(&self, i: usize) -> IndexEntry {
         IndexEntry::decode(&self.entries[i])
     }
 

@@ -179,8 +179,9 @@ impl Io {
                 ));
             }
             Some(Fault::Torn(n)) => {
-                let n = n.min(buf.len());
-                file.write_all_at(&buf[..n], pos)
+                // The first `n` bytes, or all of them when fewer.
+                let torn = buf.get(..n).unwrap_or(buf);
+                file.write_all_at(torn, pos)
                     .map_err(|e| Error::io("write", path, e))?;
                 return Err(Error::io(
                     "write",
@@ -369,7 +370,7 @@ fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     let mut pos = from;
     while pos < to {
         let n = ((to - pos) as usize).min(zeros.len());
-        file.write_all_at(&zeros[..n], pos)
+        file.write_all_at(zeros.get(..n).unwrap_or(&zeros), pos)
             .map_err(|e| no_space_or_io(e, path, to, "write zeros to"))?;
         pos += n as u64;
     }

@@ -123,6 +123,11 @@ impl<'a> LeReader<'a> {
     pub(crate) fn corrupted(&self, reason: impl Into<String>) -> Error {
         Error::corrupted(self.path, self.position(), reason)
     }
+
+    /// A corruption error at `position` of the file (a field read earlier).
+    pub(crate) fn corrupted_at(&self, position: u64, reason: impl Into<String>) -> Error {
+        Error::corrupted(self.path, position, reason)
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 fn recorded_pid(file: &File) -> u32 {
     let mut buf = [0u8; 32];
     let n = file.read_at(&mut buf, 0).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n])
+    String::from_utf8_lossy(buf.get(..n).unwrap_or_default())
         .trim()
         .parse()
         .unwrap_or(0)

@@ -70,7 +70,7 @@ impl Footer {
 
     /// Decodes a footer; `None` unless magic, version, length and CRC all hold.
     pub(crate) fn decode(b: &[u8]) -> Option<Footer> {
-        let b = b.get(..FOOTER_LEN)?;
+        let b = b.first_chunk::<FOOTER_LEN>()?;
         if b[F_MAGIC_AT..F_MAGIC_AT + 4] != FOOTER_MAGIC
             || b[F_VERSION_AT] != FOOTER_VERSION
             || b[F_RESERVED_AT..F_RESERVED_AT + 3] != [0, 0, 0]
@@ -145,7 +145,7 @@ pub(crate) fn scan(
     let mut pos = from as usize;
     let mut next = next_offset;
     loop {
-        let rest = &bytes[pos.min(bytes.len())..];
+        let rest = bytes.get(pos..).unwrap_or_default();
         if rest.is_empty() || rest.iter().take(batch::HEADER_LEN).all(|&b| b == 0) {
             // The end of data, or the start of zero-filled (reserved) space.
             return Scan {
@@ -245,11 +245,13 @@ pub(crate) fn find_durable_batch_after(
 ) -> Option<LaterBatch> {
     let mut pos = from as usize + 1;
     while pos + batch::HEADER_LEN <= bytes.len() {
-        let found = bytes[pos..]
+        let found = bytes
+            .get(pos..)?
             .windows(4)
             .position(|w| w == BATCH_MAGIC)
             .map(|p| pos + p)?;
-        if let Ok(view) = BatchView::parse(&bytes[found..])
+        if let Some(candidate) = bytes.get(found..)
+            && let Ok(view) = BatchView::parse(candidate)
             && view.header.base_offset > damaged_offset
             && view.header.durable_offset > damaged_offset
         {

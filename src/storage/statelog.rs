@@ -245,13 +245,16 @@ fn encode_record(out: &mut Vec<u8>, payload: &[u8], synced_before: u64, path: &P
             ),
         ));
     }
-    let start = out.len();
-    out.extend_from_slice(&RECORD_MAGIC);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&synced_before.to_le_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    let synced_before = synced_before.to_le_bytes();
+    // The CRC covers the 16 header bytes before it, then the payload.
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&out[start..start + 16]);
-    crc.update(payload);
+    for part in [&RECORD_MAGIC[..], &len, &synced_before, payload] {
+        crc.update(part);
+    }
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&synced_before);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(payload);
     Ok(())
@@ -305,7 +308,7 @@ pub(crate) fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>> {
 }
 
 fn parse_file_header(bytes: &[u8], path: &Path) -> Result<u64> {
-    if bytes.len() < FILE_HEADER_LEN || bytes[..4] != FILE_MAGIC {
+    if bytes.len() < FILE_HEADER_LEN || !bytes.starts_with(&FILE_MAGIC) {
         return Err(Error::corrupted(
             path,
             0,
@@ -325,9 +328,9 @@ fn parse_file_header(bytes: &[u8], path: &Path) -> Result<u64> {
     r.u64("state log generation")
 }
 
-/// An intact record at `pos`: its payload range and `synced_before`.
-fn record_at(bytes: &[u8], pos: usize) -> Option<(std::ops::Range<usize>, u64)> {
-    let header = bytes.get(pos..pos + RECORD_HEADER_LEN)?;
+/// An intact record at `pos`: its payload, where it ends, and `synced_before`.
+fn record_at(bytes: &[u8], pos: usize) -> Option<(&[u8], usize, u64)> {
+    let header = bytes.get(pos..)?.first_chunk::<RECORD_HEADER_LEN>()?;
     if header[..4] != RECORD_MAGIC {
         return None;
     }
@@ -337,12 +340,13 @@ fn record_at(bytes: &[u8], pos: usize) -> Option<(std::ops::Range<usize>, u64)> 
     }
     let synced_before = u64_at(header, 8)?;
     let stored_crc = u32_at(header, 16)?;
-    let body = pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + len;
-    let payload = bytes.get(body.clone())?;
+    let body_start = pos.checked_add(RECORD_HEADER_LEN)?;
+    let end = body_start.checked_add(len)?;
+    let payload = bytes.get(body_start..end)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header[..16]);
     crc.update(payload);
-    (crc.finalize() == stored_crc).then_some((body, synced_before))
+    (crc.finalize() == stored_crc).then_some((payload, end, synced_before))
 }
 
 /// Parses records after the header; returns them and the end of the intact
@@ -353,15 +357,15 @@ fn parse_records(bytes: &[u8], path: &Path) -> Result<(Vec<Vec<u8>>, u64)> {
     let mut pos = FILE_HEADER_LEN;
     while pos < bytes.len() {
         match record_at(bytes, pos) {
-            Some((body, _)) => {
-                records.push(bytes[body.clone()].to_vec());
-                pos = body.end;
+            Some((payload, end, _)) => {
+                records.push(payload.to_vec());
+                pos = end;
             }
             None => {
                 let vouched = (pos + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
-                    .filter(|&q| bytes[q..q + 4] == RECORD_MAGIC)
+                    .filter(|&q| bytes.get(q..).is_some_and(|b| b.starts_with(&RECORD_MAGIC)))
                     .filter_map(|q| record_at(bytes, q))
-                    .any(|(_, synced_before)| synced_before > pos as u64);
+                    .any(|(_, _, synced_before)| synced_before > pos as u64);
                 if vouched {
                     return Err(Error::corrupted(
                         path,

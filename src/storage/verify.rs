@@ -258,8 +258,8 @@ fn check_active_checkpoint(
         report.checkpoint_contradicted = true;
         return;
     }
-    if !damage_before {
-        let prefix = &map[..c.trusted_len as usize];
+    // `trusted_len` fits in the map (checked above).
+    if !damage_before && let Some(prefix) = map.get(..c.trusted_len as usize) {
         let upto = segment::scan(prefix, base, 0, base, &mut IndexBuilder::new(4096), false);
         if upto.end != c.trusted_len || upto.next_offset != c.next_offset {
             report.findings.push(Finding {
@@ -417,9 +417,11 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
             break;
         }
     }
-    if let Some((i, position, offset, reason)) = damaged_at {
+    if let Some((i, position, offset, reason)) = damaged_at
+        && let Some((damaged, later)) = segments.get(i..).and_then(<[_]>::split_first)
+    {
         let next = log.next_offset();
-        let path = segments[i].path.clone();
+        let path = damaged.path.clone();
         log::warn!(
             "repair: cutting {} at byte {position} ({reason}): removing offsets {offset}..{next}",
             path.display()
@@ -431,7 +433,7 @@ pub fn repair(dir: impl AsRef<Path>, mut config: LogConfig) -> Result<RepairRepo
             position,
             reason,
             offsets_removed: offset..next,
-            removed_segments: segments[i + 1..].iter().map(|s| s.path.clone()).collect(),
+            removed_segments: later.iter().map(|s| s.path.clone()).collect(),
         });
     }
     // Reading every sealed segment's index rebuilds the bad ones.

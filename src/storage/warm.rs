@@ -171,13 +171,12 @@ impl WarmPartition {
             Err(e) => return Err(Error::io("list", dir, e)),
         }
         bases.sort_unstable();
-        if let Some(w) = bases.windows(2).find(|w| w[0] == w[1]) {
+        if let Some([twice, _]) = bases.array_windows().find(|[a, b]| a == b) {
             return Err(Error::corrupted(
-                dir.join(marker_name(w[0])),
+                dir.join(marker_name(*twice)),
                 0,
                 format!(
-                    "both a local archive and a remote-archive marker start at offset {}: one of them must go",
-                    w[0]
+                    "both a local archive and a remote-archive marker start at offset {twice}: one of them must go",
                 ),
             ));
         }
@@ -324,8 +323,8 @@ impl WarmPartition {
                 }
                 let block = self.block(a, i)?;
                 let mut pos = 0usize;
-                while pos < block.len() {
-                    let view = BatchView::parse(&block[pos..])
+                while let Some(rest) = block.get(pos..).filter(|rest| !rest.is_empty()) {
+                    let view = BatchView::parse(rest)
                         .map_err(|e| Error::corrupted(&a.path, b.position, e.to_string()))?;
                     if view.header.max_timestamp >= ts
                         && let Some(r) = view.records().find(|r| r.timestamp >= ts)
@@ -375,14 +374,19 @@ impl WarmRecords {
     pub(crate) fn advance(&mut self) -> Result<Option<Record>> {
         loop {
             if let Some((block, pos)) = &mut self.current {
-                while *pos < block.len() {
+                while let Some(rest) = block.get(*pos..).filter(|rest| !rest.is_empty()) {
                     // The block passed `decode_block`: every batch in it is whole and verified.
-                    let header = batch::parse_header(&block[*pos..]).map_err(|e| {
-                        Error::corrupted(&self.archives[self.archive].path, 0, e.to_string())
-                    })?;
+                    // (`current` is only ever a block of `archives[archive]`.)
+                    let corrupted = |e: batch::BatchError| {
+                        let path = self.archives.get(self.archive).map(|a| a.path.as_path());
+                        Error::corrupted(path.unwrap_or(Path::new("")), 0, e.to_string())
+                    };
+                    let header = batch::parse_header(rest).map_err(corrupted)?;
                     let len = header.length as usize;
                     if header.next_offset() > self.next {
-                        let view = BatchView::trusted(&block[*pos..*pos + len], header);
+                        // `parse_header` checked that `rest` holds `len` bytes.
+                        let whole = rest.get(..len).unwrap_or(rest);
+                        let view = BatchView::trusted(whole, header);
                         if let Some(r) = view.records_from(self.next).next() {
                             self.next = r.offset + 1;
                             let start = *pos + r.value_start;
@@ -409,7 +413,11 @@ impl WarmRecords {
                     .map_or(0, |a| a.block_for_offset(self.next));
                 continue;
             }
-            if archive.blocks[self.block].last_offset < self.next {
+            if archive
+                .blocks
+                .get(self.block)
+                .is_none_or(|b| b.last_offset < self.next)
+            {
                 self.block += 1;
                 continue;
             }

@@ -105,14 +105,16 @@ impl PartitionJob<'_> {
         let src = fs::File::open(&archive.path).map_err(|e| Error::io("open", &archive.path, e))?;
         let out = self.io.open_rw(&tmp, true)?;
         self.io.set_len(&out, &tmp, 0)?;
-        let mut buf = vec![0u8; 1 << 20];
+        const CHUNK: usize = 1 << 20;
+        let mut buf = vec![0u8; CHUNK];
         let mut pos = 0u64;
         while pos < archive.summary.file_bytes {
-            let n = ((archive.summary.file_bytes - pos) as usize).min(buf.len());
-            src.read_exact_at(&mut buf[..n], pos)
+            let left = usize::try_from(archive.summary.file_bytes - pos).unwrap_or(usize::MAX);
+            let chunk = buf.get_mut(..left.min(CHUNK)).unwrap_or_default();
+            src.read_exact_at(chunk, pos)
                 .map_err(|e| Error::io("read", &archive.path, e))?;
-            self.io.write_at(&out, &tmp, &buf[..n], pos)?;
-            pos += n as u64;
+            self.io.write_at(&out, &tmp, chunk, pos)?;
+            pos += chunk.len() as u64;
         }
         self.io.sync_all(&out, &tmp)?;
         drop(out);
@@ -198,7 +200,16 @@ impl PartitionJob<'_> {
             let target = dir.join(archive_name(base));
             let tmp = target.with_extension(format!("{ARCHIVE_EXTENSION}.tmp"));
             let view = seg.view()?;
-            let data = &view.map[..view.committed_len as usize];
+            let data = view.map.get(..view.committed_len as usize).ok_or_else(|| {
+                Error::corrupted(
+                    &seg.path,
+                    view.committed_len,
+                    format!(
+                        "the segment's committed length passes its {}-byte map",
+                        view.map.len()
+                    ),
+                )
+            })?;
             let meta = ArchiveMeta {
                 topic: self.topic,
                 partition: self.partition,

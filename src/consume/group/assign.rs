@@ -32,23 +32,29 @@ pub(crate) fn sticky_assignment(
     let extra = partitions % members.len();
     // Larger quotas go to the members holding the most, so fewer partitions move.
     let mut by_holding: Vec<MemberId> = members.to_vec();
-    by_holding.sort_by_key(|m| (std::cmp::Reverse(held[m].len()), *m));
+    by_holding.sort_by_key(|m| (std::cmp::Reverse(held.get(m).map_or(0, Vec::len)), *m));
     let quota: BTreeMap<MemberId, usize> = by_holding
         .iter()
         .enumerate()
         .map(|(i, &m)| (m, base + usize::from(i < extra)))
         .collect();
+    // Every member has a quota and a (possibly empty) holding list, and
+    // every held partition is below `partitions`.
+    let quota_of = |m: &MemberId| quota.get(m).copied().unwrap_or(0);
     let mut owner = vec![None; partitions];
     let mut count: BTreeMap<MemberId, usize> = BTreeMap::new();
     for (&m, list) in &held {
-        for &p in list.iter().take(quota[&m]) {
-            owner[p] = Some(m);
+        for &p in list.iter().take(quota_of(&m)) {
+            if let Some(slot) = owner.get_mut(p) {
+                *slot = Some(m);
+            }
         }
-        count.insert(m, list.len().min(quota[&m]));
+        count.insert(m, list.len().min(quota_of(&m)));
     }
-    let mut hungry = by_holding
-        .iter()
-        .flat_map(|m| std::iter::repeat_n(*m, quota[m] - count[m]));
+    let mut hungry = by_holding.iter().flat_map(|m| {
+        let kept = count.get(m).copied().unwrap_or(0);
+        std::iter::repeat_n(*m, quota_of(m).saturating_sub(kept))
+    });
     for slot in owner.iter_mut().filter(|o| o.is_none()) {
         *slot = hungry.next();
     }

@@ -32,7 +32,7 @@ impl Consumer {
             .iter()
             .copied()
             .filter(|&p| mine(p))
-            .filter_map(|p| self.next[p as usize].map(|n| (p, n)))
+            .filter_map(|p| self.next_of(p).map(|n| (p, n)))
             .filter(|(p, n)| state.store.state().committed.get(p) != Some(n))
             .collect();
         let ids: Vec<(Uuid, u64)> = self
@@ -90,7 +90,7 @@ impl Consumer {
                 next: end,
             });
         }
-        self.next[partition as usize] = Some(offset);
+        self.set_next(partition, Some(offset));
         self.rebuild_reader()
     }
 
@@ -215,7 +215,7 @@ impl Consumer {
     pub(crate) fn all_limits_reached(&self) -> bool {
         self.owned
             .iter()
-            .all(|&p| self.next[p as usize].is_some_and(|n| n >= self.limit[p as usize]))
+            .all(|&p| self.next_of(p).is_some_and(|n| n >= self.limit_of(p)))
     }
 }
 

@@ -54,9 +54,9 @@ impl GroupState {
         let owner = assign::sticky_assignment(partitions, &members, &self.owner);
         self.epoch += 1;
         self.owner_since.resize(owner.len(), 0);
-        for (p, new) in owner.iter().enumerate() {
+        for (p, (new, since)) in owner.iter().zip(&mut self.owner_since).enumerate() {
             if self.owner.get(p).copied().flatten() != *new {
-                self.owner_since[p] = self.epoch;
+                *since = self.epoch;
             }
         }
         self.owner = owner;

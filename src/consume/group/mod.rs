@@ -291,24 +291,31 @@ impl Consumer {
         if state.epoch == self.epoch && !rejoined {
             return Ok(Vec::new());
         }
-        let now_owned: Vec<u32> = (0..state.owner.len() as u32)
-            .filter(|&p| state.owner[p as usize] == Some(self.id))
+        let now_owned: Vec<u32> = (0u32..)
+            .zip(&state.owner)
+            .filter(|&(_, owner)| *owner == Some(self.id))
+            .map(|(p, _)| p)
             .collect();
         self.next.resize(partitions.len(), None);
         self.since.resize(partitions.len(), 0);
         self.limit.resize(partitions.len(), u64::MAX);
         let mut revoked = Vec::new();
         for &p in &self.owned {
-            let kept =
-                now_owned.contains(&p) && state.owner_since[p as usize] == self.since[p as usize];
+            let kept = now_owned.contains(&p)
+                && state.owner_since.get(p as usize) == self.since.get(p as usize);
             if rejoined || !kept {
-                self.next[p as usize] = None;
+                if let Some(slot) = self.next.get_mut(p as usize) {
+                    *slot = None;
+                }
                 revoked.push(p);
             }
         }
         for &p in &now_owned {
-            if self.next[p as usize].is_none() {
-                let log = &partitions[p as usize];
+            // `next` was resized to the partitions above; `owner` (hence
+            // `now_owned`) covers exactly them.
+            if self.next_of(p).is_none()
+                && let Some(log) = partitions.get(p as usize)
+            {
                 let topic = &self.coord().topic.name;
                 let (earliest, end) = self.source.retained_range(topic, p, log);
                 let start = match state.store.state().committed.get(&p) {
@@ -333,8 +340,13 @@ impl Consumer {
                         CursorStart::Latest => end,
                     },
                 };
-                self.next[p as usize] = Some(start);
-                self.since[p as usize] = state.owner_since[p as usize];
+                self.set_next(p, Some(start));
+                if let (Some(since), Some(&stamp)) = (
+                    self.since.get_mut(p as usize),
+                    state.owner_since.get(p as usize),
+                ) {
+                    *since = stamp;
+                }
             }
         }
         self.epoch = state.epoch;
@@ -348,13 +360,34 @@ impl Consumer {
         Ok(revoked)
     }
 
+    /// The next offset this member hands out from partition `p`; `None`
+    /// when it is not positioned there (not owned, or past the partitions).
+    fn next_of(&self, p: u32) -> Option<u64> {
+        self.next.get(p as usize).copied().flatten()
+    }
+
+    /// Moves this member's position in partition `p`. `next` covers every
+    /// partition of the topic once `sync` resized it, and callers pass owned
+    /// partitions only, so a `p` past it is not a position to keep.
+    fn set_next(&mut self, p: u32, next: Option<u64>) {
+        if let Some(slot) = self.next.get_mut(p as usize) {
+            *slot = next;
+        }
+    }
+
+    /// The exclusive upper bound of partition `p` (a replay session's end;
+    /// `u64::MAX`, no bound, where none was set).
+    fn limit_of(&self, p: u32) -> u64 {
+        self.limit.get(p as usize).copied().unwrap_or(u64::MAX)
+    }
+
     fn rebuild_reader(&mut self) -> Result<()> {
         let active: Vec<u32> = self
             .owned
             .iter()
             .copied()
             .filter(|p| !self.paused.contains(p))
-            .filter(|&p| self.next[p as usize].is_some_and(|n| n < self.limit[p as usize]))
+            .filter(|&p| self.next_of(p).is_some_and(|n| n < self.limit_of(p)))
             .collect();
         if active.is_empty() {
             self.reader = None;
@@ -362,7 +395,7 @@ impl Consumer {
         }
         let offsets = active
             .iter()
-            .map(|&p| (p, self.next[p as usize].unwrap_or(0)))
+            .map(|&p| (p, self.next_of(p).unwrap_or(0)))
             .collect();
         let reader = Reader::new(
             self.source.clone(),

@@ -61,7 +61,11 @@ impl Consumer {
                     && let Err(e) = self.commit_owned()
                 {
                     for &p in &self.owned {
-                        self.next[p as usize] = before[p as usize];
+                        if let (Some(slot), Some(&was)) =
+                            (self.next.get_mut(p as usize), before.get(p as usize))
+                        {
+                            *slot = was;
+                        }
                     }
                     self.rebuild_reader()?;
                     return Err(e);
@@ -121,12 +125,12 @@ impl Consumer {
                     }
                     Some(Ok(raw)) => raw,
                 };
-                let p = raw.partition as usize;
-                if raw.offset >= self.limit[p] {
+                let p = raw.partition;
+                if raw.offset >= self.limit_of(p) {
                     capped = true;
                     break;
                 }
-                self.next[p] = Some(raw.offset + 1);
+                self.set_next(p, Some(raw.offset + 1));
                 if let Some(Some(ttl)) = peek_ttl_millis(&raw.value) {
                     let expires_at = raw
                         .timestamp

@@ -85,32 +85,34 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
             format!("cursor record {index} (counting from 0 after the file header): {reason}"),
         )
     };
-    let u32_at = |at: usize| le::u32_at(bytes, at);
-    let u64_at = |at: usize| le::u64_at(bytes, at);
     if bytes.len() < HEADER_LEN {
         return Err(bad(format!(
             "{} bytes, shorter than its header",
             bytes.len()
         )));
     }
-    if bytes[0] != CURSOR_RECORD_VERSION {
+    // Fields in order; a short one is corruption naming its byte, never a 0.
+    let mut r = le::LeReader::new(bytes, path, 0);
+    let version = r.u8("cursor record version")?;
+    if version != CURSOR_RECORD_VERSION {
         return Err(bad(format!(
-            "record version {}; this build reads version {CURSOR_RECORD_VERSION}",
-            bytes[0]
+            "record version {version}; this build reads version {CURSOR_RECORD_VERSION}"
         )));
     }
-    let snapshot = match bytes[1] {
+    let snapshot = match r.u8("cursor record kind")? {
         KIND_COMMIT => false,
         KIND_SNAPSHOT => true,
         other => return Err(bad(format!("unknown record kind {other}"))),
     };
-    if bytes[2..4] != [0, 0] {
+    if r.u16("cursor record reserved bytes")? != 0 {
         return Err(bad("reserved bytes 2..4 are not zero".into()));
     }
-    let expired = u64_at(4).unwrap_or(0);
-    let n = u32_at(12).unwrap_or(0) as usize;
+    let expired = r.u64("cursor record expired count")?;
+    let n = r.u32("cursor record position count")? as usize;
+    debug_assert_eq!(r.position(), HEADER_LEN as u64);
     let ids_at = HEADER_LEN + n.saturating_mul(POSITION_LEN);
-    let m = u32_at(ids_at).ok_or_else(|| bad("truncated position list".into()))? as usize;
+    let m =
+        le::u32_at(bytes, ids_at).ok_or_else(|| bad("truncated position list".into()))? as usize;
     let end = (ids_at + 4).saturating_add(m.saturating_mul(ID_LEN));
     if end != bytes.len() {
         return Err(bad(format!(
@@ -118,23 +120,23 @@ fn decode(bytes: &[u8], path: &Path, index: usize) -> Result<CursorRecord> {
             bytes.len()
         )));
     }
+    // The lengths match the counts (checked just above): every read below
+    // succeeds, and none allocates past what the record holds.
     let positions = (0..n)
-        .map(|i| {
-            let at = HEADER_LEN + i * POSITION_LEN;
-            (u32_at(at).unwrap_or(0), u64_at(at + 4).unwrap_or(0))
-        })
-        .collect();
+        .map(|_| Ok((r.u32("committed partition")?, r.u64("committed offset")?)))
+        .collect::<Result<_>>()?;
+    r.u32("processed id count")?;
     let ids = (0..m)
-        .map(|i| {
-            let at = ids_at + 4 + i * ID_LEN;
-            let id = Uuid::from_slice(&bytes[at..at + 16]).unwrap_or_default();
-            (
+        .map(|_| {
+            let id = Uuid::from_slice(r.bytes(16, "processed event id")?)
+                .map_err(|e| r.corrupted(format!("processed event id: {e}")))?;
+            Ok((
                 id,
-                u64_at(at + 16).unwrap_or(0),
-                u64_at(at + 24).unwrap_or(0) as i64,
-            )
+                r.u64("processed id version")?,
+                r.i64("processed id time")?,
+            ))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(CursorRecord {
         snapshot,
         expired,
@@ -361,6 +363,29 @@ mod tests {
             err.contains("cursor record 3") && err.contains("version 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cut_record_is_corruption_naming_the_file_never_zeros() {
+        let record = CursorRecord {
+            snapshot: false,
+            expired: 1,
+            positions: vec![(2, 40)],
+            ids: vec![(Uuid::from_u128(9), 1, 77)],
+        };
+        let bytes = encode(&record);
+        let path = Path::new("groups/g/t.cursors");
+        for cut in 0..bytes.len() {
+            match decode(bytes.get(..cut).unwrap(), path, 4) {
+                Err(Error::Corrupted {
+                    path: p, reason, ..
+                }) => {
+                    assert_eq!(p, path, "cut {cut}");
+                    assert!(reason.contains("cursor record 4"), "cut {cut}: {reason}");
+                }
+                other => panic!("cut {cut}: expected Error::Corrupted, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -48,8 +48,8 @@ impl<R: Read> Decoder<R> {
     pub(super) fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
         let at = self.position;
         let mut done = 0;
-        while done < buf.len() {
-            match self.input.read(&mut buf[done..]) {
+        while let Some(rest) = buf.get_mut(done..).filter(|rest| !rest.is_empty()) {
+            match self.input.read(rest) {
                 Ok(0) => {
                     return Err(self.corrupt(
                         at + done as u64,
@@ -146,7 +146,7 @@ impl<R: Read> Decoder<R> {
             .partitions
             .iter()
             .any(|&p| p >= header.config.partitions)
-            || header.partitions.windows(2).any(|w| w[0] >= w[1])
+            || header.partitions.array_windows().any(|[a, b]| a >= b)
         {
             return Err(d.corrupt(
                 HEADER_LEN as u64,

@@ -139,7 +139,8 @@ pub fn import_with_progress(
                     &guard,
                     &logs,
                     &buf,
-                    &items[chunk_start..i],
+                    // chunk_start < i < items.len()
+                    items.get(chunk_start..i).unwrap_or_default(),
                     false,
                     &mut out,
                 )?;
@@ -153,7 +154,7 @@ pub fn import_with_progress(
             &guard,
             &logs,
             &buf,
-            &items[chunk_start..],
+            items.get(chunk_start..).unwrap_or_default(),
             false,
             &mut out,
         )?;

@@ -162,13 +162,13 @@ pub(super) fn check_archives(
             ));
         } else if end > h {
             if bases.contains(&end) {
-                for pair in bases.windows(2).filter(|w| w[1] <= end) {
+                for [base, next] in bases.array_windows().filter(|[_, next]| *next <= end) {
                     report.findings.push(dir_finding(
                         &last,
                         0,
                         format!(
                             "hot segment {:020}.log (offsets {}..{}) is also held by the warm tier, which ends before {end}: an interrupted tiering (--repair or the next writer open removes the hot copy)",
-                            pair[0], pair[0], pair[1]
+                            base, base, next
                         ),
                         Severity::Notice,
                     ));

@@ -169,16 +169,16 @@ pub(super) fn drop_hot_copies(
         return Ok(());
     }
     let _lock = DirLock::acquire(dir)?;
-    for pair in bases.windows(2).filter(|w| w[1] <= warm_end) {
-        let path = segment::segment_path(dir, pair[0]);
+    for &[base, next] in bases.array_windows().filter(|[_, next]| *next <= warm_end) {
+        let path = segment::segment_path(dir, base);
         io.remove(&path)?;
-        io.remove(&segment::index_path(dir, pair[0]))?;
+        io.remove(&segment::index_path(dir, base))?;
         out.actions.push(dir_finding(
             &path,
             0,
             format!(
                 "removed hot segment (offsets {}..{}): the warm tier holds the same offsets, complete (an interrupted tiering)",
-                pair[0], pair[1]
+                base, next
             ),
             Severity::Repairable,
         ));

@@ -294,17 +294,47 @@ impl Source for FileSource<'_> {
     }
 }
 
-struct MemSource<'a>(&'a [u8]);
+struct MemSource<'a> {
+    bytes: &'a [u8],
+    path: &'a Path,
+}
 
 impl Source for MemSource<'_> {
     fn len(&self) -> u64 {
-        self.0.len() as u64
+        self.bytes.len() as u64
     }
     fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
-        // Callers only ask for ranges already checked against `len`.
-        let start = pos as usize;
-        Ok(self.0[start..start + len].to_vec())
+        // Callers only ask for ranges already checked against `len`; one
+        // that is not is corruption at `pos`, never a panic.
+        let range = usize::try_from(pos)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len)?));
+        range
+            .and_then(|range| self.bytes.get(range))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                Error::corrupted(
+                    self.path,
+                    pos,
+                    format!(
+                        "{len} bytes at byte {pos} lie past the end of the {}-byte archive",
+                        self.bytes.len()
+                    ),
+                )
+            })
     }
+}
+
+/// The `N` bytes at `pos` of `src` as an array (a short read is corruption).
+fn read_array<const N: usize>(src: &dyn Source, pos: u64, path: &Path) -> Result<[u8; N]> {
+    let bytes = src.read(pos, N)?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
+        Error::corrupted(
+            path,
+            pos,
+            format!("read {} bytes where {N} were asked for", bytes.len()),
+        )
+    })
 }
 
 /// Reads and checks header, trailer, footer and index; blocks are checked
@@ -320,7 +350,7 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
             ),
         ));
     }
-    let header = src.read(0, HEADER_LEN)?;
+    let header = read_array::<HEADER_LEN>(src, 0, path)?;
     if header[..4] != ARCHIVE_MAGIC {
         return Err(bad(0, "no archive segment magic".into()));
     }
@@ -334,7 +364,7 @@ fn open_source(src: &dyn Source, path: &Path) -> Result<(ArchiveSummary, Vec<Blo
         ));
     }
     let trailer_at = len - TRAILER_LEN as u64;
-    let t = src.read(trailer_at, TRAILER_LEN)?;
+    let t = read_array::<TRAILER_LEN>(src, trailer_at, path)?;
     if t[T_MAGIC_AT..] != TRAILER_MAGIC {
         return Err(bad(
             trailer_at,
@@ -490,8 +520,8 @@ fn decode_block(compressed: &[u8], entry: &BlockEntry, path: &Path) -> Result<By
     let mut pos = 0usize;
     let mut expect = entry.first_offset;
     let mut max_ts = i64::MIN;
-    while pos < raw.len() {
-        let view = BatchView::parse(&raw[pos..]).map_err(|e| {
+    while let Some(rest) = raw.get(pos..).filter(|rest| !rest.is_empty()) {
+        let view = BatchView::parse(rest).map_err(|e| {
             bad(
                 entry.position,
                 format!(
@@ -529,7 +559,7 @@ fn decode_block(compressed: &[u8], entry: &BlockEntry, path: &Path) -> Result<By
 /// index and every block with every batch — and returns its summary. The
 /// entry point of the `archive_decode` fuzz target; `name` is used in errors.
 pub fn verify_bytes(bytes: &[u8], name: &Path) -> Result<ArchiveSummary> {
-    let src = MemSource(bytes);
+    let src = MemSource { bytes, path: name };
     let (summary, blocks) = open_source(&src, name)?;
     for e in &blocks {
         let compressed = src.read(e.position, e.compressed_len as usize)?;
@@ -577,12 +607,17 @@ impl Source for TailSource<'_> {
     fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
         let tail_at = self.len.saturating_sub(self.tail.len() as u64);
         let end = pos.saturating_add(len as u64);
-        if end <= self.head.len() as u64 {
-            return Ok(self.head[pos as usize..end as usize].to_vec());
+        if end <= self.head.len() as u64
+            && let Some(bytes) = self.head.get(pos as usize..end as usize)
+        {
+            return Ok(bytes.to_vec());
         }
-        if pos >= tail_at && end <= self.len {
-            let from = (pos - tail_at) as usize;
-            return Ok(self.tail[from..from + len].to_vec());
+        if pos >= tail_at
+            && end <= self.len
+            && let from = (pos - tail_at) as usize
+            && let Some(bytes) = from.checked_add(len).and_then(|to| self.tail.get(from..to))
+        {
+            return Ok(bytes.to_vec());
         }
         Err(Error::corrupted(
             self.path,
@@ -694,7 +729,12 @@ impl Archive {
     /// Reads, decompresses and checks block `i`. A file that retention
     /// removed meanwhile is an `Io` error of kind `NotFound`.
     pub(crate) fn read_block(&self, i: usize) -> Result<Bytes> {
-        let e = &self.blocks[i];
+        let e = self.blocks.get(i).ok_or_else(|| {
+            Error::invalid(
+                format!("block {i} of archive {}", self.path.display()),
+                format!("the archive has {} blocks", self.blocks.len()),
+            )
+        })?;
         if let Some(fetcher) = &self.fetcher {
             let compressed = fetcher.compressed_block(self, i)?;
             if compressed.len() != e.compressed_len as usize {

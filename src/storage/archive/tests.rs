@@ -150,3 +150,35 @@ fn an_index_entry_at_the_top_of_the_offset_range_is_refused() {
         .to_string();
     assert!(err.contains("block index entry 0"), "{err}");
 }
+
+#[test]
+fn an_in_memory_read_past_the_end_is_corruption_at_its_byte_not_a_panic() {
+    let path = Path::new("warm/00000000000000000000.archive");
+    let src = MemSource {
+        bytes: &[1, 2, 3, 4],
+        path,
+    };
+    assert_eq!(src.read(1, 3).unwrap(), [2, 3, 4]);
+    for (pos, len) in [(2, 3), (5, 0), (u64::MAX, 1), (1, usize::MAX)] {
+        match src.read(pos, len) {
+            Err(Error::Corrupted {
+                path: p,
+                position,
+                reason,
+            }) => {
+                assert_eq!((p.as_path(), position), (path, pos));
+                assert!(reason.contains("past the end"), "{reason}");
+            }
+            other => panic!("{pos}+{len}: expected Error::Corrupted, got {other:?}"),
+        }
+    }
+    // A whole archive cut anywhere is refused the same way (`verify_bytes`
+    // reads through `MemSource`).
+    let bytes = sample();
+    for cut in [HEADER_LEN + TRAILER_LEN, bytes.len() / 2, bytes.len() - 1] {
+        match verify_bytes(bytes.get(..cut).unwrap(), path) {
+            Err(Error::Corrupted { path: p, .. }) => assert_eq!(p.as_path(), path),
+            other => panic!("cut {cut}: expected Error::Corrupted, got {other:?}"),
+        }
+    }
+}

@@ -81,8 +81,10 @@ pub(crate) fn write_archive(
         let block_start = pos;
         let first_offset = expect;
         let mut block_max = i64::MIN;
-        while pos < data.len() && pos - block_start < BLOCK_TARGET_BYTES {
-            let view = BatchView::parse(&data[pos..])
+        while let Some(rest) = data.get(pos..).filter(|rest| !rest.is_empty())
+            && pos - block_start < BLOCK_TARGET_BYTES
+        {
+            let view = BatchView::parse(rest)
                 .map_err(|e| Error::corrupted(source, pos as u64, e.to_string()))?;
             if view.header.base_offset != expect {
                 return Err(Error::corrupted(
@@ -109,7 +111,14 @@ pub(crate) fn write_archive(
             expect = view.header.next_offset();
             pos += view.header.length as usize;
         }
-        let raw = &data[block_start..pos];
+        // `pos` only advanced over whole, parsed batches inside `data`.
+        let raw = data.get(block_start..pos).ok_or_else(|| {
+            Error::corrupted(
+                source,
+                block_start as u64,
+                "batch runs past the segment data",
+            )
+        })?;
         let compressed = compressor.compress(raw).map_err(|e| Error::Compression {
             path: path.to_path_buf(),
             reason: format!("zstd compression: {e}"),

@@ -130,8 +130,12 @@ impl Shared {
             .open_rw(&ipath, true)
             .and_then(|file| {
                 let from = w.index_file_len.min(index.len() as u64);
-                self.io
-                    .write_at(&file, &ipath, &index[from as usize..], from)?;
+                self.io.write_at(
+                    &file,
+                    &ipath,
+                    index.get(from as usize..).unwrap_or_default(),
+                    from,
+                )?;
                 self.io.sync_data(&file, &ipath)?;
                 if from == 0 {
                     self.io.sync_dir(&self.dir)?;

@@ -462,7 +462,11 @@ impl Log {
             .take_while(|s| s.is_sealed() && s.next_offset() <= offset)
             .count()
             .min(segs.len().saturating_sub(1));
-        let doomed: Vec<(PathBuf, PathBuf)> = segs[..count]
+        // `count` is at most `len - 1` (the active segment stays).
+        let (detached, kept) = segs
+            .split_at_checked(count)
+            .unwrap_or((&[], segs.as_slice()));
+        let doomed: Vec<(PathBuf, PathBuf)> = detached
             .iter()
             .map(|s| {
                 (
@@ -471,7 +475,8 @@ impl Log {
                 )
             })
             .collect();
-        *segs = Arc::new(segs[count..].to_vec());
+        let kept = kept.to_vec();
+        *segs = Arc::new(kept);
         Ok(doomed)
     }
 

@@ -158,7 +158,7 @@ impl Shared {
         let head = view
             .map
             .get(pos as usize..)
-            .map_or(&[][..], |r| &r[..r.len().min(batch::HEADER_LEN)]);
+            .map_or(&[][..], |r| r.get(..batch::HEADER_LEN).unwrap_or(r));
         if head.iter().all(|&b| b == 0) {
             return Ok(());
         }
@@ -219,8 +219,33 @@ pub(super) fn parse_batch_at<'a>(
     pos: u64,
     path: &Path,
 ) -> Result<BatchView<'a>> {
-    let region = &map[pos as usize..committed as usize];
+    let region = committed_region(map, pos, committed, path)?;
     BatchView::parse(region).map_err(|e| Error::corrupted(path, pos, e.to_string()))
+}
+
+/// Bytes `pos..committed` of a segment's map, or corruption at `pos` when
+/// the map does not hold them (a position or length read from a damaged file).
+pub(super) fn committed_region<'a>(
+    map: &'a [u8],
+    pos: u64,
+    committed: u64,
+    path: &Path,
+) -> Result<&'a [u8]> {
+    usize::try_from(pos)
+        .ok()
+        .zip(usize::try_from(committed).ok())
+        .and_then(|(from, to)| map.get(from..to))
+        .ok_or_else(|| {
+            Error::corrupted(
+                path,
+                pos,
+                format!(
+                    "batch position {pos} is not inside the committed {committed} bytes of a \
+                     {}-byte segment map",
+                    map.len()
+                ),
+            )
+        })
 }
 
 /// A verified batch handed out by [`Batches`]; shares the segment's map.
@@ -313,7 +338,7 @@ impl Batches {
             let view = seg.view()?;
             if self.position < view.committed_len {
                 let start = self.position;
-                let region = &view.map[start as usize..view.committed_len as usize];
+                let region = committed_region(&view.map, start, view.committed_len, &seg.path)?;
                 let header = batch::parse_header(region)
                     .map_err(|e| Error::corrupted(&seg.path, start, e.to_string()))?;
                 self.position += u64::from(header.length);
@@ -414,5 +439,35 @@ impl Iterator for Records {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_position_outside_the_committed_map_is_corruption_at_that_byte() {
+        let map = [0u8; 100];
+        let path = Path::new("00000000000000000000.log");
+        assert_eq!(committed_region(&map, 10, 40, path).unwrap().len(), 30);
+        for (pos, committed) in [(10, 101), (60, 40), (u64::MAX, 100)] {
+            match committed_region(&map, pos, committed, path) {
+                Err(Error::Corrupted {
+                    path: p,
+                    position,
+                    reason,
+                }) => {
+                    assert_eq!((p.as_path(), position), (path, pos));
+                    assert!(reason.contains("100-byte segment map"), "{reason}");
+                }
+                other => panic!("{pos}..{committed}: expected Error::Corrupted, got {other:?}"),
+            }
+        }
+        let err = parse_batch_at(&Bytes::from_static(&[0; 8]), 8, 9, path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupted { position: 9, .. }),
+            "{err:?}"
+        );
     }
 }

@@ -179,7 +179,7 @@ pub(super) fn recover(
                 format!("segment starts at offset {base} but the previous one ends before {exp}"),
             );
             if writable && config.recovery == RecoveryMode::TruncateAtFirstDamage {
-                drop_segments(io, dir, &bases[i..], &mut report)?;
+                drop_segments(io, dir, bases.get(i..).unwrap_or_default(), &mut report)?;
                 break;
             }
             return Err(err);
@@ -211,7 +211,7 @@ pub(super) fn recover(
             }
             ActiveOutcome::Active(seg, file, pos, reserved, resume) => {
                 if !is_last {
-                    drop_segments(io, dir, &bases[i + 1..], &mut report)?;
+                    drop_segments(io, dir, bases.get(i + 1..).unwrap_or_default(), &mut report)?;
                 }
                 return Ok(Recovered {
                     segments,
@@ -516,8 +516,8 @@ pub(super) fn pread_range(file: &File, path: &Path, from: u64, to: u64) -> Resul
         .len();
     let mut buf = vec![0u8; to.min(len).saturating_sub(from) as usize];
     let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], from + got as u64) {
+    while let Some(rest) = buf.get_mut(got..).filter(|rest| !rest.is_empty()) {
+        match file.read_at(rest, from + got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

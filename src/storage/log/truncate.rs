@@ -16,7 +16,7 @@ use crate::storage::index::IndexBuilder;
 use crate::storage::mmap;
 use crate::storage::segment::{self, Segment};
 
-use super::read::parse_batch_at;
+use super::read::{committed_region, parse_batch_at};
 use super::{Shared, Writer};
 
 impl Shared {
@@ -36,11 +36,18 @@ impl Shared {
             });
         }
         let keep_idx = segments.iter().rposition(|s| s.base <= offset).unwrap_or(0);
-        let target = segments[keep_idx].clone();
-        let result = self.rewrite_prefix(w, &target, offset, &segments[keep_idx + 1..]);
+        let Some((before, [target, after @ ..])) = segments.split_at_checked(keep_idx) else {
+            // No segment at all: nothing holds `offset`.
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                earliest,
+                next: w.next_offset,
+            });
+        };
+        let result = self.rewrite_prefix(w, target, offset, after);
         let new_segments: Vec<Arc<Segment>> = match result {
             Ok(seg) => {
-                let mut list: Vec<_> = segments[..keep_idx].to_vec();
+                let mut list: Vec<_> = before.to_vec();
                 list.push(seg);
                 list
             }
@@ -85,7 +92,7 @@ impl Shared {
         // cut, so a damaged batch can be cut away.
         let mut cut_batch = None;
         while expected < offset && pos < view.committed_len {
-            let region = &view.map[pos as usize..view.committed_len as usize];
+            let region = committed_region(&view.map, pos, view.committed_len, &target.path)?;
             let h = batch::parse_header(region)
                 .map_err(|e| Error::corrupted(&target.path, pos, e.to_string()))?;
             if h.next_offset() > offset {
