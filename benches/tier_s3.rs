@@ -8,7 +8,8 @@
 //! - replay: every event read back (`Reader::next_raw`) from the local warm
 //!   tier, from the remote warm tier with an empty block cache (a fresh
 //!   open: every block fetched by ranged GET, with read-ahead), and from the
-//!   remote tier again with the cache warm.
+//!   remote tier again with the cache warm (the cold replay's GETs: waited
+//!   for, and started in the background by the read-ahead).
 //!
 //! `cargo bench --features tier-s3 --bench tier_s3`. Prints medians of 3
 //! runs. Targets: upload ≥ 0.8× plain PUTs; remote replay ≥ 1 M events/s
@@ -165,6 +166,11 @@ fn main() {
         l.push(replay(&local, events.len()));
         let remote = Fabric::open(&remote_dir, fc.clone()).expect("reopen");
         cold.push(replay(&remote, events.len()));
+        if let Some((on_demand, ahead, used)) = remote.remote_fetch_counts() {
+            println!(
+                "cold replay GETs: {on_demand} waited for, {ahead} started in the background ({used} used)"
+            );
+        }
         warm.push(replay(&remote, events.len()));
         drop(remote);
     }

@@ -582,7 +582,10 @@ fn past_the_local_disk_ceiling_appends_are_refused_until_an_upload_succeeds() {
     };
     assert_eq!(*ceiling, 2048);
     assert!(cause.contains("does not exist"), "{cause}");
-    assert!(err.to_string().contains("local-disk ceiling of 2048"), "{err}");
+    assert!(
+        err.to_string().contains("local-disk ceiling of 2048"),
+        "{err}"
+    );
     // Nothing was lost or written: everything accepted is still readable.
     assert_eq!(read_all(&fabric).unwrap().len(), all.len() + 1);
     // The bucket appears: the next run uploads and appends go on.

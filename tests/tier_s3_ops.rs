@@ -185,17 +185,35 @@ fn every_cli_command_reads_and_writes_a_dir_with_remote_archives_with_or_without
         cli_ok(
             data,
             None,
-            &["gen", "auth.user.login_succeeded", "--count", count, "--seed", seed],
+            &[
+                "gen",
+                "auth.user.login_succeeded",
+                "--count",
+                count,
+                "--seed",
+                seed,
+            ],
             b"",
         )
     };
     let events = fixtures("300", "3");
     let events: Vec<&str> = events.split_inclusive('\n').collect();
     for chunk in events.chunks(50) {
-        cli_ok(data, None, &["produce", CLI_TOPIC], chunk.concat().as_bytes());
+        cli_ok(
+            data,
+            None,
+            &["produce", CLI_TOPIC],
+            chunk.concat().as_bytes(),
+        );
     }
     // Three weeks after the fixtures' events: past hot retention, not warm.
-    let later = ["retention", "run", CLI_TOPIC, "--now", "2026-07-01T00:00:00Z"];
+    let later = [
+        "retention",
+        "run",
+        CLI_TOPIC,
+        "--now",
+        "2026-07-01T00:00:00Z",
+    ];
     cli_ok(data, Some(&endpoint), &later, b"");
     let names = warm_dir_of(data);
     assert!(
@@ -210,15 +228,33 @@ fn every_cli_command_reads_and_writes_a_dir_with_remote_archives_with_or_without
     );
 
     // produce with the flags, then without them: both open the writer.
-    cli_ok(data, Some(&endpoint), &["produce", CLI_TOPIC], fixtures("20", "4").as_bytes());
-    cli_ok(data, None, &["produce", CLI_TOPIC], fixtures("20", "5").as_bytes());
+    cli_ok(
+        data,
+        Some(&endpoint),
+        &["produce", CLI_TOPIC],
+        fixtures("20", "4").as_bytes(),
+    );
+    cli_ok(
+        data,
+        None,
+        &["produce", CLI_TOPIC],
+        fixtures("20", "5").as_bytes(),
+    );
     for s3 in [Some(endpoint.as_str()), None] {
         let consumed = cli_ok(data, s3, &["consume", CLI_TOPIC], b"");
         let offsets: Vec<u64> = consumed
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_offset"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["_offset"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
-        assert_eq!(offsets, (0..340).collect::<Vec<u64>>(), "consume with {s3:?}");
+        assert_eq!(
+            offsets,
+            (0..340).collect::<Vec<u64>>(),
+            "consume with {s3:?}"
+        );
     }
     let replayed = cli_ok(
         data,
@@ -361,7 +397,10 @@ fn appends_are_refused_as_soon_as_local_bytes_pass_the_ceiling_while_uploads_fai
         panic!("{refused:?}")
     };
     assert_eq!((topic.as_str(), *partition, *ceiling), (TOPIC, 0, CEILING));
-    assert!(*local_bytes > CEILING && cause.contains("does not exist"), "{refused}");
+    assert!(
+        *local_bytes > CEILING && cause.contains("does not exist"),
+        "{refused}"
+    );
     assert!(accepted > 0, "appends under the ceiling were refused");
     let held: u64 = fabric.tier_summary(TOPIC).unwrap()[0]
         .hot
@@ -393,7 +432,9 @@ fn an_object_left_by_a_crash_between_upload_and_marker_is_swept_after_the_grace(
         let outcome = fabric.maintain_at(at(NOW));
         drop(fabric); // the process dies here
         let uploaded = !s.list(&prefix).unwrap().is_empty();
-        let marked = warm_names(dir.path()).iter().any(|n| n.ends_with(".remote"));
+        let marked = warm_names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(".remote"));
         if uploaded && !marked {
             break dir;
         }
@@ -445,11 +486,19 @@ fn a_failed_move_names_topic_partition_segment_and_the_stores_message() {
         panic!("{err:?}")
     };
     assert_eq!((topic.as_str(), *partition, *segment_base), (TOPIC, 0, 0));
-    let Error::ObjectStore { op, location, reason } = cause.as_ref() else {
+    let Error::ObjectStore {
+        op,
+        location,
+        reason,
+    } = cause.as_ref()
+    else {
         panic!("{cause:?}")
     };
     assert_eq!(*op, "upload");
-    assert!(location.starts_with("s3://missing-bucket/audit.trail.v1/0/"), "{location}");
+    assert!(
+        location.starts_with("s3://missing-bucket/audit.trail.v1/0/"),
+        "{location}"
+    );
     assert!(reason.contains("does not exist"), "{reason}");
     let shown = err.to_string();
     assert!(
@@ -511,7 +560,10 @@ fn sequential_replay_fetches_the_next_window_in_the_background() {
     assert_eq!(offsets(&fabric), (0..=count).collect::<Vec<u64>>());
     let (on_demand, ahead, used) = fabric.remote_fetch_counts().unwrap();
     // The first block of each archive is waited for; the rest were in flight.
-    assert_eq!(on_demand, 2, "({on_demand}, {ahead}, {used}) of {blocks} blocks");
+    assert_eq!(
+        on_demand, 2,
+        "({on_demand}, {ahead}, {used}) of {blocks} blocks"
+    );
     assert_eq!(ahead, u64::from(blocks) - 2);
     assert_eq!(used, ahead);
 }

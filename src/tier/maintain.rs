@@ -180,15 +180,16 @@ impl PartitionJob<'_> {
                 .is_some_and(|a| a.next() >= next);
         #[cfg(feature = "tier-s3")]
         let uploaded = match &self.tiers.remote {
-            Some(remote) if to == Tier::Warm && !archived => Some(
-                self.move_to_remote(remote, seg, base)
-                    .map_err(|cause| Error::TierMoveFailed {
+            Some(remote) if to == Tier::Warm && !archived => {
+                Some(self.move_to_remote(remote, seg, base).map_err(|cause| {
+                    Error::TierMoveFailed {
                         topic: self.topic.to_owned(),
                         partition: self.partition,
                         segment_base: base,
                         cause: Box::new(cause),
-                    })?,
-            ),
+                    }
+                })?)
+            }
             _ => None,
         };
         #[cfg(not(feature = "tier-s3"))]

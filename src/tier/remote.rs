@@ -410,14 +410,26 @@ impl RemoteTier {
             }
         }
         let tail_at = local.index_position() as usize;
+        // `Archive::open` checked the header and that the index starts
+        // inside the file: a failure here means the file changed under us.
+        let (head, tail) = match (data.get(..HEADER_LEN), data.get(tail_at..)) {
+            (Some(h), Some(t)) => (h.to_vec(), t.to_vec()),
+            _ => {
+                return Err(Error::corrupted(
+                    archive_path,
+                    tail_at as u64,
+                    "archive changed while it was uploaded: its index is past its end",
+                ));
+            }
+        };
         Ok(Marker {
             object_size: sent.size,
             object_crc32: sent.crc32,
             uploaded_at: now,
             bucket: store.config().bucket.clone(),
             key: key.to_owned(),
-            head: data[..HEADER_LEN].to_vec(),
-            tail: data[tail_at..].to_vec(),
+            head,
+            tail,
         })
     }
 
@@ -526,7 +538,13 @@ impl PartitionJob<'_> {
             .ensure_dir(&self.io, &dir, &self.tiers.warm_root)?;
         let archive_tmp = dir.join(format!("{}.tmp", archive_name(base)));
         let view = seg.view()?;
-        let data = &view.map[..view.committed_len as usize];
+        let data = view.map.get(..view.committed_len as usize).ok_or_else(|| {
+            Error::corrupted(
+                &seg.path,
+                view.committed_len,
+                "segment's committed length is past its mapping",
+            )
+        })?;
         let meta = ArchiveMeta {
             topic: self.topic,
             partition: self.partition,

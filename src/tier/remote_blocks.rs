@@ -182,7 +182,10 @@ impl RemoteBlocks {
             last += 1;
         }
         let e = archive.blocks.get(last)?;
-        Some((first..last + 1, start..e.position + u64::from(e.compressed_len)))
+        Some((
+            first..last + 1,
+            start..e.position + u64::from(e.compressed_len),
+        ))
     }
 
     /// Caches the blocks `blocks` out of `fetched` (the bytes from `start`);

@@ -95,11 +95,7 @@ impl PartitionJob<'_> {
                 }
                 Err(_) => {
                     // Keep the object its name would give.
-                    if let Some(base) = name
-                        .split('.')
-                        .next()
-                        .and_then(|b| b.parse::<u64>().ok())
-                    {
+                    if let Some(base) = name.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
                         let store_key = self
                             .tiers
                             .remote

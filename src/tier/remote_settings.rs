@@ -118,7 +118,10 @@ fn read(path: &Path) -> Result<Option<StoredRemote>> {
         Error::corrupted(
             path,
             e.column() as u64,
-            format!("not a remote warm tier settings file: {e} (line {})", e.line()),
+            format!(
+                "not a remote warm tier settings file: {e} (line {})",
+                e.line()
+            ),
         )
     })?;
     if stored.version != REMOTE_SETTINGS_VERSION {
@@ -137,7 +140,10 @@ fn read(path: &Path) -> Result<Option<StoredRemote>> {
 /// Written as `<file>.tmp`, fsynced, renamed, directory fsynced.
 fn write(root: &Path, path: &Path, stored: &StoredRemote) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(stored).map_err(|e| {
-        Error::invalid("remote warm tier settings", format!("cannot serialise: {e}"))
+        Error::invalid(
+            "remote warm tier settings",
+            format!("cannot serialise: {e}"),
+        )
     })?;
     text.push(b'\n');
     let tmp = root.join(format!("{REMOTE_SETTINGS_FILE}.tmp"));
@@ -163,14 +169,19 @@ mod tests {
         store.endpoint = Some("http://127.0.0.1:9000".into());
         let mut rc = RemoteWarmConfig::new(store.clone());
         rc.credentials = Some(crate::tier::objstore::S3Credentials::new(
-            "AKID", "the-secret", None,
+            "AKID",
+            "the-secret",
+            None,
         ));
         // A read-only view never writes the file.
         resolve(dir.path(), Some(&rc), true).unwrap();
         assert!(!settings_path(dir.path()).exists());
         resolve(dir.path(), Some(&rc), false).unwrap();
         let text = fs::read_to_string(settings_path(dir.path())).unwrap();
-        assert!(!text.contains("the-secret") && !text.contains("AKID"), "{text}");
+        assert!(
+            !text.contains("the-secret") && !text.contains("AKID"),
+            "{text}"
+        );
         let found = resolve(dir.path(), None, true).unwrap().unwrap();
         assert_eq!(found.store, store);
         assert_eq!(found.credentials, None);

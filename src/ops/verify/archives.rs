@@ -246,7 +246,10 @@ pub(super) fn check_archives(
 /// feature `tier-s3`); `Err` the position and reason of damage.
 #[cfg_attr(
     not(feature = "tier-s3"),
-    expect(unused_variables, reason = "markers are read with feature tier-s3 only")
+    expect(
+        unused_variables,
+        reason = "markers are read with feature tier-s3 only"
+    )
 )]
 fn remote_link(
     path: &Path,
