@@ -338,6 +338,46 @@ pub enum Error {
         /// What went wrong, as the store or client said it (never a credential).
         reason: String,
     },
+
+    /// A partition's local bytes would pass the remote warm tier's
+    /// local-disk ceiling (`RemoteWarmConfig::local_ceiling_bytes`) while its
+    /// uploads to the object store fail: the append is refused (nothing was
+    /// written) until an upload succeeds and frees the hot tier.
+    #[error(
+        "topic {topic:?} partition {partition}: append refused: {local_bytes} local bytes would pass the local-disk ceiling of {ceiling} while uploads to the warm tier fail ({cause})"
+    )]
+    LocalDiskCeiling {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The partition's local (hot) bytes with the refused append.
+        local_bytes: u64,
+        /// The configured ceiling.
+        ceiling: u64,
+        /// Why uploads fail: the last upload error, with the store's message.
+        cause: String,
+    },
+
+    /// Moving a sealed hot segment to the remote warm tier failed (the store
+    /// is unreachable, the bucket missing, credentials refused, the upload
+    /// not confirmed, or its backoff not over): the segment stays hot and
+    /// readable, and the move is tried again by a later maintenance run.
+    #[error(
+        "tier move of topic {topic:?} partition {partition} segment {segment_base:020} to the warm tier failed: {cause}"
+    )]
+    TierMoveFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The first offset of the segment that stays hot.
+        segment_base: u64,
+        /// The failure (usually [`Error::ObjectStore`], naming the operation,
+        /// the `s3://bucket/key` and the store's message).
+        #[source]
+        cause: Box<Error>,
+    },
 }
 
 impl Error {

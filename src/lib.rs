@@ -162,10 +162,12 @@ pub use crate::storage::log::{
 pub use crate::storage::verify::{DamageCut, Finding, RepairReport, VerifyReport, repair, verify};
 #[cfg(feature = "tier-s3")]
 pub use crate::tier::objstore::{
-    ObjectStoreConfig, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
+    ObjectStoreConfig, PendingRange, RemoteObject, RemoteStore, S3Credentials, UploadReceipt,
 };
 #[cfg(feature = "tier-s3")]
 pub use crate::tier::remote::{RemoteArchiveCheck, RemoteWarmConfig};
+#[cfg(feature = "tier-s3")]
+pub use crate::tier::remote_settings::REMOTE_SETTINGS_FILE;
 pub use crate::tier::{
     ArchiveInfo, COLD_DIR, EarliestChange, MaintainReport, MaintenanceHandle, PartitionTiers, Tier,
     TierMove, WARM_DIR,

@@ -404,7 +404,10 @@ fn a_store_stopped_mid_upload_keeps_the_hot_data_backs_off_and_tiers_once_restar
     // The connection dies 300 bytes into the first PUT, and the server with it.
     proxy.cut_after(300);
     let err = fabric.maintain_at(at(NOW)).unwrap_err();
-    assert!(matches!(err, Error::ObjectStore { .. }), "{err}");
+    assert!(
+        matches!(&err, Error::TierMoveFailed { cause, .. } if matches!(**cause, Error::ObjectStore { .. })),
+        "{err}"
+    );
     assert!(proxy.is_down());
     moto.kill();
     // Nothing moved: the hot tier still holds everything, no marker exists.
@@ -574,11 +577,15 @@ fn past_the_local_disk_ceiling_appends_are_refused_until_an_upload_succeeds() {
     let err = fabric.maintain_at(at(NOW)).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
     let err = log.append(b"refused").unwrap_err();
-    let Error::ObjectStore { op, reason, .. } = &err else {
+    let Error::LocalDiskCeiling { ceiling, cause, .. } = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(*op, "append");
-    assert!(reason.contains("local-disk ceiling of 2048"), "{reason}");
+    assert_eq!(*ceiling, 2048);
+    assert!(cause.contains("does not exist"), "{cause}");
+    assert!(
+        err.to_string().contains("local-disk ceiling of 2048"),
+        "{err}"
+    );
     // Nothing was lost or written: everything accepted is still readable.
     assert_eq!(read_all(&fabric).unwrap().len(), all.len() + 1);
     // The bucket appears: the next run uploads and appends go on.

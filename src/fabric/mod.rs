@@ -141,9 +141,17 @@ fn tiers_for(root: &Path, config: &FabricConfig, read_only: bool) -> Result<Tier
             .unwrap_or_else(|| root.join(crate::tier::COLD_DIR)),
         read_only,
     );
+    // Without a remote config, the one the data directory recorded (if any).
     #[cfg(feature = "tier-s3")]
-    if let Some(remote) = &config.remote_warm {
-        return Ok(tiers.with_remote(crate::tier::remote::RemoteTier::connect(remote.clone())?));
+    if let Some(remote) =
+        crate::tier::remote_settings::resolve(root, config.remote_warm.as_ref(), read_only)?
+    {
+        let connected = crate::tier::remote::RemoteTier::connect(remote);
+        let connected = match (connected, &config.remote_warm) {
+            (Err(e), None) => Err(crate::tier::remote_settings::explain_stored(root, e)),
+            (other, _) => other,
+        };
+        return Ok(tiers.with_remote(connected?));
     }
     Ok(tiers)
 }
@@ -535,9 +543,15 @@ impl Fabric {
                 path: root.to_path_buf(),
             });
         }
+        // Only topic files are read: no tier (and no object store) is needed.
+        let local = Tiers::new(
+            root.join(crate::tier::WARM_DIR),
+            root.join(crate::tier::COLD_DIR),
+            true,
+        );
         let probe = Fabric {
             inner: Arc::new(Inner::new(
-                tiers_for(root, &FabricConfig::default(), true)?,
+                local,
                 root.to_path_buf(),
                 FabricConfig::default(),
                 None,

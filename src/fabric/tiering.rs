@@ -181,6 +181,21 @@ impl Fabric {
 
 #[cfg(feature = "tier-s3")]
 impl Fabric {
+    /// Test and bench support: how remote warm blocks were fetched since
+    /// open — (GETs a reader waited for from the start, GETs started in the
+    /// background ahead of the reader, background GETs a reader then used);
+    /// `None` without a remote warm tier.
+    #[doc(hidden)]
+    pub fn remote_fetch_counts(&self) -> Option<(u64, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.tiers().remote.as_ref()?.cache.counts;
+        Some((
+            c.on_demand.load(Relaxed),
+            c.ahead.load(Relaxed),
+            c.ahead_used.load(Relaxed),
+        ))
+    }
+
     /// Checks every remote warm archive of `topic` against the store:
     /// the object exists with the recorded size, its bytes have the CRC-32
     /// recorded at upload, and its header, footer, index and every block

@@ -32,6 +32,10 @@ impl PartitionJob<'_> {
     }
 
     fn run(&self, report: &mut MaintainReport, progress: &mut dyn FnMut(&TierMove)) -> Result<()> {
+        #[cfg(feature = "tier-s3")]
+        if let Some(remote) = &self.tiers.remote {
+            self.sweep_remote_orphans(remote);
+        }
         self.expire_warm(report, progress)?;
         let moved = self.leave_hot(report, progress)?;
         if moved && self.warm_enabled() {
@@ -179,7 +183,14 @@ impl PartitionJob<'_> {
         #[cfg(feature = "tier-s3")]
         let uploaded = match &self.tiers.remote {
             Some(remote) if to == Tier::Warm && !archived => {
-                Some(self.move_to_remote(remote, seg, base)?)
+                Some(self.move_to_remote(remote, seg, base).map_err(|cause| {
+                    Error::TierMoveFailed {
+                        topic: self.topic.to_owned(),
+                        partition: self.partition,
+                        segment_base: base,
+                        cause: Box::new(cause),
+                    }
+                })?)
             }
             _ => None,
         };

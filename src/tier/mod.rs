@@ -18,6 +18,12 @@
 pub(crate) mod objstore;
 #[cfg(feature = "tier-s3")]
 pub(crate) mod remote;
+#[cfg(feature = "tier-s3")]
+mod remote_blocks;
+#[cfg(feature = "tier-s3")]
+mod remote_orphans;
+#[cfg(feature = "tier-s3")]
+pub(crate) mod remote_settings;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -267,6 +267,9 @@ pub struct RemoteObject {
     pub crc32: Option<u32>,
     /// The store's entity tag, as it gave it.
     pub e_tag: Option<String>,
+    /// When the store says the object was last written (µs since the
+    /// epoch; listings only, `None` from a HEAD).
+    pub modified_at: Option<i64>,
 }
 
 /// What an upload sent.
@@ -278,6 +281,75 @@ pub struct UploadReceipt {
     pub crc32: u32,
     /// Parts sent: 1 for a single PUT.
     pub parts: usize,
+}
+
+/// A ranged GET running in the background ([`RemoteStore::spawn_get_range`]).
+#[derive(Debug)]
+pub struct PendingRange {
+    rx: std::sync::mpsc::Receiver<object_store::Result<Bytes>>,
+    key: String,
+    location: String,
+    endpoint: Option<String>,
+    bucket: String,
+    range: Range<u64>,
+}
+
+impl PendingRange {
+    /// The bytes asked for, waiting for them if they have not arrived; the
+    /// same errors as [`RemoteStore::get_range`].
+    pub fn wait(self) -> Result<Bytes> {
+        // The task sends before it ends: it ends without sending only when
+        // it panicked inside the client.
+        let got = self.rx.recv().unwrap_or_else(|_| {
+            Err(object_store::Error::Generic {
+                store: "S3",
+                source: "the client's task ended without an answer (it panicked)".into(),
+            })
+        });
+        let bytes = got.map_err(|e| Error::ObjectStore {
+            op: "read range",
+            location: self.location.clone(),
+            reason: explain(&e.to_string(), &self.bucket, self.endpoint.as_deref()),
+        })?;
+        let want = self.range.end.saturating_sub(self.range.start);
+        if bytes.len() as u64 != want {
+            return Err(Error::ObjectStore {
+                op: "read range",
+                location: self.location,
+                reason: format!(
+                    "bytes {}..{} returned {} bytes, not {want}",
+                    self.range.start,
+                    self.range.end,
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The key being read.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// The store's message, with what it most likely means said first.
+fn explain(message: &str, bucket: &str, endpoint: Option<&str>) -> String {
+    if message.contains("NoSuchBucket") {
+        format!(
+            "the bucket {bucket:?} does not exist (eventfabric never creates buckets): {message}"
+        )
+    } else if message.contains("error sending request")
+        || message.contains("Connection refused")
+        || message.contains("timed out")
+    {
+        format!(
+            "the store at {} is unreachable: {message}",
+            endpoint.unwrap_or("AWS S3")
+        )
+    } else {
+        message.to_owned()
+    }
 }
 
 /// A connection to one bucket under one prefix. Every method blocks; the
@@ -409,25 +481,14 @@ impl RemoteStore {
     }
 
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> Error {
-        let mut reason = e.to_string();
-        if reason.contains("NoSuchBucket") {
-            reason = format!(
-                "the bucket {:?} does not exist (eventfabric never creates buckets): {reason}",
-                self.config.bucket
-            );
-        } else if reason.contains("error sending request")
-            || reason.contains("Connection refused")
-            || reason.contains("timed out")
-        {
-            reason = format!(
-                "the store at {} is unreachable: {reason}",
-                self.config.endpoint.as_deref().unwrap_or("AWS S3")
-            );
-        }
         Error::ObjectStore {
             op,
             location: self.location(key),
-            reason,
+            reason: explain(
+                &e.to_string(),
+                &self.config.bucket,
+                self.config.endpoint.as_deref(),
+            ),
         }
     }
 
@@ -554,6 +615,7 @@ impl RemoteStore {
             size: result.meta.size,
             crc32,
             e_tag: result.meta.e_tag,
+            modified_at: None,
         }))
     }
 
@@ -582,6 +644,28 @@ impl RemoteStore {
         Ok(bytes)
     }
 
+    /// Starts a GET of bytes `range` of `key` in the background (on the
+    /// private runtime) and returns at once; [`PendingRange::wait`] gives
+    /// the bytes, checked like [`RemoteStore::get_range`]'s. For read-ahead:
+    /// the caller decodes what it has while the next bytes arrive.
+    pub fn spawn_get_range(&self, key: &str, range: Range<u64>) -> Result<PendingRange> {
+        let path = self.path(key)?;
+        let store = self.store.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let r = range.clone();
+        self.runtime.spawn(async move {
+            let _ = tx.send(store.get_range(&path, r).await);
+        });
+        Ok(PendingRange {
+            rx,
+            key: key.to_owned(),
+            location: self.location(key),
+            endpoint: self.config.endpoint.clone(),
+            bucket: self.config.bucket.clone(),
+            range,
+        })
+    }
+
     /// Every object whose key starts with `prefix/` (a full key prefix,
     /// e.g. [`RemoteStore::key`] of a directory), sorted by key.
     pub fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>> {
@@ -596,6 +680,7 @@ impl RemoteStore {
                 size: m.size,
                 crc32: None,
                 e_tag: m.e_tag,
+                modified_at: Some(m.last_modified.timestamp_micros()),
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));

@@ -33,11 +33,15 @@ use crate::error::{Error, Result};
 use crate::storage::archive::{
     self, Archive, ArchiveMeta, BlockFetcher, HEADER_LEN, RemoteArchives,
 };
+use crate::storage::le::{self, LeReader};
+use crate::storage::log::AppendCeiling;
 use crate::storage::segment::Segment;
 use crate::storage::warm::{archive_name, marker_name};
 use crate::tier::RemoteHandle;
 use crate::tier::maintain::PartitionJob;
 use crate::tier::objstore::{ObjectStoreConfig, RemoteStore, S3Credentials};
+pub(crate) use crate::tier::remote_blocks::RemoteBlockCache;
+use crate::tier::remote_blocks::RemoteBlocks;
 
 /// First bytes of a marker file.
 pub const MARKER_MAGIC: [u8; 4] = [0xEF, b'F', b'A', b'M'];
@@ -48,6 +52,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// Default bytes fetched past a missed block (one ranged GET) for
 /// sequential replay.
 pub const DEFAULT_READ_AHEAD_BYTES: u64 = 8 << 20;
+/// Default age past which an object no marker names is deleted.
+pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(3600);
 /// Largest marker accepted (a 2 GiB segment's index is ~400 KiB).
 const MAX_MARKER_LEN: usize = 64 << 20;
 
@@ -78,12 +84,18 @@ pub struct RemoteWarmConfig {
     /// its appends are refused ([`Error::ObjectStore`], op `"append"`) until
     /// an upload succeeds. `None`: no ceiling.
     pub local_ceiling_bytes: Option<u64>,
+    /// How old (by the store's last-modified time) an object under a
+    /// partition's prefix that no marker names must be before maintenance
+    /// deletes it as the leftover of an interrupted move; also the interval
+    /// between two such sweeps of a partition (the first runs at the first
+    /// maintenance after open).
+    pub orphan_grace: Duration,
 }
 
 impl RemoteWarmConfig {
     /// The warm tier in `store` with every default: credentials from the
     /// environment, a 256 MiB cache, 8 MiB read-ahead, retries after 1 s
-    /// doubling to 5 min, no local-disk ceiling.
+    /// doubling to 5 min, no local-disk ceiling, orphans swept after 1 hour.
     pub fn new(store: ObjectStoreConfig) -> RemoteWarmConfig {
         RemoteWarmConfig {
             store,
@@ -94,6 +106,7 @@ impl RemoteWarmConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             local_ceiling_bytes: None,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
         }
     }
 }
@@ -136,7 +149,8 @@ impl Marker {
         out
     }
 
-    /// Parses and checks a marker; every failure names `path` and the byte.
+    /// Parses and checks a marker; every failure names `path` and the byte
+    /// where the bad field starts.
     pub(crate) fn decode(b: &[u8], path: &Path) -> Result<Marker> {
         let bad = |pos: usize, why: &str| Error::corrupted(path, pos as u64, why.to_owned());
         if b.len() > MAX_MARKER_LEN {
@@ -148,50 +162,46 @@ impl Marker {
         if b.len() < 4 + 4 + 8 + 4 + 8 + 2 + 2 + HEADER_LEN + 4 + 4 {
             return Err(bad(0, "remote-archive marker is truncated"));
         }
-        if b[..4] != MARKER_MAGIC {
+        // The checksum covers every byte before the last four.
+        let (body, stored) = b
+            .split_at_checked(b.len() - 4)
+            .ok_or_else(|| bad(0, "remote-archive marker is truncated"))?;
+        let stored = le::u32_at(stored, 0)
+            .ok_or_else(|| bad(body.len(), "remote-archive marker checksum is cut short"))?;
+        let mut r = LeReader::new(body, path, 0);
+        if r.bytes(4, "magic")? != MARKER_MAGIC {
             return Err(bad(0, "no remote-archive marker magic"));
         }
-        if b[4] != MARKER_VERSION || b[5..8] != [0, 0, 0] {
+        let version = r.u8("version")?;
+        let reserved = r.bytes(3, "reserved")?;
+        if version != MARKER_VERSION || reserved != [0, 0, 0] {
             return Err(bad(
                 4,
                 &format!(
-                    "unsupported marker version {} (this build reads {MARKER_VERSION})",
-                    b[4]
+                    "unsupported marker version {version} (this build reads {MARKER_VERSION})"
                 ),
             ));
         }
-        let body = b.len() - 4;
-        let stored = u32::from_le_bytes([b[body], b[body + 1], b[body + 2], b[body + 3]]);
-        if crc32fast::hash(&b[..body]) != stored {
-            return Err(bad(body, "remote-archive marker checksum mismatch"));
+        if crc32fast::hash(body) != stored {
+            return Err(bad(body.len(), "remote-archive marker checksum mismatch"));
         }
-        let mut pos = 8usize;
-        let mut take = |n: usize| -> Result<&[u8]> {
-            let end = pos
-                .checked_add(n)
-                .filter(|e| *e <= body)
-                .ok_or_else(|| bad(pos, "remote-archive marker field runs past its end"))?;
-            let s = &b[pos..end];
-            pos = end;
-            Ok(s)
-        };
-        let u64_of = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
-        let object_size = u64_of(take(8)?);
-        let object_crc32 = u32::from_le_bytes(take(4)?.try_into().unwrap_or([0; 4]));
-        let uploaded_at = u64_of(take(8)?) as i64;
+        let object_size = r.u64("object_size")?;
+        let object_crc32 = r.u32("object_crc32")?;
+        let uploaded_at = r.i64("uploaded_at")?;
         let mut text = |what: &str| -> Result<String> {
-            let len = u16::from_le_bytes(take(2)?.try_into().unwrap_or([0; 2])) as usize;
-            std::str::from_utf8(take(len)?)
+            let len = r.u16(&format!("{what}_len"))? as usize;
+            let at = r.position();
+            std::str::from_utf8(r.bytes(len, what)?)
                 .map(str::to_owned)
-                .map_err(|_| Error::corrupted(path, 0, format!("marker {what} is not UTF-8")))
+                .map_err(|_| Error::corrupted(path, at, format!("marker {what} is not UTF-8")))
         };
         let bucket = text("bucket")?;
         let key = text("key")?;
-        let head = take(HEADER_LEN)?.to_vec();
-        let tail_len = u32::from_le_bytes(take(4)?.try_into().unwrap_or([0; 4])) as usize;
-        let tail = take(tail_len)?.to_vec();
-        if pos != body {
-            return Err(bad(pos, "remote-archive marker has bytes after its tail"));
+        let head = r.bytes(HEADER_LEN, "head")?.to_vec();
+        let tail_len = r.u32("tail_len")? as usize;
+        let tail = r.bytes(tail_len, "tail")?.to_vec();
+        if r.remaining() != 0 {
+            return Err(r.corrupted("remote-archive marker has bytes after its tail"));
         }
         if tail.len() as u64 + HEADER_LEN as u64 > object_size {
             return Err(bad(8, "marker's tail is longer than its object"));
@@ -208,139 +218,43 @@ impl Marker {
     }
 }
 
-/// A byte-bounded LRU of fetched compressed blocks, keyed by archive
-/// identity ([`Archive::id`]) and block number.
+/// The fetcher of an archive opened from its marker alone, to learn what it
+/// holds: it fetches nothing.
 #[derive(Debug)]
-pub(crate) struct RemoteBlockCache {
-    limit: u64,
-    inner: Mutex<CacheInner>,
-}
+struct MarkerOnly(String);
 
-#[derive(Debug, Default)]
-struct CacheInner {
-    bytes: u64,
-    tick: u64,
-    entries: HashMap<(u64, usize), (Bytes, u64)>,
-    by_age: BTreeMap<u64, (u64, usize)>,
-    hits: u64,
-    misses: u64,
-}
-
-impl RemoteBlockCache {
-    pub(crate) fn new(limit: u64) -> RemoteBlockCache {
-        RemoteBlockCache {
-            limit,
-            inner: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    fn get(&self, key: (u64, usize)) -> Option<Bytes> {
-        let mut c = self.inner.lock();
-        c.tick += 1;
-        let tick = c.tick;
-        let Some((bytes, age)) = c.entries.get_mut(&key) else {
-            c.misses += 1;
-            return None;
-        };
-        let (bytes, old) = (bytes.clone(), std::mem::replace(age, tick));
-        c.by_age.remove(&old);
-        c.by_age.insert(tick, key);
-        c.hits += 1;
-        Some(bytes)
-    }
-
-    fn insert(&self, key: (u64, usize), block: Bytes) {
-        let size = block.len() as u64;
-        if size > self.limit {
-            return;
-        }
-        let mut c = self.inner.lock();
-        c.tick += 1;
-        let tick = c.tick;
-        if let Some((old, age)) = c.entries.insert(key, (block, tick)) {
-            c.bytes -= old.len() as u64;
-            c.by_age.remove(&age);
-        }
-        c.by_age.insert(tick, key);
-        c.bytes += size;
-        while c.bytes > self.limit {
-            let Some((_, victim)) = c.by_age.pop_first() else {
-                break;
-            };
-            if let Some((b, _)) = c.entries.remove(&victim) {
-                c.bytes -= b.len() as u64;
-            }
-        }
-    }
-
-    /// Drops every block of archive `id` (removed from the tier).
-    pub(crate) fn forget(&self, id: u64) {
-        let mut c = self.inner.lock();
-        let doomed: Vec<(u64, usize)> = c.entries.keys().filter(|k| k.0 == id).copied().collect();
-        for k in doomed {
-            if let Some((b, age)) = c.entries.remove(&k) {
-                c.bytes -= b.len() as u64;
-                c.by_age.remove(&age);
-            }
-        }
-    }
-
-    /// (bytes held, hits, misses).
-    #[cfg(test)]
-    fn stats(&self) -> (u64, u64, u64) {
-        let c = self.inner.lock();
-        (c.bytes, c.hits, c.misses)
-    }
-}
-
-/// Brings the blocks of one remote archive: from the cache, else one
-/// ranged GET covering the missed block and those after it up to the
-/// read-ahead, all of which are cached.
-#[derive(Debug)]
-struct RemoteBlocks {
-    store: Arc<RemoteStore>,
-    key: String,
-    cache: Arc<RemoteBlockCache>,
-    read_ahead: u64,
-}
-
-impl BlockFetcher for RemoteBlocks {
-    fn compressed_block(&self, archive: &Archive, i: usize) -> Result<Bytes> {
-        if let Some(b) = self.cache.get((archive.id, i)) {
-            return Ok(b);
-        }
-        let first = &archive.blocks[i];
-        let start = first.position;
-        let mut last = i;
-        while last + 1 < archive.blocks.len() {
-            let next = &archive.blocks[last + 1];
-            if next.position + u64::from(next.compressed_len) - start > self.read_ahead {
-                break;
-            }
-            last += 1;
-        }
-        let end = archive.blocks[last].position + u64::from(archive.blocks[last].compressed_len);
-        let fetched = self.store.get_range(&self.key, start..end)?;
-        let mut wanted = Bytes::new();
-        for (j, e) in archive.blocks.iter().enumerate().take(last + 1).skip(i) {
-            let from = (e.position - start) as usize;
-            let block = fetched.slice(from..from + e.compressed_len as usize);
-            if j == i {
-                wanted = block.clone();
-            }
-            self.cache.insert((archive.id, j), block);
-        }
-        Ok(wanted)
+impl BlockFetcher for MarkerOnly {
+    fn compressed_block(&self, _archive: &Archive, _i: usize) -> Result<Bytes> {
+        Err(Error::invalid(
+            format!("remote archive {}", self.0),
+            "opened from its marker only, to check its offsets (fabric verify --remote reads it)",
+        ))
     }
 
     fn location(&self) -> String {
-        self.store.location(&self.key)
+        self.0.clone()
     }
 
-    fn remove_source(&self, archive: &Archive) -> Result<()> {
-        self.cache.forget(archive.id);
-        self.store.delete(&self.key)
+    fn remove_source(&self, _archive: &Archive) -> Result<()> {
+        Ok(())
     }
+}
+
+/// What the remote archive a marker records holds (topic, partition,
+/// offsets, records), from the marker alone: its header and tail checked
+/// exactly like a local archive's, no request sent (local `fabric verify`).
+pub(crate) fn marker_summary(path: &Path) -> Result<archive::ArchiveSummary> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let marker = Marker::decode(&bytes, path)?;
+    let location = format!("s3://{}/{}", marker.bucket, marker.key);
+    let opened = Archive::open_recorded(
+        path,
+        marker.object_size,
+        &marker.head,
+        &marker.tail,
+        Arc::new(MarkerOnly(location)),
+    )?;
+    Ok(opened.summary)
 }
 
 /// Upload failures of one partition: when to try again.
@@ -361,6 +275,8 @@ pub(crate) struct RemoteTier {
     topic_stores: HashMap<String, Arc<RemoteStore>>,
     pub(crate) cache: Arc<RemoteBlockCache>,
     retries: Mutex<HashMap<(String, u32), Retry>>,
+    /// When each partition's orphan objects were last swept.
+    sweeps: Mutex<HashMap<(String, u32), Instant>>,
 }
 
 impl RemoteTier {
@@ -383,7 +299,23 @@ impl RemoteTier {
             topic_stores,
             config,
             retries: Mutex::new(HashMap::new()),
+            sweeps: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether a sweep of the partition's orphan objects is due (and, if
+    /// so, records it as done now): at the first maintenance after open,
+    /// then once per `orphan_grace`.
+    pub(crate) fn sweep_due(&self, topic: &str, partition: u32) -> bool {
+        let mut sweeps = self.sweeps.lock();
+        let key = (topic.to_owned(), partition);
+        let due = sweeps
+            .get(&key)
+            .is_none_or(|last| last.elapsed() >= self.config.orphan_grace);
+        if due {
+            sweeps.insert(key, Instant::now());
+        }
+        due
     }
 
     /// The store holding `topic`'s warm tier.
@@ -482,14 +414,26 @@ impl RemoteTier {
             }
         }
         let tail_at = local.index_position() as usize;
+        // `Archive::open` checked the header and that the index starts
+        // inside the file: a failure here means the file changed under us.
+        let (head, tail) = match (data.get(..HEADER_LEN), data.get(tail_at..)) {
+            (Some(h), Some(t)) => (h.to_vec(), t.to_vec()),
+            _ => {
+                return Err(Error::corrupted(
+                    archive_path,
+                    tail_at as u64,
+                    "archive changed while it was uploaded: its index is past its end",
+                ));
+            }
+        };
         Ok(Marker {
             object_size: sent.size,
             object_crc32: sent.crc32,
             uploaded_at: now,
             bucket: store.config().bucket.clone(),
             key: key.to_owned(),
-            head: data[..HEADER_LEN].to_vec(),
-            tail: data[tail_at..].to_vec(),
+            head,
+            tail,
         })
     }
 
@@ -514,12 +458,12 @@ impl RemoteArchives for RemoteTier {
                 ),
             ));
         }
-        let fetcher = Arc::new(RemoteBlocks {
-            store: store.clone(),
-            key: marker.key.clone(),
-            cache: self.cache.clone(),
-            read_ahead: self.config.read_ahead_bytes,
-        });
+        let fetcher = Arc::new(RemoteBlocks::new(
+            store.clone(),
+            marker.key.clone(),
+            self.cache.clone(),
+            self.config.read_ahead_bytes,
+        ));
         Archive::open_recorded(
             path,
             marker.object_size,
@@ -590,7 +534,7 @@ impl PartitionJob<'_> {
         base: u64,
     ) -> Result<u64> {
         if let Some(e) = remote.deferred(self.topic, self.partition) {
-            self.enforce_ceiling(remote, true);
+            self.enforce_ceiling(remote, Some(&e));
             return Err(e);
         }
         let dir = self.warm.dir.clone();
@@ -598,7 +542,13 @@ impl PartitionJob<'_> {
             .ensure_dir(&self.io, &dir, &self.tiers.warm_root)?;
         let archive_tmp = dir.join(format!("{}.tmp", archive_name(base)));
         let view = seg.view()?;
-        let data = &view.map[..view.committed_len as usize];
+        let data = view.map.get(..view.committed_len as usize).ok_or_else(|| {
+            Error::corrupted(
+                &seg.path,
+                view.committed_len,
+                "segment's committed length is past its mapping",
+            )
+        })?;
         let meta = ArchiveMeta {
             topic: self.topic,
             partition: self.partition,
@@ -614,7 +564,7 @@ impl PartitionJob<'_> {
         let key = remote.object_key(self.topic, self.partition, base);
         let uploaded = remote.upload(self.topic, &archive_tmp, &key, now_micros());
         remote.note_attempt(self.topic, self.partition, uploaded.as_ref().err());
-        self.enforce_ceiling(remote, uploaded.is_err());
+        self.enforce_ceiling(remote, uploaded.as_ref().err());
         let marker = match uploaded {
             Ok(m) => m,
             Err(e) => {
@@ -639,32 +589,40 @@ impl PartitionJob<'_> {
         Ok(marker.object_size)
     }
 
-    /// While uploads fail, a hot tier above the configured local-disk
-    /// ceiling refuses appends (checked at each upload attempt); once an
-    /// upload succeeds, or the hot bytes are back under it, appends go on.
-    fn enforce_ceiling(&self, remote: &RemoteHandle, failing: bool) {
-        let Some(ceiling) = remote.config.local_ceiling_bytes else {
+    /// While uploads fail (`failure` is the last one), the partition's
+    /// appends are bounded by the configured local-disk ceiling: the log
+    /// keeps a cached count of its bytes (re-read here, at each upload
+    /// attempt, then raised by every append) and refuses the append that
+    /// would pass the ceiling. Once an upload succeeds the bound is lifted.
+    fn enforce_ceiling(&self, remote: &RemoteHandle, failure: Option<&Error>) {
+        let Some(limit) = remote.config.local_ceiling_bytes else {
             return;
         };
-        let hot: u64 = self
+        let Some(cause) = failure else {
+            self.log.refuse_appends(None);
+            return;
+        };
+        let held_bytes: u64 = self
             .log
             .segment_handles()
             .iter()
             .map(|s| s.committed_len())
             .sum();
-        if failing && hot > ceiling {
-            let store = remote.store_for(self.topic);
-            let location =
-                store.location(&store.key(&format!("{}/{}", self.topic, self.partition)));
-            let reason = format!(
-                "topic {:?} partition {} holds {hot} hot bytes, over the local-disk ceiling of {ceiling}, while its uploads to the warm tier fail: appends are refused until an upload succeeds",
-                self.topic, self.partition
+        if held_bytes > limit {
+            log::warn!(
+                "topic {:?} partition {} holds {held_bytes} hot bytes, over the local-disk ceiling of {limit}, while its uploads to the warm tier fail: appends are refused until an upload succeeds",
+                self.topic,
+                self.partition
             );
-            log::warn!("{reason}");
-            self.log.refuse_appends(Some((location, reason)));
-        } else {
-            self.log.refuse_appends(None);
         }
+        self.log.refuse_appends(Some(AppendCeiling {
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            held_bytes,
+            admitted_bytes: 0,
+            limit,
+            cause: cause.to_string(),
+        }));
     }
 
     /// Warm → cold export of a remote archive: downloaded whole and checked

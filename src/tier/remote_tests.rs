@@ -50,3 +50,39 @@ fn the_block_cache_stays_within_its_bound_and_evicts_the_least_recent() {
     c.forget(1);
     assert_eq!(c.stats().0, 0);
 }
+
+/// `bytes` with its last four bytes replaced by the CRC of the rest, as a
+/// writer would have sealed them.
+fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_bad_field_under_a_good_checksum_is_corruption_at_that_fields_byte() {
+    let bytes = marker().encode();
+    // The bucket ("warm") starts at byte 30: after magic, version, reserved,
+    // object_size, object_crc32, uploaded_at and bucket_len.
+    let mut not_utf8 = bytes.clone();
+    not_utf8[31] = 0xFF;
+    let mut key_too_long = bytes.clone();
+    key_too_long[34..36].copy_from_slice(&u16::MAX.to_le_bytes());
+    for (damaged, at, what) in [
+        (not_utf8, 30, "bucket is not UTF-8"),
+        (key_too_long, 36, "key (65535 bytes) is cut short"),
+    ] {
+        match Marker::decode(&resealed(damaged), Path::new("b.remote")) {
+            Err(Error::Corrupted {
+                path,
+                position,
+                reason,
+            }) => {
+                assert_eq!((path.as_path(), position), (Path::new("b.remote"), at));
+                assert!(reason.contains(what), "{reason}");
+            }
+            other => panic!("expected corruption at byte {at}, got {other:?}"),
+        }
+    }
+}

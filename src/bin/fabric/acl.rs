@@ -80,13 +80,13 @@ impl RuleArgs {
 }
 
 /// Runs one `acl` subcommand on `data`.
-pub(crate) fn run(data: &Path, cmd: AclCommand) -> CliResult {
+pub(crate) fn run(data: &Path, cmd: AclCommand, tiers: &FabricConfig) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {
         AclCommand::Add(args) => {
             let rule = args.rule()?;
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             let added = Acls::open(data)?.add(rule)?;
             fabric.close()?;
             if !added {
@@ -95,7 +95,7 @@ pub(crate) fn run(data: &Path, cmd: AclCommand) -> CliResult {
         }
         AclCommand::Remove(args) => {
             let rule = args.rule()?;
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             let removed = Acls::open(data)?.remove(&rule)?;
             fabric.close()?;
             if !removed {

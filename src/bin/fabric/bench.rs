@@ -161,11 +161,13 @@ fn report(json_out: bool, what: &str, records: u64, bytes: u64, secs: f64, mut l
 }
 
 /// `bench produce`: publishes `args.records` generated events and reports.
-pub(crate) fn produce(data: &Path, args: BenchProduceArgs) -> CliResult {
+pub(crate) fn produce(data: &Path, args: BenchProduceArgs, tiers: &FabricConfig) -> CliResult {
     if args.batch == 0 || args.threads == 0 || args.records == 0 {
         return fail("--records, --batch and --threads must be at least 1");
     }
-    let fabric = Fabric::open(data, FabricConfig::with_fsync(args.fsync))?;
+    let mut config = tiers.clone();
+    config.fsync = Some(args.fsync);
+    let fabric = Fabric::open(data, config)?;
     let topic = match &args.topic {
         Some(t) => t.clone(),
         None => {
@@ -247,8 +249,8 @@ pub(crate) fn produce(data: &Path, args: BenchProduceArgs) -> CliResult {
 }
 
 /// `bench consume`: reads and decodes a topic from the start and reports.
-pub(crate) fn consume(data: &Path, args: BenchConsumeArgs) -> CliResult {
-    let fabric = Fabric::open_read_only(data)?;
+pub(crate) fn consume(data: &Path, args: BenchConsumeArgs, tiers: &FabricConfig) -> CliResult {
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let topic = args.topic.unwrap_or_else(|| SCRATCH_TOPIC.to_string());
     let mut reader = fabric.reader(&topic, StartFrom::Earliest)?;
     let total = args.records.unwrap_or(u64::MAX);

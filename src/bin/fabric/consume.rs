@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use eventfabric::{Fabric, StartFrom};
+use eventfabric::{Fabric, FabricConfig, StartFrom};
 
 use crate::shared::{CliResult, event_line, fail, group_in_use, print_raw};
 
@@ -66,11 +66,11 @@ fn parse_from(from: &str, partition: Option<u32>) -> CliResult<StartFrom> {
 
 /// Prints `args.topic` from `--from` (or as `--group`) until the end, `--max`
 /// events, or forever with `--follow`.
-pub(crate) fn run(data: &Path, args: ConsumeArgs) -> CliResult {
+pub(crate) fn run(data: &Path, args: ConsumeArgs, tiers: &FabricConfig) -> CliResult {
     if args.group.is_some() {
-        return consume_group(data, args);
+        return consume_group(data, args, tiers);
     }
-    let fabric = Fabric::open_read_only(data)?;
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let from = parse_from(&args.from, args.partition)?;
     let mut reader = fabric.reader(&args.topic, from)?;
     if let Some(p) = args.partition {
@@ -106,9 +106,9 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> CliResult {
 
 /// `consume --group G [--commit]`: a member of G on a read-only view; its
 /// commits are safe beside a writer process thanks to G's cursor-log lock.
-fn consume_group(data: &Path, args: ConsumeArgs) -> CliResult {
+fn consume_group(data: &Path, args: ConsumeArgs, tiers: &FabricConfig) -> CliResult {
     let group = args.group.as_deref().unwrap_or_default();
-    let fabric = Fabric::open_read_only(data)?;
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let mut config = eventfabric::ConsumerConfig::default();
     config.auto_commit_interval = None;
     let mut consumer = fabric

@@ -111,12 +111,12 @@ fn dlq_filter(args: &DlqFilterArgs) -> CliResult<eventfabric::DlqFilter> {
 }
 
 /// Runs one `dlq` subcommand on the dead letters of a topic in `data`.
-pub(crate) fn run(data: &Path, cmd: DlqCommand) -> CliResult {
+pub(crate) fn run(data: &Path, cmd: DlqCommand, tiers: &FabricConfig) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match cmd {
         DlqCommand::List(args) => {
-            let fabric = Fabric::open_read_only(data)?;
+            let fabric = Fabric::open_read_only_with(data, tiers)?;
             let letters = fabric.dead_letters(&args.topic)?;
             // Streamed: each letter is printed as it is read, so a DLQ of
             // any size lists in constant memory, and the letters before a
@@ -129,7 +129,7 @@ pub(crate) fn run(data: &Path, cmd: DlqCommand) -> CliResult {
             }
         }
         DlqCommand::Show(args) => {
-            let fabric = Fabric::open_read_only(data)?;
+            let fabric = Fabric::open_read_only_with(data, tiers)?;
             let letters = fabric.dead_letters(&args.topic)?;
             let entry = match (&args.offset, &args.event_id) {
                 (Some(at), _) => {
@@ -173,7 +173,7 @@ pub(crate) fn run(data: &Path, cmd: DlqCommand) -> CliResult {
                 },
             };
             let filter = dlq_filter(&args.filter)?;
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             let report = fabric.dead_letters(&args.topic)?.replay(&filter, rate)?;
             for r in &report.replayed {
                 let line = json!({

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use eventfabric::Fabric;
+use eventfabric::{Fabric, FabricConfig};
 use serde_json::json;
 
 use crate::shared::{CliResult, fail, group_in_use};
@@ -37,8 +37,8 @@ pub(crate) enum GroupCommand {
 }
 
 /// Runs one `group` subcommand on a read-only view of `data`.
-pub(crate) fn run(data: &Path, cmd: GroupCommand) -> CliResult {
-    let fabric = Fabric::open_read_only(data)?;
+pub(crate) fn run(data: &Path, cmd: GroupCommand, tiers: &FabricConfig) -> CliResult {
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {

@@ -36,7 +36,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use eventfabric::FabricConfig;
 
 use crate::shared::{CliResult, data_dir};
 
@@ -47,35 +46,13 @@ struct Cli {
     /// The data directory (created by the first writing command).
     #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Where warm archive segments live (default: DATA/warm); give the same
-    /// directory the host configures.
-    #[arg(long, global = true, value_name = "DIR")]
-    warm_dir: Option<PathBuf>,
-    /// Where exported cold archive segments go (default: DATA/cold).
-    #[arg(long, global = true, value_name = "DIR")]
-    cold_dir: Option<PathBuf>,
+    /// Where the tiers live (warm and cold directories, the S3 warm tier).
+    #[command(flatten)]
+    tier_flags: shared::TierFlags,
     /// Run `produce` and `consume` as this principal, checked against the
     /// data directory's ACLs (default: the host principal, `host`).
     #[arg(long, global = true, value_name = "NAME")]
     principal: Option<String>,
-    /// The warm tier's S3 bucket (feature tier-s3): new warm archives go
-    /// there, remote ones are read from there. Credentials: AWS_ACCESS_KEY_ID,
-    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) from the environment.
-    #[cfg(feature = "tier-s3")]
-    #[arg(long, global = true, value_name = "BUCKET")]
-    s3_bucket: Option<String>,
-    /// Key prefix of the warm tier's objects in the bucket.
-    #[cfg(feature = "tier-s3")]
-    #[arg(long, global = true, value_name = "PREFIX", default_value = "")]
-    s3_prefix: String,
-    /// Endpoint URL of an S3-compatible store (default: AWS S3 of the region).
-    #[cfg(feature = "tier-s3")]
-    #[arg(long, global = true, value_name = "URL")]
-    s3_endpoint: Option<String>,
-    /// Region of the bucket (default: AWS_REGION, else us-east-1).
-    #[cfg(feature = "tier-s3")]
-    #[arg(long, global = true, value_name = "REGION")]
-    s3_region: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,52 +131,42 @@ fn main() -> ExitCode {
 
 /// Runs the parsed command; a failure carries its message and exit status.
 fn run(cli: Cli) -> CliResult {
-    let mut tiers = FabricConfig::default();
-    tiers.warm_dir = cli.warm_dir.clone();
-    tiers.cold_dir = cli.cold_dir.clone();
-    #[cfg(feature = "tier-s3")]
-    if let Some(bucket) = &cli.s3_bucket {
-        let mut store = eventfabric::ObjectStoreConfig::new(bucket.clone());
-        store.prefix = cli.s3_prefix.clone();
-        store.endpoint = cli.s3_endpoint.clone();
-        store.region = cli.s3_region.clone();
-        tiers.remote_warm = Some(eventfabric::RemoteWarmConfig::new(store));
-    }
+    let tiers = cli.tier_flags.fabric_config();
     match cli.command {
         Command::Topic(cmd) => topic::run(data_dir(&cli.data)?, cmd, &tiers),
         Command::Produce(args) => {
             let data = data_dir(&cli.data)?;
             let op = eventfabric::governance::Operation::Produce;
             acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
-            produce::run(data, args)
+            produce::run(data, args, &tiers)
         }
         Command::Consume(args) => {
             let data = data_dir(&cli.data)?;
             let op = eventfabric::governance::Operation::Consume;
             acl::authorize(data, cli.principal.as_deref(), op, &args.topic)?;
-            consume::run(data, args)
+            consume::run(data, args, &tiers)
         }
         Command::Inspect(args) => inspect::run(data_dir(&cli.data)?, args, &tiers),
         Command::Verify(args) => verify::run(data_dir(&cli.data)?, args, &tiers),
         Command::Gen(args) => generate::run(args),
         Command::Bench(bench::BenchCommand::Produce(args)) => {
-            bench::produce(data_dir(&cli.data)?, args)
+            bench::produce(data_dir(&cli.data)?, args, &tiers)
         }
-        Command::Export(args) => snapshot::export(data_dir(&cli.data)?, args),
-        Command::Import(args) => snapshot::import(data_dir(&cli.data)?, args),
+        Command::Export(args) => snapshot::export(data_dir(&cli.data)?, args, &tiers),
+        Command::Import(args) => snapshot::import(data_dir(&cli.data)?, args, &tiers),
         Command::Bench(bench::BenchCommand::Consume(args)) => {
-            bench::consume(data_dir(&cli.data)?, args)
+            bench::consume(data_dir(&cli.data)?, args, &tiers)
         }
         Command::Retention(cmd) => retention::run(data_dir(&cli.data)?, tiers, cmd),
-        Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd),
-        Command::Replay(args) => replay::run(data_dir(&cli.data)?, args),
-        Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd),
-        Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd),
+        Command::Group(cmd) => group::run(data_dir(&cli.data)?, cmd, &tiers),
+        Command::Replay(args) => replay::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Dlq(cmd) => dlq::run(data_dir(&cli.data)?, cmd, &tiers),
+        Command::Schema(cmd) => schema::run(data_dir(&cli.data)?, cmd, &tiers),
         Command::Check(args) => plan::check(args),
-        Command::Acl(cmd) => acl::run(data_dir(&cli.data)?, cmd),
-        Command::Quota(cmd) => quota::run(data_dir(&cli.data)?, cmd),
-        Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args),
-        Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args),
+        Command::Acl(cmd) => acl::run(data_dir(&cli.data)?, cmd, &tiers),
+        Command::Quota(cmd) => quota::run(data_dir(&cli.data)?, cmd, &tiers),
+        Command::Plan(args) => plan::plan(data_dir(&cli.data)?, args, &tiers),
+        Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args, &tiers),
         Command::Stats(args) => stats::run(data_dir(&cli.data)?, args, &tiers),
         Command::Metrics => metrics::run(data_dir(&cli.data)?, &tiers),
     }

@@ -83,7 +83,7 @@ struct Plan {
     blockers: Vec<String>,
 }
 
-fn make_plan(data: &Path, args: &PlanArgs) -> CliResult<(Plan, TopicsFile)> {
+fn make_plan(data: &Path, args: &PlanArgs, tiers: &FabricConfig) -> CliResult<(Plan, TopicsFile)> {
     let report = topics_file::check(&args.file, Against::DataDir(data))?;
     if !report.findings.is_empty() {
         let lines: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
@@ -96,7 +96,7 @@ fn make_plan(data: &Path, args: &PlanArgs) -> CliResult<(Plan, TopicsFile)> {
     let Some(file) = report.file else {
         return Err("the topics file could not be read".into());
     };
-    let fabric = Fabric::open_read_only(data)?;
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let existing = fabric.topics();
     let mut plan = Plan {
         changes: Vec::new(),
@@ -192,8 +192,8 @@ fn make_plan(data: &Path, args: &PlanArgs) -> CliResult<(Plan, TopicsFile)> {
 }
 
 /// Runs `fabric plan`: one line per change, blockers on stderr (exit 1).
-pub(crate) fn plan(data: &Path, args: PlanArgs) -> CliResult {
-    let (plan, _) = make_plan(data, &args)?;
+pub(crate) fn plan(data: &Path, args: PlanArgs, tiers: &FabricConfig) -> CliResult {
+    let (plan, _) = make_plan(data, &args, tiers)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (_, line) in &plan.changes {
@@ -217,13 +217,13 @@ pub(crate) fn plan(data: &Path, args: PlanArgs) -> CliResult {
 /// Runs `fabric apply`: refuses everything while anything is blocked;
 /// otherwise applies each change (each one crash-safe on its own, and a
 /// re-run after a crash converges: applied changes drop out of the plan).
-pub(crate) fn apply(data: &Path, args: PlanArgs) -> CliResult {
-    let (plan, file) = make_plan(data, &args)?;
+pub(crate) fn apply(data: &Path, args: PlanArgs, tiers: &FabricConfig) -> CliResult {
+    let (plan, file) = make_plan(data, &args, tiers)?;
     if !plan.blockers.is_empty() {
         return Err(format!("nothing applied: {}", plan.blockers.join("; ")).into());
     }
     let base = args.file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let fabric = Fabric::open(data, FabricConfig::default())?;
+    let fabric = Fabric::open(data, tiers.clone())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // Schemas first, so a topic that requires them validates from its first event.

@@ -41,8 +41,8 @@ struct Pending {
 
 /// Appends stdin's envelopes to `args.topic`; exit status 1 when any line
 /// was rejected.
-pub(crate) fn run(data: &Path, args: ProduceArgs) -> CliResult {
-    let mut config = FabricConfig::default();
+pub(crate) fn run(data: &Path, args: ProduceArgs, tiers: &FabricConfig) -> CliResult {
+    let mut config = tiers.clone();
     config.fsync = args.fsync;
     let fabric = Fabric::open(data, config)?;
     let mut producer = fabric.producer(&args.topic, &args.source)?;

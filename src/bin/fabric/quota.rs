@@ -56,7 +56,7 @@ pub(crate) struct SetArgs {
 }
 
 /// Runs one `quota` subcommand on `data`.
-pub(crate) fn run(data: &Path, cmd: QuotaCommand) -> CliResult {
+pub(crate) fn run(data: &Path, cmd: QuotaCommand, tiers: &FabricConfig) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {
@@ -80,7 +80,7 @@ pub(crate) fn run(data: &Path, cmd: QuotaCommand) -> CliResult {
             if let Err(e) = rule.validate() {
                 return fail(e.to_string());
             }
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             let mut rules = quota::load(data)?;
             rules.retain(|r| (&r.tenant, &r.producer) != (&rule.tenant, &rule.producer));
             rules.push(rule);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use eventfabric::Fabric;
+use eventfabric::{Fabric, FabricConfig};
 
 use crate::shared::{CliResult, Position, fail, group_in_use, parse_position, print_raw};
 
@@ -43,9 +43,9 @@ fn replay_bound(flag: &str, value: &str) -> CliResult<eventfabric::ReplayBound> 
 }
 
 /// Replays `args.topic` into `args.group` and prints what it replays.
-pub(crate) fn run(data: &Path, args: ReplayArgs) -> CliResult {
+pub(crate) fn run(data: &Path, args: ReplayArgs, tiers: &FabricConfig) -> CliResult {
     use eventfabric::ReplayConfig;
-    let fabric = Fabric::open_read_only(data)?;
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let mut config = ReplayConfig::new(replay_bound("--from", &args.from)?);
     if let Some(to) = &args.to {
         config.to = Some(replay_bound("--to", to)?);

@@ -67,13 +67,13 @@ pub(crate) struct SchemaArgs {
 }
 
 /// Runs one `schema` subcommand on `data`.
-pub(crate) fn run(data: &Path, cmd: SchemaCommand) -> CliResult {
+pub(crate) fn run(data: &Path, cmd: SchemaCommand, tiers: &FabricConfig) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {
         SchemaCommand::Add(args) => {
             // The writer lock serialises catalog writers.
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             let candidate = candidate(args)?;
             let mut catalog = Catalog::open(data)?;
             let verdict = catalog.add(candidate)?;

@@ -1,6 +1,8 @@
 //! What several `fabric` subcommands share, written once: the failure type
-//! and its exit statuses, the `--data` check, an event and an archive segment
-//! as JSON, and offset-or-time positions.
+//! and its exit statuses, the `--data` check, the global tier flags and the
+//! one `FabricConfig` built from them (every subcommand opens its fabric
+//! with it), an event and an archive segment as JSON, and offset-or-time
+//! positions.
 //!
 //! It owns no subcommand and must never open a data directory itself: each
 //! subcommand decides whether it needs the writer lock or a read-only view.
@@ -9,8 +11,62 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use eventfabric::{Envelope, ReadEvent};
+use eventfabric::{Envelope, FabricConfig, ReadEvent};
 use serde_json::{Value, json};
+
+/// The global flags saying where a data directory's tiers live. Every
+/// subcommand opens its fabric with [`TierFlags::fabric_config`], so a
+/// writer opened by `produce` sees the same warm tier `retention run` wrote.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct TierFlags {
+    /// Where warm archive segments live (default: DATA/warm); give the same
+    /// directory the host configures.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) warm_dir: Option<PathBuf>,
+    /// Where exported cold archive segments go (default: DATA/cold).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) cold_dir: Option<PathBuf>,
+    /// The warm tier's S3 bucket (feature tier-s3): new warm archives go
+    /// there, remote ones are read from there. Recorded in
+    /// DATA/remote-warm.json by a writing command, so later commands need not
+    /// repeat it. Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and
+    /// AWS_SESSION_TOKEN) from the environment, never recorded.
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "BUCKET")]
+    pub(crate) s3_bucket: Option<String>,
+    /// Key prefix of the warm tier's objects in the bucket.
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "PREFIX", default_value = "")]
+    pub(crate) s3_prefix: String,
+    /// Endpoint URL of an S3-compatible store (default: AWS S3 of the region).
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// Region of the bucket (default: AWS_REGION, else us-east-1).
+    #[cfg(feature = "tier-s3")]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub(crate) s3_region: Option<String>,
+}
+
+impl TierFlags {
+    /// The one `FabricConfig` of this invocation: warm and cold directories
+    /// and, with `--s3-bucket`, the remote warm tier (without it, a fabric
+    /// uses the one the data directory recorded, if any).
+    pub(crate) fn fabric_config(&self) -> FabricConfig {
+        let mut config = FabricConfig::default();
+        config.warm_dir = self.warm_dir.clone();
+        config.cold_dir = self.cold_dir.clone();
+        #[cfg(feature = "tier-s3")]
+        if let Some(bucket) = &self.s3_bucket {
+            let mut store = eventfabric::ObjectStoreConfig::new(bucket.clone());
+            store.prefix = self.s3_prefix.clone();
+            store.endpoint = self.s3_endpoint.clone();
+            store.region = self.s3_region.clone();
+            config.remote_warm = Some(eventfabric::RemoteWarmConfig::new(store));
+        }
+        config
+    }
+}
 
 /// A failure to report: one sentence, then exit status 1 (or `code`).
 pub(crate) struct Failure {

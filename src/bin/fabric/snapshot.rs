@@ -69,8 +69,8 @@ fn snapshot_progress(what: &'static str) -> impl FnMut(u64) {
 }
 
 /// Writes `args.topic` (over the range and partitions given) to `args.out`.
-pub(crate) fn export(data: &Path, args: ExportArgs) -> CliResult {
-    let fabric = Fabric::open_read_only(data)?;
+pub(crate) fn export(data: &Path, args: ExportArgs, tiers: &FabricConfig) -> CliResult {
+    let fabric = Fabric::open_read_only_with(data, tiers)?;
     let mut options = ExportOptions::default();
     options.from = parse_bound("--from", &args.from)?;
     options.to = parse_bound("--to", &args.to)?;
@@ -95,8 +95,8 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> CliResult {
 }
 
 /// Imports the snapshot `args.file` into `data`.
-pub(crate) fn import(data: &Path, args: ImportArgs) -> CliResult {
-    let fabric = Fabric::open(data, FabricConfig::default())?;
+pub(crate) fn import(data: &Path, args: ImportArgs, tiers: &FabricConfig) -> CliResult {
+    let fabric = Fabric::open(data, tiers.clone())?;
     let mut progress = snapshot_progress("imported");
     let summary = eventfabric::import_snapshot_with_progress(
         &fabric,

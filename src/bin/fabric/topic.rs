@@ -160,7 +160,7 @@ pub(crate) fn run(data: &Path, cmd: TopicCommand, tiers: &FabricConfig) -> CliRe
             );
         }
         TopicCommand::List { json } => {
-            let fabric = Fabric::open_read_only(data)?;
+            let fabric = Fabric::open_read_only_with(data, tiers)?;
             let mut out = Vec::new();
             for name in fabric.topics() {
                 out.push(fabric.topic_info(&name)?);
@@ -189,7 +189,7 @@ pub(crate) fn run(data: &Path, cmd: TopicCommand, tiers: &FabricConfig) -> CliRe
             eprintln!("deleted topic {topic} from {}", data.display());
         }
         TopicCommand::AddPartitions { topic, partitions } => {
-            let fabric = Fabric::open(data, FabricConfig::default())?;
+            let fabric = Fabric::open(data, tiers.clone())?;
             fabric.add_partitions(&topic, partitions)?;
             fabric.close()?;
             eprintln!("topic {topic} now has {partitions} partitions");

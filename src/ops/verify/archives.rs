@@ -37,12 +37,65 @@ pub(super) fn check_archives(
     let mut last_path = None;
     for name in file_names(dir)? {
         let path = dir.join(&name);
+        if warm && name.ends_with(".remote") {
+            // A remote archive is a link of the same chain: its offsets come
+            // from the marker (no request); its bytes are --remote's job.
+            match remote_link(&path, &name, topic, partition) {
+                Ok(Some((base_offset, next_offset))) => {
+                    if chain_end.is_some_and(|e| e != base_offset) {
+                        report.findings.push(dir_finding(
+                            &path,
+                            0,
+                            format!(
+                                "remote warm archive starts at offset {base_offset} but the previous archive ends before {}: {}",
+                                chain_end.unwrap_or_default(),
+                                if chain_end.is_some_and(|e| e < base_offset) {
+                                    "a gap: offsets in between are missing"
+                                } else {
+                                    "an overlap"
+                                }
+                            ),
+                            Severity::Damage,
+                        ));
+                        chain_ok = false;
+                    }
+                    report.warm_archives += 1;
+                    chain_end = Some(next_offset);
+                    if chain_ok {
+                        state.valid_end = Some(next_offset);
+                    }
+                    last_path = Some(path);
+                }
+                Ok(None) => {
+                    // Without feature tier-s3 the marker cannot be read: the
+                    // chain is not judged across it.
+                    report.findings.push(dir_finding(
+                        &path,
+                        0,
+                        "marker of a warm archive held in an object store (this build has no feature tier-s3: its offsets are not checked)",
+                        Severity::Notice,
+                    ));
+                    chain_end = None;
+                    last_path = None;
+                }
+                Err((position, why)) => {
+                    report.findings.push(dir_finding(
+                        &path,
+                        position,
+                        format!("remote warm archive marker: {why}"),
+                        Severity::Damage,
+                    ));
+                    chain_ok = false;
+                    chain_end = None;
+                    last_path = None;
+                }
+            }
+            continue;
+        }
         let Some(base) = parse_archive_name(&name) else {
             let note = if name.ends_with(".tmp") {
                 state.temporaries.push(path.clone());
                 "temporary file of an interrupted archive write (the next writer open deletes it)"
-            } else if warm && name.ends_with(".remote") {
-                "marker of a warm archive held in an object store (fabric verify --remote checks it)"
             } else {
                 "not a file eventfabric writes here (left alone)"
             };
@@ -186,4 +239,46 @@ pub(super) fn check_archives(
         }
     }
     Ok(state)
+}
+
+/// The offsets the remote archive recorded by the marker `path` holds, read
+/// from the marker alone; `None` when this build cannot read markers (no
+/// feature `tier-s3`); `Err` the position and reason of damage.
+#[cfg_attr(
+    not(feature = "tier-s3"),
+    expect(
+        unused_variables,
+        reason = "markers are read with feature tier-s3 only"
+    )
+)]
+fn remote_link(
+    path: &Path,
+    name: &str,
+    topic: &str,
+    partition: u32,
+) -> std::result::Result<Option<(u64, u64)>, (u64, String)> {
+    #[cfg(feature = "tier-s3")]
+    {
+        let s = crate::tier::remote::marker_summary(path).map_err(|e| match e {
+            Error::Corrupted {
+                position, reason, ..
+            } => (position, reason),
+            other => (0, other.to_string()),
+        })?;
+        let base = name
+            .strip_suffix(".remote")
+            .and_then(|b| b.parse::<u64>().ok());
+        if s.topic != topic || s.partition != partition || base != Some(s.base_offset) {
+            return Err((
+                0,
+                format!(
+                    "records topic {:?} partition {} from offset {}, not what its place says ({topic:?} partition {partition} from {name})",
+                    s.topic, s.partition, s.base_offset
+                ),
+            ));
+        }
+        Ok(Some((s.base_offset, s.next_offset)))
+    }
+    #[cfg(not(feature = "tier-s3"))]
+    Ok(None)
 }

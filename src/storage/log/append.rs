@@ -24,6 +24,55 @@ use crate::storage::segment::{self, FOOTER_LEN, Footer, Segment};
 use super::read::Batches;
 use super::{Durability, Shared, Writer, flusher, now_micros};
 
+/// A bound on a log's local bytes set from outside the log (the remote warm
+/// tier's local-disk ceiling while uploads fail). The log's bytes are a
+/// cached count: what they were when the bound was (re)armed, plus every
+/// batch admitted since, so an append costs no syscall.
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "tier-s3"),
+    expect(
+        dead_code,
+        reason = "only the object-store warm tier (feature tier-s3) arms it"
+    )
+)]
+pub(crate) struct AppendCeiling {
+    /// Topic and partition, for the error.
+    pub(crate) topic: String,
+    /// See `topic`.
+    pub(crate) partition: u32,
+    /// The log's bytes (segment files) when the bound was armed.
+    pub(crate) held_bytes: u64,
+    /// Encoded bytes of the batches admitted since.
+    pub(crate) admitted_bytes: u64,
+    /// The bound.
+    pub(crate) limit: u64,
+    /// Why the bound is armed (the last upload failure).
+    pub(crate) cause: String,
+}
+
+impl AppendCeiling {
+    /// Counts a batch of `encoded` bytes in, or refuses it
+    /// ([`Error::LocalDiskCeiling`]) when it would pass the bound.
+    fn admit(&mut self, encoded: u64) -> Result<()> {
+        let would = self
+            .held_bytes
+            .saturating_add(self.admitted_bytes)
+            .saturating_add(encoded);
+        if would > self.limit {
+            return Err(Error::LocalDiskCeiling {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                local_bytes: would,
+                ceiling: self.limit,
+                cause: self.cause.clone(),
+            });
+        }
+        self.admitted_bytes = self.admitted_bytes.saturating_add(encoded);
+        Ok(())
+    }
+}
+
 impl Shared {
     /// The `appended_at` of the next batch: the wall clock, but never below
     /// the previous batch's, so append times never decrease within a log
@@ -65,15 +114,6 @@ impl Shared {
         records: impl Iterator<Item = (i64, &'v [u8])> + Clone,
     ) -> Result<(Range<u64>, i64)> {
         self.check_writable("append")?;
-        if self.append_refused.load(Ordering::Acquire)
-            && let Some((location, reason)) = self.append_refusal.lock().clone()
-        {
-            return Err(Error::ObjectStore {
-                op: "append",
-                location,
-                reason,
-            });
-        }
         let started = Instant::now();
         if count == 0 {
             let next = self.next_offset.load(Ordering::Acquire);
@@ -94,6 +134,11 @@ impl Shared {
                 size: encoded,
                 max: self.config.max_batch_bytes,
             });
+        }
+        if self.append_refused.load(Ordering::Acquire)
+            && let Some(ceiling) = self.append_refusal.lock().as_mut()
+        {
+            ceiling.admit(encoded as u64)?;
         }
         let (range, appended_at) = {
             let mut guard = self.writer.lock();

@@ -34,6 +34,7 @@ pub use config::{Durability, LogConfig, RecoveryMode};
 pub use read::{Batch, Batches, ReadLimit, Record, Records};
 pub(crate) use recovery::{list_segment_bases, read_footer};
 
+pub(crate) use append::AppendCeiling;
 use append::create_segment;
 use read::parse_batch_at;
 pub use recovery::{RecoveryReport, Truncation};
@@ -85,10 +86,10 @@ pub(crate) struct Shared {
     durable_cv: Condvar,
     poison: Mutex<Option<String>>,
     poisoned: AtomicBool,
-    /// Set while something outside the log refuses its appends (the remote
-    /// warm tier's local-disk ceiling): the error's operation, place and
-    /// reason. `append_refused` is its lock-free fast-path flag.
-    append_refusal: Mutex<Option<(String, String)>>,
+    /// Set while something outside the log bounds its bytes (the remote
+    /// warm tier's local-disk ceiling while uploads fail).
+    /// `append_refused` is its lock-free fast-path flag.
+    append_refusal: Mutex<Option<AppendCeiling>>,
     append_refused: AtomicBool,
     pub(crate) flush_scheduled: AtomicBool,
     crashed: AtomicBool,
@@ -274,8 +275,8 @@ impl Log {
         self.shared.durable.lock().durable_offset
     }
 
-    /// Refuses appends with [`Error::ObjectStore`] (op `"append"`, at
-    /// `location`, for `reason`) from now on, or (`None`) accepts them again.
+    /// From now on refuses every append that would take the log's bytes past
+    /// `ceiling` ([`Error::LocalDiskCeiling`]), or (`None`) accepts them again.
     #[cfg_attr(
         not(feature = "tier-s3"),
         expect(
@@ -283,9 +284,9 @@ impl Log {
             reason = "only the object-store warm tier (feature tier-s3) uses it"
         )
     )]
-    pub(crate) fn refuse_appends(&self, refusal: Option<(String, String)>) {
-        let refused = refusal.is_some();
-        *self.shared.append_refusal.lock() = refusal;
+    pub(crate) fn refuse_appends(&self, ceiling: Option<AppendCeiling>) {
+        let refused = ceiling.is_some();
+        *self.shared.append_refusal.lock() = ceiling;
         self.shared.append_refused.store(refused, Ordering::Release);
     }
 
