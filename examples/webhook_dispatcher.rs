@@ -29,8 +29,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use eventfabric::{
-    Backoff, DlqReason, Fabric, FabricConfig, Failure, NackOutcome, Queue, QueueConfig,
-    RetryPolicy,
+    Backoff, DlqReason, Fabric, FabricConfig, Failure, NackOutcome, Queue, QueueConfig, RetryPolicy,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -154,8 +153,14 @@ fn deliver_one(
     let body = envelope.to_json_value().to_string();
     let now = jiff::Timestamp::now().as_second().max(0).unsigned_abs();
     let headers = [
-        (SIGNATURE_HEADER, signature(&config.secret, now, body.as_bytes())),
-        ("X-Eventfabric-Event-Id", envelope.event_id.hyphenated().to_string()),
+        (
+            SIGNATURE_HEADER,
+            signature(&config.secret, now, body.as_bytes()),
+        ),
+        (
+            "X-Eventfabric-Event-Id",
+            envelope.event_id.hyphenated().to_string(),
+        ),
         ("X-Eventfabric-Attempt", message.attempt.to_string()),
     ];
     let failure = match post(&config.url, &headers, body.as_bytes(), config.timeout) {

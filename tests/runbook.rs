@@ -50,8 +50,8 @@ fn the_parser_finds_indented_blocks_and_skips_untagged_ones() {
 
 #[test]
 fn every_tested_runbook_command_works_on_a_fixture() {
-    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RUNBOOK.md"))
-        .unwrap();
+    let runbook =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RUNBOOK.md")).unwrap();
     let blocks = test_blocks(&runbook);
     assert!(blocks.len() >= 15, "only {} tested blocks", blocks.len());
     let data = tempfile::tempdir().unwrap();
@@ -91,7 +91,11 @@ fn every_tested_runbook_command_works_on_a_fixture() {
     }
     // The time-range replay re-read every fixture event into the replay group.
     let replayed = std::fs::read_to_string(work.path().join("replayed.ndjson")).unwrap();
-    assert_eq!(replayed.lines().count() as u64, BILLING_EVENTS, "{transcript}");
+    assert_eq!(
+        replayed.lines().count() as u64,
+        BILLING_EVENTS,
+        "{transcript}"
+    );
     // The DLQ replay published the schema violation once, then found it done.
     assert!(
         transcript.contains("replayed 1 dead letters into billing.invoice.v1"),

@@ -95,7 +95,15 @@ fn top_shows_topics_and_lag_live_in_80x24_and_quits_on_q() {
         shell_quote(&status_file),
     );
     let out = tmux.run(&[
-        "new-session", "-d", "-x", "80", "-y", "24", "-s", "top", &command,
+        "new-session",
+        "-d",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "-s",
+        "top",
+        &command,
     ]);
     assert!(out.status.success(), "tmux new-session: {out:?}");
     let pane = tmux.wait_for("both topics and the group's lag", |p| {
@@ -113,7 +121,11 @@ fn top_shows_topics_and_lag_live_in_80x24_and_quits_on_q() {
     let mut producer = fabric.producer(BILLING, "test").unwrap();
     for i in 0..2 {
         producer
-            .send(Draft::new("billing.invoice.issued", Some("tenant-1"), json!({"late": i})))
+            .send(Draft::new(
+                "billing.invoice.issued",
+                Some("tenant-1"),
+                json!({"late": i}),
+            ))
             .unwrap();
     }
     fabric.flush().unwrap();

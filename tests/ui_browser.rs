@@ -211,7 +211,10 @@ fn the_api_serves_topics_groups_queues_and_dead_letters() {
     let (status, groups) = request(addr, "GET", "/api/groups", "");
     assert_eq!(status, 200);
     let group = &groups["groups"][0];
-    assert_eq!((group["group"].as_str(), group["lag"].as_u64()), (Some(GROUP), Some(GROUP_LAG)));
+    assert_eq!(
+        (group["group"].as_str(), group["lag"].as_u64()),
+        (Some(GROUP), Some(GROUP_LAG))
+    );
     let (_, queues) = request(addr, "GET", "/api/queues", "");
     assert_eq!(queues["queues"][0]["name"], QUEUE);
     let (status, dlq) = request(addr, "GET", &format!("/api/dlq/{BILLING}"), "");
@@ -229,9 +232,18 @@ fn the_api_serves_topics_groups_queues_and_dead_letters() {
         "q=no%20such%20text",
     ] {
         let (status, none) = request(addr, "GET", &format!("/api/dlq/{BILLING}?{query}"), "");
-        assert_eq!((status, &none["matched"]), (200, &Value::from(0)), "{query}");
+        assert_eq!(
+            (status, &none["matched"]),
+            (200, &Value::from(0)),
+            "{query}"
+        );
     }
-    let (_, found) = request(addr, "GET", &format!("/api/dlq/{BILLING}?q=POSITIVE&type=billing.invoice.issued"), "");
+    let (_, found) = request(
+        addr,
+        "GET",
+        &format!("/api/dlq/{BILLING}?q=POSITIVE&type=billing.invoice.issued"),
+        "",
+    );
     assert_eq!(found["matched"], 1);
 }
 
@@ -257,8 +269,12 @@ fn bad_requests_get_json_errors_and_the_console_keeps_serving() {
         let (status, body) = exchange(addr, &raw);
         let shown = String::from_utf8_lossy(&raw[..raw.len().min(60)]).to_string();
         assert_eq!(status, want, "{shown:?} -> {body}");
-        let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{shown:?}: {body:?} not JSON: {e}"));
-        assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()), "{json}");
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{shown:?}: {body:?} not JSON: {e}"));
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
     }
     let (status, _) = request(addr, "GET", "/api/topics", "");
     assert_eq!(status, 200, "the console still serves after bad requests");
@@ -272,9 +288,18 @@ fn replay_is_refused_without_allow_replay_and_runs_with_it() {
         let console = start_console(data.path(), &[]);
         let (status, body) = request(&console.addr, "POST", &path, "{}");
         assert_eq!(status, 403, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("--allow-replay"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("--allow-replay"),
+            "{body}"
+        );
         let (_, topics) = request(&console.addr, "GET", "/api/topics", "");
-        let billing = topics["topics"].as_array().unwrap().iter().find(|t| t["name"] == BILLING).unwrap().clone();
+        let billing = topics["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == BILLING)
+            .unwrap()
+            .clone();
         assert_eq!(billing["records"], BILLING_EVENTS, "nothing was published");
     }
     let console = start_console(data.path(), &["--allow-replay", "--replay-rate", "50/s"]);
@@ -292,8 +317,18 @@ fn replay_is_refused_without_allow_replay_and_runs_with_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["replayed"].as_array().unwrap().len(), 1, "{body}");
     let (_, topics) = request(addr, "GET", "/api/topics", "");
-    let billing = topics["topics"].as_array().unwrap().iter().find(|t| t["name"] == BILLING).unwrap().clone();
-    assert_eq!(billing["records"], BILLING_EVENTS + 1, "the letter was published back");
+    let billing = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == BILLING)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        billing["records"],
+        BILLING_EVENTS + 1,
+        "the letter was published back"
+    );
     // At most once: a second replay publishes nothing.
     let (status, again) = request(addr, "POST", &path, "");
     assert_eq!(status, 200, "{again}");

@@ -169,7 +169,12 @@ fn failed_deliveries_are_retried_with_backoff_and_signed() {
     let report =
         dispatcher::run_until_idle(&fabric, &config(url, 5), Duration::from_millis(300)).unwrap();
     assert_eq!(
-        (report.delivered, report.retried, report.dead_lettered, report.skipped),
+        (
+            report.delivered,
+            report.retried,
+            report.dead_lettered,
+            report.skipped
+        ),
         (1, 2, 0, 1),
         "{report:?}"
     );
@@ -177,7 +182,10 @@ fn failed_deliveries_are_retried_with_backoff_and_signed() {
     assert_eq!(got.len(), 3, "two failures then a success");
     for (i, r) in got.iter().enumerate() {
         assert_signed(r);
-        assert_eq!(r.header("X-Eventfabric-Attempt"), Some(&*(i + 1).to_string()));
+        assert_eq!(
+            r.header("X-Eventfabric-Attempt"),
+            Some(&*(i + 1).to_string())
+        );
         assert_eq!(
             r.header("X-Eventfabric-Event-Id"),
             Some(&*event_id.hyphenated().to_string())
@@ -190,7 +198,15 @@ fn failed_deliveries_are_retried_with_backoff_and_signed() {
     let waits: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(waits[0] >= Duration::from_millis(100), "{waits:?}");
     assert!(waits[1] >= Duration::from_millis(200), "{waits:?}");
-    assert_eq!(fabric.dead_letters(TOPIC).unwrap().list(&Default::default()).unwrap().len(), 0);
+    assert_eq!(
+        fabric
+            .dead_letters(TOPIC)
+            .unwrap()
+            .list(&Default::default())
+            .unwrap()
+            .len(),
+        0
+    );
     fabric.close().unwrap();
 }
 
@@ -206,11 +222,19 @@ fn an_endpoint_that_never_recovers_gets_the_event_dead_lettered_after_n_attempts
         "{report:?}"
     );
     assert_eq!(log.lock().unwrap().len(), 3, "exactly N attempts");
-    let letters = fabric.dead_letters(TOPIC).unwrap().list(&Default::default()).unwrap();
+    let letters = fabric
+        .dead_letters(TOPIC)
+        .unwrap()
+        .list(&Default::default())
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].letter.reason.as_str(), "max_attempts_exceeded");
     assert_eq!(letters[0].letter.attempts, 3);
-    assert!(letters[0].letter.error.contains("HTTP 503"), "{}", letters[0].letter.error);
+    assert!(
+        letters[0].letter.error.contains("HTTP 503"),
+        "{}",
+        letters[0].letter.error
+    );
     assert_eq!(letters[0].event_id(), Some(event_id));
     fabric.close().unwrap();
 }

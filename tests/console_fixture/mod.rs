@@ -55,7 +55,11 @@ pub fn build(dir: &Path) {
     let mut orders = fabric.producer(ORDERS, "fixture").unwrap();
     for i in 0..4 {
         orders
-            .send(Draft::new("orders.order.placed", Some("tenant-1"), json!({"order": i})))
+            .send(Draft::new(
+                "orders.order.placed",
+                Some("tenant-1"),
+                json!({"order": i}),
+            ))
             .unwrap();
     }
     let mut config = ConsumerConfig::default();
@@ -80,7 +84,9 @@ pub fn build(dir: &Path) {
             ))
             .unwrap();
     }
-    let queue = fabric.queue(QUEUE, BILLING, QueueConfig::default()).unwrap();
+    let queue = fabric
+        .queue(QUEUE, BILLING, QueueConfig::default())
+        .unwrap();
     let mut dead = false;
     for _ in 0..50 {
         let got = queue.try_fetch(100).unwrap();

@@ -277,7 +277,11 @@ fn frame(
             cell(&g.group, 24),
             cell(&g.topic, 30),
             g.lag,
-            rate(before.and_then(|b| committed(b, &g.group, &g.topic)), done, seconds),
+            rate(
+                before.and_then(|b| committed(b, &g.group, &g.topic)),
+                done,
+                seconds
+            ),
         ));
     }
     let head = vec![
@@ -363,7 +367,10 @@ mod tests {
     fn a_frame_fits_80_by_24_however_many_topics() {
         let mut json = serde_json::json!({"topics": [], "groups": []});
         for i in 0..60 {
-            json["topics"].as_array_mut().unwrap().push(serde_json::json!({
+            json["topics"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
                 "name": format!("a.very.long.topic.name.that.does.not.fit.{i}"), "records": 1,
                 "dlq_records": 0, "partitions": []}));
             json["groups"].as_array_mut().unwrap().push(serde_json::json!({

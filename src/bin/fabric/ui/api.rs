@@ -158,7 +158,10 @@ impl Console {
     }
 
     fn topics(&self) -> Response {
-        let stats = match self.open().and_then(|f| f.stats().map_err(|e| from_error(&e))) {
+        let stats = match self
+            .open()
+            .and_then(|f| f.stats().map_err(|e| from_error(&e)))
+        {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -166,7 +169,10 @@ impl Console {
     }
 
     fn groups(&self) -> Response {
-        let stats = match self.open().and_then(|f| f.stats().map_err(|e| from_error(&e))) {
+        let stats = match self
+            .open()
+            .and_then(|f| f.stats().map_err(|e| from_error(&e)))
+        {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -410,7 +416,10 @@ fn known_topic(fabric: &Fabric, topic: &str) -> Result<(), Response> {
     } else {
         Err(error_response(
             404,
-            &format!("topic {topic:?} does not exist in {}", fabric.path().display()),
+            &format!(
+                "topic {topic:?} does not exist in {}",
+                fabric.path().display()
+            ),
         ))
     }
 }

@@ -117,7 +117,10 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Result<Request, BadRequest
         ));
     };
     if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(bad(505, format!("HTTP version {version:?} is not 1.0 or 1.1")));
+        return Err(bad(
+            505,
+            format!("HTTP version {version:?} is not 1.0 or 1.1"),
+        ));
     }
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(bad(400, format!("method {method:?} is not a token")));
@@ -141,10 +144,12 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Result<Request, BadRequest
     }
     let mut segments = Vec::new();
     for raw in path.split('/').filter(|s| !s.is_empty()) {
-        segments.push(
-            percent_decode(raw, false)
-                .ok_or_else(|| bad(400, format!("path segment {raw:?} is badly percent-encoded")))?,
-        );
+        segments.push(percent_decode(raw, false).ok_or_else(|| {
+            bad(
+                400,
+                format!("path segment {raw:?} is badly percent-encoded"),
+            )
+        })?);
     }
     let mut pairs = Vec::new();
     for pair in query.split('&').filter(|s| !s.is_empty()) {
@@ -163,7 +168,10 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Result<Request, BadRequest
         body: Vec::new(),
     };
     if request.header("transfer-encoding").is_some() {
-        return Err(bad(400, "Transfer-Encoding is not supported: send Content-Length"));
+        return Err(bad(
+            400,
+            "Transfer-Encoding is not supported: send Content-Length",
+        ));
     }
     let length = match request.header("content-length") {
         None => 0,

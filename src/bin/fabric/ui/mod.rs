@@ -86,7 +86,9 @@ pub(crate) fn run(data: &Path, args: UiArgs, tiers: &FabricConfig) -> CliResult 
     });
     println!("fabric ui: serving {} on http://{bound}/", data.display());
     if !bound.ip().is_loopback() {
-        eprintln!("fabric ui: warning: {bound} is not loopback: the console is reachable from the network");
+        eprintln!(
+            "fabric ui: warning: {bound} is not loopback: the console is reachable from the network"
+        );
     }
     if args.allow_replay {
         println!("fabric ui: replay enabled, at most {replay_rate}/s");

@@ -58,8 +58,9 @@ function renderTopics(topics) {
   const rows = [];
   for (const t of topics) {
     t.partitions.forEach((p, i) => {
-      rows.push(el("tr", { class: i === 0 ? "topic-first" : "", "data-topic": t.name },
-        el("td", {}, i === 0 ? el("strong", {}, t.name) : ""),
+      const dead = t.name.endsWith(".dlq");
+      rows.push(el("tr", { class: (i === 0 ? "topic-first" : "") + (dead ? " dead-topic" : ""), "data-topic": t.name },
+        el("td", {}, i === 0 ? el("strong", {}, t.name) : "", i === 0 && dead ? el("span", { class: "muted small" }, " dead letters") : ""),
         el("td", {}, p.partition),
         el("td", { class: "num" }, p.earliest_offset),
         el("td", { class: "num" }, p.next_offset),
@@ -124,20 +125,20 @@ async function loadDlq() {
   $("dlq-status").textContent = body.matched + " dead letters match in " + body.dlq_topic
     + (body.shown < body.matched ? " (first " + body.shown + " shown)" : "")
     + (body.read_error ? " — stopped at a damaged record: " + body.read_error : "");
-  fill(tbody, body.entries.map((e) => {
+  fill(tbody, body.entries.map((e, index) => {
     const env = e.envelope || {};
     const hashClass = e.hash_status === "verified" ? "verified" : "mismatch";
     const mark = e.hash_status === "verified" ? "✓ verified" : "✗ mismatch";
     return el("tr", { class: "dlq-entry" },
       el("td", {}, e.dlq_partition + ":" + e.dlq_offset),
-      el("td", { class: "small" }, e.dead_lettered_at),
+      el("td", { class: "small" }, String(e.dead_lettered_at).replace(/\.\d+Z$/, "Z")),
       el("td", {}, el("span", { class: "badge reason dlq-reason" }, e.reason)),
       el("td", { class: "num" }, e.attempts),
       el("td", {}, e.error),
       el("td", {}, env.event_type || "—"),
       el("td", {}, el("span", { class: "hash-mark " + hashClass }, mark), el("br", {}),
         el("span", { class: "hash", title: e.payload_sha256 }, e.payload_sha256.slice(0, 16) + "…")),
-      el("td", {}, el("details", {}, el("summary", {}, e.event_id || "raw record"),
+      el("td", {}, el("details", index === 0 ? { open: "" } : {}, el("summary", {}, e.event_id || "raw record"),
         el("pre", {}, JSON.stringify(e.envelope, null, 2)))));
   }), "no dead letters", 8);
 }
