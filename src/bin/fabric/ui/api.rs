@@ -267,10 +267,10 @@ impl Console {
                     break;
                 }
             };
-            if let Some(want) = event_type {
-                if !entry.envelope().is_ok_and(|e| e.event_type == want) {
-                    continue;
-                }
+            if let Some(want) = event_type
+                && !entry.envelope().is_ok_and(|e| e.event_type == want)
+            {
+                continue;
             }
             let mut value = entry.to_json();
             if let Some(needle) = &text
