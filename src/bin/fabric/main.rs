@@ -29,7 +29,9 @@ mod schema;
 mod shared;
 mod snapshot;
 mod stats;
+mod top;
 mod topic;
+mod ui;
 mod verify;
 
 use std::path::PathBuf;
@@ -114,6 +116,12 @@ enum Command {
     Stats(stats::StatsArgs),
     /// The same snapshot as Prometheus text exposition on stdout (read-only).
     Metrics,
+    /// A live terminal view: publish/consume rates, lag per group, DLQ
+    /// growth, refreshed from successive snapshots (read-only; `q` quits).
+    Top(top::TopArgs),
+    /// The local web console on loopback: topics, groups, queues, a DLQ
+    /// browser (read-only; replay only with --allow-replay).
+    Ui(ui::UiArgs),
 }
 
 /// Parses the arguments, runs the command, and prints a failure as one
@@ -169,5 +177,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Apply(args) => plan::apply(data_dir(&cli.data)?, args, &tiers),
         Command::Stats(args) => stats::run(data_dir(&cli.data)?, args, &tiers),
         Command::Metrics => metrics::run(data_dir(&cli.data)?, &tiers),
+        Command::Top(args) => top::run(data_dir(&cli.data)?, args, &tiers),
+        Command::Ui(args) => ui::run(data_dir(&cli.data)?, args, &tiers),
     }
 }
