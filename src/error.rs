@@ -4,6 +4,7 @@
 //! message can be shown to an operator as it is. This module only describes
 //! errors; it never decides how to recover from them.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -322,7 +323,7 @@ pub enum Error {
         /// The event's schema version.
         version: String,
         /// Every problem: JSON pointer, failed keyword, message.
-        problems: Vec<crate::governance::PayloadViolation>,
+        problems: Vec<PayloadViolation>,
     },
     /// A request to the object store holding the remote warm tier failed or
     /// was refused: the store is unreachable, the bucket does not exist,
@@ -406,5 +407,31 @@ impl Error {
             what: what.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// One reason a payload does not match its schema.
+///
+/// Defined here rather than in `governance::schema` so that [`Error`], the
+/// bottom layer, can carry it; the schema validator builds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PayloadViolation {
+    /// Where in the payload, as a JSON pointer (`/lines/3/sku`); empty for the payload itself.
+    pub pointer: String,
+    /// The JSON Schema keyword that failed (`type`, `required`, `enum`, ...),
+    /// or `catalog` when no schema is registered for the event.
+    pub rule: String,
+    /// What is wrong, from schema facts only (never the payload's value).
+    pub message: String,
+}
+
+impl fmt::Display for PayloadViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.pointer.is_empty() {
+            "(payload)"
+        } else {
+            &self.pointer
+        };
+        write!(f, "{at}: {}: {}", self.rule, self.message)
     }
 }

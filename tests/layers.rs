@@ -166,10 +166,9 @@ fn imports(code: &str, module: &Module, files: &BTreeSet<Module>) -> BTreeSet<Mo
             .rev()
             .map(|n| path[..n].to_vec())
             .find(|p| files.contains(p))
+            && &found != module
         {
-            if &found != module {
-                deps.insert(found);
-            }
+            deps.insert(found);
         }
     }
     deps

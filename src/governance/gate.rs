@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::policy::TopicGovernance;
 use super::schema::{Catalog, PayloadViolation};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
+use crate::topic::governance::TopicGovernance;
 
 /// The schema gate of one topic (built when its first producer opens).
 #[derive(Debug)]

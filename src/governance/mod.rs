@@ -11,11 +11,12 @@
 
 pub mod acl;
 pub(crate) mod gate;
-pub mod policy;
 pub mod quota;
 pub mod schema;
 pub mod topics_file;
 
+/// Per-topic governance settings; they live with the topic (`topic.json`).
+pub use crate::topic::governance as policy;
 pub use acl::{AclRule, Acls, Effect, HOST_PRINCIPAL, Operation, PatternKind, ResourceKind};
 pub use policy::{Tenancy, TopicGovernance};
 pub use quota::{Admission, QuotaAction, QuotaRule, RateGate};

@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::acl::AclRule;
-use super::policy::{DEFAULT_MAX_CONSUMER_GROUPS, Tenancy, TopicGovernance};
 use super::quota::QuotaRule;
 use super::schema::{Catalog, Classification, CompatMode, SchemaCandidate};
 use crate::envelope::SchemaVersion;
 use crate::error::{Error, Result};
+use crate::topic::governance::{DEFAULT_MAX_CONSUMER_GROUPS, Tenancy, TopicGovernance};
 use crate::topic::{ColdAction, FsyncPolicy, TopicConfig, validate_topic_name};
 
 /// Version of the topics-file layout this build reads.

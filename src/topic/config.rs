@@ -185,9 +185,9 @@ pub struct TopicConfig {
     /// so files written before it existed keep their checksum.
     #[serde(
         default,
-        skip_serializing_if = "crate::governance::TopicGovernance::is_default"
+        skip_serializing_if = "super::governance::TopicGovernance::is_default"
     )]
-    pub governance: crate::governance::TopicGovernance,
+    pub governance: super::governance::TopicGovernance,
 }
 
 /// Default dedup window: 2 minutes.
@@ -273,7 +273,7 @@ impl Default for TopicConfig {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
             system_events_per_sec: None,
-            governance: crate::governance::TopicGovernance::default(),
+            governance: super::governance::TopicGovernance::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! import the produce, consume, tier or fabric layers.
 
 mod config;
+pub mod governance;
 pub(crate) mod handle;
 pub(crate) mod source;
 

@@ -9,37 +9,15 @@
 
 use std::fmt;
 
+pub use crate::error::PayloadViolation;
+
 use jsonschema::error::ValidationErrorKind;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::{Rule, Violation, child_pointer};
 
 /// The JSON Schema dialect the catalog accepts.
 pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
-
-/// One reason a payload does not match its schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PayloadViolation {
-    /// Where in the payload, as a JSON pointer (`/lines/3/sku`); empty for the payload itself.
-    pub pointer: String,
-    /// The JSON Schema keyword that failed (`type`, `required`, `enum`, ...),
-    /// or `catalog` when no schema is registered for the event.
-    pub rule: String,
-    /// What is wrong, from schema facts only (never the payload's value).
-    pub message: String,
-}
-
-impl fmt::Display for PayloadViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.pointer.is_empty() {
-            "(payload)"
-        } else {
-            &self.pointer
-        };
-        write!(f, "{at}: {}: {}", self.rule, self.message)
-    }
-}
 
 /// A schema compiled for fast validation (build once, validate many payloads).
 pub struct CompiledSchema {

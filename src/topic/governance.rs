@@ -1,9 +1,11 @@
 //! Per-topic governance settings: tenancy mode, schema requirement, DLQ
 //! routing of schema violations, allowed event types and fan-out controls.
 //!
-//! Owns the [`TopicGovernance`] value a topic carries and the fan-out check.
-//! It must never read or write files (the topic's settings file belongs to
-//! the topic layer; the topics file to [`super::topics_file`]).
+//! Owns the [`TopicGovernance`] value a topic carries in `topic.json` and
+//! the fan-out check. It lives in the topic layer because a topic's settings
+//! own it; the governance layer re-exports it as `governance::policy`. It
+//! must never read or write files (`topic.json` belongs to [`super::config`],
+//! the topics file to `governance::topics_file`).
 
 use serde::{Deserialize, Serialize};
 
