@@ -4,11 +4,6 @@
 //! This file owns the fast paths of dedup, groups and queues; it must never
 //! disagree with the full decoder on a record the decoder accepts, and never
 //! take a record that is not exactly one MessagePack value for an envelope.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "owned by another helper this session; the lead converts it at merge"
-)]
-
 use uuid::Uuid;
 
 use super::EnvelopeRef;
@@ -37,8 +32,8 @@ pub(crate) fn is_one_value(record: &[u8]) -> bool {
 /// record with bytes after the envelope array.
 pub(crate) fn peek_event_id(record: &[u8]) -> Option<Uuid> {
     match record {
-        [0x9D, 0x01, 0xC4, 0x10, id @ ..] if id.len() >= 16 && is_one_value(record) => {
-            Uuid::from_slice(&id[..16]).ok()
+        [0x9D, 0x01, 0xC4, 0x10, id @ ..] if is_one_value(record) => {
+            Uuid::from_slice(id.get(..16)?).ok()
         }
         _ => EnvelopeRef::decode(record).ok().map(|e| e.event_id),
     }
@@ -134,7 +129,7 @@ fn skim_ttl_millis(record: &[u8]) -> Option<Option<u64>> {
     for _ in 0..9 {
         p.skip_scalar()?;
     }
-    let marker = p.take(1)?[0];
+    let marker = p.byte()?;
     let ttl = match marker {
         0xC0 => return Some(None),
         0x01..=0x7F => u64::from(marker),
@@ -151,7 +146,7 @@ struct Skim<'a>(&'a [u8]);
 impl<'a> Skim<'a> {
     /// Steps over one str, nil or integer without decoding it.
     fn skip_scalar(&mut self) -> Option<()> {
-        let marker = self.take(1)?[0];
+        let marker = self.byte()?;
         let skip = match marker {
             0xA0..=0xBF => usize::from(marker & 0x1F),
             0xD9 => self.be(1)? as usize,
@@ -173,6 +168,12 @@ impl<'a> Skim<'a> {
         Some(head)
     }
 
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, tail) = self.0.split_first()?;
+        self.0 = tail;
+        Some(first)
+    }
+
     fn be(&mut self, n: usize) -> Option<u64> {
         Some(
             self.take(n)?
@@ -182,7 +183,7 @@ impl<'a> Skim<'a> {
     }
 
     fn int(&mut self) -> Option<i128> {
-        let tag = self.take(1)?[0];
+        let tag = self.byte()?;
         Some(match tag {
             0x00..=0x7F => i128::from(tag),
             0xE0..=0xFF => i128::from(tag as i8),
@@ -200,7 +201,7 @@ impl<'a> Skim<'a> {
 
     /// A str (or bin, which readers accept for str) or nil.
     fn text(&mut self) -> Option<Option<&'a [u8]>> {
-        let tag = self.take(1)?[0];
+        let tag = self.byte()?;
         let len = match tag {
             0xC0 => return Some(None),
             0xA0..=0xBF => usize::from(tag & 0x1F),

@@ -20,11 +20,6 @@
 //! batch by binary search over the partition's retained range (warm + hot,
 //! [`PartitionSource::retained_range`](crate::topic::PartitionSource::retained_range)). A version 1 batch (written before the
 //! format had `appended_at`) is judged by its record timestamps, as then.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "owned by another helper this session; the lead converts it at merge"
-)]
-
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -621,8 +616,11 @@ impl Tiered {
                     continue;
                 };
                 // Offsets below the first archive were removed by retention.
-                next = next.max(snap[first].base());
-                'archives: for archive in &snap[first..] {
+                let later = snap.get(first..).unwrap_or_default();
+                if let Some(archive) = later.first() {
+                    next = next.max(archive.base());
+                }
+                'archives: for archive in later {
                     for i in archive.block_for_offset(next)..archive.blocks.len() {
                         let block = match archive.read_block(i) {
                             Ok(block) => block,
@@ -634,23 +632,26 @@ impl Tiered {
                             }
                             Err(e) => return Err(e),
                         };
-                        let mut pos = 0usize;
-                        while pos < block.len() {
+                        let mut rest: &[u8] = &block;
+                        while !rest.is_empty() {
                             // The block passed `decode_block`: its batches are whole and verified.
-                            let h = crate::storage::batch::parse_header(&block[pos..])
+                            let h = crate::storage::batch::parse_header(rest)
                                 .map_err(|e| Error::corrupted(&archive.path, 0, e.to_string()))?;
-                            let len = h.length as usize;
+                            let (batch, tail) =
+                                rest.split_at_checked(h.length as usize).ok_or_else(|| {
+                                    Error::corrupted(&archive.path, 0, "batch runs past its block")
+                                })?;
                             if h.next_offset() > next {
                                 if h.base_offset >= end {
                                     return Ok(());
                                 }
-                                let view = BatchView::trusted(&block[pos..pos + len], h);
+                                let view = BatchView::trusted(batch, h);
                                 if !visit(&h, view.records_from(next)) {
                                     return Ok(());
                                 }
                                 next = h.next_offset();
                             }
-                            pos += len;
+                            rest = tail;
                         }
                     }
                 }

@@ -15,11 +15,6 @@
 //! and never treats an object in the bucket as readable without its local
 //! marker: the marker is the one record of the move, so a crash leaves
 //! either the hot copy or a confirmed remote copy readable, never two.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "owned by another helper this session; the lead converts it at merge"
-)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;

@@ -127,11 +127,20 @@ pub(crate) fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Resu
 /// read (a segment sealed and trimmed, or deleted by retention, between two
 /// system calls): such a race surfaces as a missing file, a short read or a
 /// file shorter than just measured, and the look is simply taken again.
+/// A listing taken while the writer creates segments may also miss a new
+/// one and return a later one (`readdir` promises nothing about entries
+/// added during the scan): a gap found while the directory changed under
+/// the look is such a race too, and only a gap in a directory that stayed
+/// the same is reported as damage.
 pub(super) fn recover_read_only(dir: &Path, config: &LogConfig, io: &Io) -> Result<Recovered> {
     let mut attempt = 0;
     loop {
+        let listed = list_segment_bases(dir)?;
         match recover(dir, config, io, false) {
             Err(e) if attempt < 5 && is_race_with_writer(&e) => attempt += 1,
+            Err(Error::Corrupted { .. }) if attempt < 20 && list_segment_bases(dir)? != listed => {
+                attempt += 1;
+            }
             other => return other,
         }
     }
