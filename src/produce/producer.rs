@@ -10,11 +10,6 @@
 //! It must never append an envelope that fails [`Envelope::validate`], never
 //! append one `event_id` twice within the window (except through
 //! [`Producer::publish_replay`]), and never create a topic.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "owned by another helper this session; the lead converts it at merge"
-)]
-
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -432,8 +427,14 @@ impl Producer {
             timestamp,
             ..
         } = self.encode_item(&envelope, logs.len() as u32);
-        let (offsets, appended_at) =
-            logs[partition as usize].append_stamped(&[(timestamp, &self.buf[..])])?;
+        let log = logs
+            .get(partition as usize)
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: self.topic.name.clone(),
+                partition,
+                partitions: u32::try_from(logs.len()).unwrap_or(u32::MAX),
+            })?;
+        let (offsets, appended_at) = log.append_stamped(&[(timestamp, &self.buf[..])])?;
         if let Some(lazy) = &self.guard.dedup {
             let cache = lazy.get(&logs)?;
             let position = Position {
@@ -575,6 +576,12 @@ impl Drop for Claims<'_> {
 
 /// Appends `items` (bytes in `buf`) to their partitions, applying sampling
 /// (when `sample`) and the topic's dedup cache; fills `out` in input order.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the hot path indexes by item: `plan`, `claims.owned` and `out[base..]` hold one \
+              slot per item, `order` holds item indexes, and every item's `start..end` lies in \
+              `buf` (encode_item wrote it there)"
+)]
 pub(crate) fn append_items(
     topic: &TopicHandle,
     guard: &TopicGuard,
@@ -738,6 +745,10 @@ pub(crate) fn append_items(
     Ok(())
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`indexes` are item indexes, and `out` and `claims.owned` hold one slot per item"
+)]
 fn append_chunk(
     log: &Log,
     partition: u32,

@@ -10,11 +10,6 @@
 //!
 //! The caller serialises writers: a `Fabric` (or the CLI) holds the data
 //! directory's writer lock while it adds versions.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "owned by another helper this session; the lead converts it at merge"
-)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -537,7 +532,7 @@ fn read_catalog_file(path: &Path) -> Result<BTreeMap<String, EventTypeSchemas>> 
         let increasing = entry
             .versions
             .windows(2)
-            .all(|w| triple(&w[0].version) < triple(&w[1].version));
+            .all(|w| matches!(w, [a, b] if triple(&a.version) < triple(&b.version)));
         if !increasing {
             return Err(bad(
                 0,
