@@ -114,13 +114,9 @@ impl Fabric {
     /// Every tier of every partition of `topic`: hot segments, warm and cold
     /// archive segments with their offset and time ranges.
     pub fn tier_summary(&self, topic: &str) -> Result<Vec<PartitionTiers>> {
-        let handle = self.handle(topic)?;
         let mut out = Vec::new();
-        for (p, log) in handle.partitions().iter().enumerate() {
-            let view = self.partition_view(topic, p as u32)?;
-            if view.warm.read_only {
-                view.warm.reload(log)?;
-            }
+        for view in self.current_views(topic)? {
+            let (p, log) = (view.partition, &view.log);
             let warm = view
                 .warm
                 .snapshot()
@@ -132,12 +128,12 @@ impl Fabric {
                 })
                 .collect();
             out.push(PartitionTiers {
-                partition: p as u32,
+                partition: p,
                 earliest_offset: view.earliest()?,
                 next_offset: log.next_offset(),
                 hot: log.segments(),
                 warm,
-                cold: crate::tier::list_cold(&self.tiers().cold_dir(topic, p as u32))?,
+                cold: crate::tier::list_cold(&self.tiers().cold_dir(topic, p))?,
             });
         }
         Ok(out)
@@ -165,6 +161,21 @@ impl Fabric {
         faults: Option<Arc<dyn crate::storage::io::FaultInjector>>,
     ) {
         crate::tier::preset_faults(warm_dir, faults);
+    }
+
+    /// The view of every partition of `topic`, the warm list
+    /// of a read-only fabric reloaded first so it matches the hot log.
+    fn current_views(&self, topic: &str) -> Result<Vec<PartitionView>> {
+        let handle = self.handle(topic)?;
+        let mut out = Vec::new();
+        for (p, log) in handle.partitions().iter().enumerate() {
+            let view = self.partition_view(topic, p as u32)?;
+            if view.warm.read_only {
+                view.warm.reload(log)?;
+            }
+            out.push(view);
+        }
+        Ok(out)
     }
 
     pub(crate) fn partition_view(&self, topic: &str, partition: u32) -> Result<PartitionView> {
@@ -212,13 +223,9 @@ impl Fabric {
                 "this fabric has no remote warm tier (FabricConfig::remote_warm)",
             ));
         };
-        let handle = self.handle(topic)?;
         let mut out = Vec::new();
-        for (p, log) in handle.partitions().iter().enumerate() {
-            let view = self.partition_view(topic, p as u32)?;
-            if view.warm.read_only {
-                view.warm.reload(log)?;
-            }
+        for view in self.current_views(topic)? {
+            let (p, log) = (view.partition, &view.log);
             let archives = view.warm.snapshot();
             let hot_earliest = log.earliest_offset();
             for (i, a) in archives.iter().enumerate() {
@@ -241,7 +248,7 @@ impl Fabric {
                     ));
                 }
                 out.push(crate::tier::remote::RemoteArchiveCheck {
-                    partition: p as u32,
+                    partition: p,
                     base_offset: a.base(),
                     next_offset: a.next(),
                     location: fetcher.location(),

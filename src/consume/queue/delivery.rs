@@ -151,15 +151,8 @@ impl State {
             );
         }
         let retry_at = history.retry_at;
-        self.outstanding.insert(
-            key,
-            Outstanding {
-                value: raw.value,
-                timestamp: raw.timestamp,
-                history,
-                phase: Phase::Ready,
-            },
-        );
+        self.outstanding
+            .insert(key, Outstanding::ready(raw, history));
         if retry_at > now {
             self.schedule_retry(key, retry_at);
             return Ok(None);

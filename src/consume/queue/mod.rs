@@ -58,6 +58,18 @@ struct Outstanding {
     phase: Phase,
 }
 
+impl Outstanding {
+    /// A message ready to be fetched (first delivery or a retry).
+    fn ready(raw: RawEvent, history: History) -> Self {
+        Outstanding {
+            value: raw.value,
+            timestamp: raw.timestamp,
+            history,
+            phase: Phase::Ready,
+        }
+    }
+}
+
 type Key = (u32, u64);
 
 /// A multiply-rotate hasher for message keys: SipHash's DoS resistance buys

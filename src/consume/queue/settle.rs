@@ -141,15 +141,8 @@ impl State {
                 .config
                 .retry
                 .delay_after(history.attempts.max(1), key.0, key.1);
-            self.outstanding.insert(
-                key,
-                Outstanding {
-                    value: raw.value,
-                    timestamp: raw.timestamp,
-                    history,
-                    phase: Phase::Ready,
-                },
-            );
+            self.outstanding
+                .insert(key, Outstanding::ready(raw, history));
             self.schedule_retry(key, now.saturating_add(delay.as_micros() as i64));
             return Err(e);
         }
