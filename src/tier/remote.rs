@@ -362,7 +362,7 @@ impl RemoteTier {
             key,
             Retry {
                 failures,
-                next_try: Instant::now() + wait,
+                next_try: crate::clock::deadline(Instant::now(), wait),
                 last_error: e.to_string(),
             },
         );
